@@ -1,0 +1,272 @@
+// Package store is courier's storage port: the domain verbs every backend
+// implements (send, lease, ack, nack, extend, expire, promote, redrive, …)
+// and the types they exchange. Semantics are pinned down by the conformance
+// suite in package storetest, which every backend runs.
+//
+// Division of labour: the store keeps state and makes each verb atomic and
+// durable (a verb returns only after its change is synced or committed). The
+// broker owns policy: whether a failed message is retried or dead-lettered,
+// and after what delay, is decided by the RetryFunc the broker passes in, so
+// both backends apply exactly the same rules. Time is passed in (Now), never
+// read from the wall clock, so delays and leases are testable without sleeps.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by stores. Callers test them with errors.Is.
+var (
+	ErrQueueNotFound = errors.New("queue not found")
+	ErrQueueExists   = errors.New("queue already exists")
+	// ErrLeaseExpired: the lease is not the current lease of an in-flight
+	// message (it expired, was superseded by a redelivery, was already acked,
+	// or never existed). Nothing was changed.
+	ErrLeaseExpired = errors.New("lease expired")
+	// ErrInvalidLease: the lease token is malformed (not one a store issued).
+	ErrInvalidLease = errors.New("invalid lease")
+	// ErrNoSpace: the store refuses new data because its disk is nearly full.
+	// Reads, acks and deletions still work.
+	ErrNoSpace = errors.New("store is low on disk space")
+	ErrClosed  = errors.New("store is closed")
+)
+
+// Store is the storage port. All methods are safe for concurrent use. Every
+// method that changes state returns only once the change is durable.
+type Store interface {
+	// CreateQueue creates a queue; ErrQueueExists if it exists.
+	CreateQueue(ctx context.Context, p *CreateQueueParams) (Queue, error)
+	// UpdateQueue replaces the configuration of an existing queue.
+	UpdateQueue(ctx context.Context, p *UpdateQueueParams) (Queue, error)
+	// GetQueue returns a queue with its stats as of Now.
+	GetQueue(ctx context.Context, p *GetQueueParams) (Queue, error)
+	// ListQueues returns every queue, ordered by name, with stats.
+	ListQueues(ctx context.Context, p *ListQueuesParams) ([]Queue, error)
+	// DeleteQueue deletes a queue and every message in it.
+	DeleteQueue(ctx context.Context, p *DeleteQueueParams) error
+	// PurgeQueue drops every ready, delayed and group-waiting message.
+	// In-flight messages stay. Returns how many were dropped.
+	PurgeQueue(ctx context.Context, p *PurgeQueueParams) (int, error)
+	// SetPaused pauses or resumes handing out messages.
+	SetPaused(ctx context.Context, p *SetPausedParams) (Queue, error)
+
+	// Send stores messages in one queue, atomically: all or none. A message
+	// whose DedupKey was seen within the queue's dedup window is not stored;
+	// its result carries the first message's id and Duplicate=true.
+	Send(ctx context.Context, p *SendParams) ([]SendResult, error)
+	// Lease hands out up to Max ready messages, highest priority first, then
+	// oldest first, each with a fresh lease. Before leasing it applies what
+	// Now makes due in this queue: delayed messages become ready, expired
+	// leases are released (retried or dead-lettered by p.Retry), messages
+	// past retention are dropped. A paused queue hands out nothing.
+	Lease(ctx context.Context, p *LeaseParams) (LeaseResult, error)
+	// Ack deletes the messages of valid leases. It is applied per lease: the
+	// result has one error (nil or ErrLeaseExpired/ErrInvalidLease) per lease.
+	Ack(ctx context.Context, p *AckParams) ([]error, error)
+	// Nack gives a message back: retried after the delay the RetryFunc
+	// decides (or p.Delay), or dead-lettered.
+	Nack(ctx context.Context, p *NackParams) (NackResult, error)
+	// Extend sets a lease's expiry to Now+Visibility.
+	Extend(ctx context.Context, p *ExtendParams) (time.Time, error)
+	// Redrive moves up to Max messages dead-lettered from Queue out of its
+	// dead-letter queue and back into Queue, with attempts reset.
+	Redrive(ctx context.Context, p *RedriveParams) (int, error)
+
+	// Tick does the time-driven work of every queue as of Now: promotes due
+	// messages, releases expired leases, drops messages past retention, and
+	// forgets dedup keys past their window. Returns when anything is next due.
+	Tick(ctx context.Context, p *TickParams) (TickResult, error)
+
+	// Watch returns a channel closed when messages may have become available
+	// in the queue (a send, a nack, a released lease, a resume). It is a hint:
+	// the caller leases again to find out. Registering is cheap.
+	Watch(queue string) <-chan struct{}
+
+	// Ready reports whether the store can serve (nil) or why not.
+	Ready(ctx context.Context) error
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}
+
+// RetryFunc decides the fate of a message that failed its attempt-th
+// delivery (nack or lease expiry): retry after delay, or dead-letter it.
+// explicit is the delay the consumer asked for, if any. The broker provides it.
+type RetryFunc func(q QueueConfig, attempt int, explicit *time.Duration) (delay time.Duration, deadLetter bool)
+
+// QueueConfig is a queue's settings. Every field is set (defaults applied by the broker).
+type QueueConfig struct {
+	VisibilityTimeout time.Duration
+	MaxAttempts       int // 0 = unlimited
+	Backoff           Backoff
+	DeadLetterQueue   string // "" = none: failed messages are dropped
+	Retention         time.Duration
+	MaxMessageBytes   int
+	DedupWindow       time.Duration // 0 = no dedup
+}
+
+// Backoff is a retry schedule; see courier.Backoff.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64
+}
+
+// Queue is a queue as stored: name, config, state and stats.
+type Queue struct {
+	Name      string
+	Config    QueueConfig
+	Paused    bool
+	CreatedAt time.Time
+	Stats     Stats
+}
+
+// Stats are a queue's counters as of the Now of the call.
+type Stats struct {
+	Ready      int64 // deliverable now, including group members waiting for their turn
+	Delayed    int64
+	InFlight   int64
+	Dead       int64 // messages in this queue's dead-letter queue
+	SentTotal  int64 // messages ever stored in this queue (dedup hits excluded)
+	AckedTotal int64
+	// OldestReady is the send time of the oldest ready message; zero if none.
+	OldestReady time.Time
+}
+
+// BodyKind says how a body was sent, so it is returned the same way.
+type BodyKind uint8
+
+const (
+	BodyJSON   BodyKind = 1 // sent as "body": raw JSON text
+	BodyBinary BodyKind = 2 // sent as "body_base64": raw bytes
+)
+
+// NewMessage is a message to store.
+type NewMessage struct {
+	Body      []byte
+	Kind      BodyKind
+	Headers   map[string]string
+	NotBefore time.Time // zero = ready at once
+	Priority  int       // -100..100
+	DedupKey  string
+	Group     string
+}
+
+// SendResult is the id of a stored (or deduplicated) message.
+type SendResult struct {
+	ID        string
+	Duplicate bool
+}
+
+// Message is a leased message.
+type Message struct {
+	ID             string
+	Queue          string
+	Body           []byte
+	Kind           BodyKind
+	Headers        map[string]string
+	Priority       int
+	Group          string
+	Attempt        int // 1 on first delivery
+	SentAt         time.Time
+	Lease          string
+	LeaseExpiresAt time.Time
+}
+
+// LeaseResult is what Lease handed out, and when the queue next changes by
+// itself (a delayed message comes due or a lease expires); zero if never.
+type LeaseResult struct {
+	Messages []Message
+	NextDue  time.Time
+}
+
+// NackResult says what happened to a nacked message.
+type NackResult struct {
+	DeadLettered bool
+	RetryAt      time.Time // when it will be ready again, if retried
+}
+
+// TickResult reports the work Tick did and when it is next needed.
+type TickResult struct {
+	Promoted, Expired, DeadLettered, Dropped int
+	NextDue                                  time.Time // zero if nothing is scheduled
+}
+
+// Parameters of the verbs. Now is the caller's clock.
+type (
+	CreateQueueParams struct {
+		Name   string
+		Config QueueConfig
+		Now    time.Time
+	}
+	UpdateQueueParams struct {
+		Name   string
+		Config QueueConfig
+		Now    time.Time
+	}
+	GetQueueParams struct {
+		Name string
+		Now  time.Time
+	}
+	ListQueuesParams  struct{ Now time.Time }
+	DeleteQueueParams struct{ Name string }
+	PurgeQueueParams  struct {
+		Name string
+		Now  time.Time
+	}
+	SetPausedParams struct {
+		Name   string
+		Paused bool
+		Now    time.Time
+	}
+	SendParams struct {
+		Queue    string
+		Messages []NewMessage
+		Now      time.Time
+	}
+	LeaseParams struct {
+		Queue      string
+		Max        int
+		Visibility time.Duration
+		Now        time.Time
+		Retry      RetryFunc
+	}
+	AckParams struct {
+		Queue  string
+		Leases []string
+		Now    time.Time
+	}
+	NackParams struct {
+		Queue string
+		Lease string
+		Delay *time.Duration // nil: the RetryFunc's backoff
+		Error string
+		Now   time.Time
+		Retry RetryFunc
+	}
+	ExtendParams struct {
+		Queue      string
+		Lease      string
+		Visibility time.Duration
+		Now        time.Time
+	}
+	RedriveParams struct {
+		Queue string
+		Max   int
+		Now   time.Time
+	}
+	TickParams struct {
+		Now   time.Time
+		Retry RetryFunc
+	}
+)
+
+// Headers a store adds to a dead-lettered message.
+const (
+	HeaderSourceQueue = "courier-source-queue"
+	HeaderAttempts    = "courier-attempts"
+	HeaderError       = "courier-error"
+	HeaderDeadReason  = "courier-dead-reason"
+)

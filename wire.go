@@ -1,0 +1,199 @@
+// Package courier is the Go SDK for courier, an asynchronous messaging and task service.
+//
+// This file holds the wire types of the HTTP/JSON API (../shared/API.md): the
+// request and response bodies exchanged with a courier server. The server's
+// HTTP adapter and the SDK's Client both use them, so the two cannot drift.
+// The package imports only the standard library.
+package courier
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Backoff is a queue's retry schedule: the delay before attempt n+1 is
+// Initial × Multiplier^(n-1), capped at Max, then spread by ±Jitter (a fraction).
+type Backoff struct {
+	Initial    string  `json:"initial,omitempty"`
+	Max        string  `json:"max,omitempty"`
+	Multiplier float64 `json:"multiplier,omitempty"`
+	Jitter     float64 `json:"jitter,omitempty"`
+}
+
+// QueueSettings is the body of PUT /v1/queues/{queue}. Every field is optional;
+// a nil field keeps the current value (or the default on creation).
+type QueueSettings struct {
+	VisibilityTimeout *string  `json:"visibility_timeout,omitempty"`
+	MaxAttempts       *int     `json:"max_attempts,omitempty"`
+	Backoff           *Backoff `json:"backoff,omitempty"`
+	DeadLetterQueue   *string  `json:"dead_letter_queue,omitempty"`
+	Retention         *string  `json:"retention,omitempty"`
+	MaxMessageBytes   *int     `json:"max_message_bytes,omitempty"`
+	DedupWindow       *string  `json:"dedup_window,omitempty"`
+}
+
+// QueueStats are the live counters of a queue.
+type QueueStats struct {
+	Ready          int64  `json:"ready"`
+	Delayed        int64  `json:"delayed"`
+	InFlight       int64  `json:"in_flight"`
+	Dead           int64  `json:"dead"`
+	SentTotal      int64  `json:"sent_total"`
+	AckedTotal     int64  `json:"acked_total"`
+	OldestReadyAge string `json:"oldest_ready_age"`
+}
+
+// Queue is the queue object: its name, settings, pause state and stats.
+type Queue struct {
+	Name              string     `json:"name"`
+	VisibilityTimeout string     `json:"visibility_timeout"`
+	MaxAttempts       int        `json:"max_attempts"`
+	Backoff           Backoff    `json:"backoff"`
+	DeadLetterQueue   string     `json:"dead_letter_queue"`
+	Retention         string     `json:"retention"`
+	MaxMessageBytes   int        `json:"max_message_bytes"`
+	DedupWindow       string     `json:"dedup_window"`
+	Paused            bool       `json:"paused"`
+	CreatedAt         time.Time  `json:"created_at"`
+	Stats             QueueStats `json:"stats"`
+}
+
+// QueueList is the answer of GET /v1/queues.
+type QueueList struct {
+	Queues []Queue `json:"queues"`
+}
+
+// NewMessage is one message to send. Exactly one of Body and BodyBase64 is set.
+type NewMessage struct {
+	Body       json.RawMessage   `json:"body,omitempty"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Delay      string            `json:"delay,omitempty"`
+	NotBefore  *time.Time        `json:"not_before,omitempty"`
+	Priority   int               `json:"priority,omitempty"`
+	DedupKey   string            `json:"dedup_key,omitempty"`
+	Group      string            `json:"group,omitempty"`
+}
+
+// SendBatch is the batch form of a send: up to 1000 messages.
+type SendBatch struct {
+	Messages []NewMessage `json:"messages"`
+}
+
+// SendResult is the answer to a single send.
+type SendResult struct {
+	ID string `json:"id"`
+}
+
+// SendBatchResult is the answer to a batch send, in the order sent.
+type SendBatchResult struct {
+	Messages []SendResult `json:"messages"`
+}
+
+// ReceiveRequest is the body of POST /v1/queues/{queue}/receive.
+type ReceiveRequest struct {
+	Max        int    `json:"max,omitempty"`
+	Wait       string `json:"wait,omitempty"`
+	Visibility string `json:"visibility,omitempty"`
+}
+
+// Message is a delivered message. Body or BodyBase64 is set, as it was sent.
+type Message struct {
+	ID             string            `json:"id"`
+	Body           json.RawMessage   `json:"body,omitempty"`
+	BodyBase64     *string           `json:"body_base64,omitempty"`
+	Headers        map[string]string `json:"headers"`
+	Priority       int               `json:"priority"`
+	Group          string            `json:"group,omitempty"`
+	Attempt        int               `json:"attempt"`
+	SentAt         time.Time         `json:"sent_at"`
+	Lease          string            `json:"lease"`
+	LeaseExpiresAt time.Time         `json:"lease_expires_at"`
+}
+
+// ReceiveResult is the answer of a receive.
+type ReceiveResult struct {
+	Messages []Message `json:"messages"`
+}
+
+// AckRequest acknowledges one lease (Lease) or many (Leases).
+type AckRequest struct {
+	Lease  string   `json:"lease,omitempty"`
+	Leases []string `json:"leases,omitempty"`
+}
+
+// AckResult reports how many leases were acknowledged. A single-lease ack
+// answers 409 when its lease is stale; a batch ack applies every valid lease
+// and lists the others in Failed, each with the code a single ack would get.
+type AckResult struct {
+	Acked  int          `json:"acked"`
+	Failed []AckFailure `json:"failed,omitempty"`
+}
+
+// AckFailure is one lease of a batch ack that was not applied.
+type AckFailure struct {
+	Lease   string `json:"lease"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NackRequest hands a message back: after Delay, or the queue's backoff when empty.
+type NackRequest struct {
+	Lease string `json:"lease"`
+	Delay string `json:"delay,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// ExtendRequest keeps a lease for Visibility from now.
+type ExtendRequest struct {
+	Lease      string `json:"lease"`
+	Visibility string `json:"visibility,omitempty"`
+}
+
+// ExtendResult is the lease's new expiry.
+type ExtendResult struct {
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+}
+
+// RedriveRequest moves up to Max dead letters back to their queue.
+type RedriveRequest struct {
+	Max int `json:"max,omitempty"`
+}
+
+// RedriveResult reports how many messages were moved.
+type RedriveResult struct {
+	Moved int `json:"moved"`
+}
+
+// PurgeResult reports how many messages a purge dropped.
+type PurgeResult struct {
+	Purged int `json:"purged"`
+}
+
+// ErrorBody is the body of every non-2xx answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a stable machine-readable code and a message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of the API; each maps to one HTTP status.
+const (
+	CodeInvalidArgument  = "invalid_argument"  // 400
+	CodeUnauthenticated  = "unauthenticated"   // 401
+	CodePermissionDenied = "permission_denied" // 403
+	CodeNotFound         = "not_found"         // 404
+	CodeQueueNotFound    = "queue_not_found"   // 404
+	CodeTaskNotFound     = "task_not_found"    // 404
+	CodeConflict         = "conflict"          // 409
+	CodeLeaseExpired     = "lease_expired"     // 409
+	CodeTooLarge         = "too_large"         // 413
+	CodeRateLimited      = "rate_limited"      // 429
+	CodeQueueFull        = "queue_full"        // 429
+	CodeUnavailable      = "unavailable"       // 503
+	CodeInternal         = "internal"          // 500
+)
