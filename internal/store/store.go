@@ -52,11 +52,13 @@ type Store interface {
 	// SetPaused pauses or resumes handing out messages.
 	SetPaused(ctx context.Context, p *SetPausedParams) (Queue, error)
 
-	// Send stores messages in one queue, atomically: all or none. A message
+	// Send stores messages in one existing queue (else ErrQueueNotFound),
+	// atomically: all or none. Messages are not validated here (the broker
+	// does that). A message
 	// whose DedupKey was seen within the queue's dedup window is not stored;
 	// its result carries the first message's id and Duplicate=true.
 	Send(ctx context.Context, p *SendParams) ([]SendResult, error)
-	// Lease hands out up to Max ready messages, highest priority first, then
+	// Lease (ErrQueueNotFound for a missing queue) hands out up to Max ready messages, highest priority first, then
 	// oldest first, each with a fresh lease. Before leasing it applies what
 	// Now makes due in this queue: delayed messages become ready, expired
 	// leases are released (retried or dead-lettered by p.Retry), messages
@@ -67,6 +69,13 @@ type Store interface {
 	Ack(ctx context.Context, p *AckParams) ([]error, error)
 	// Nack gives a message back: retried after the delay the RetryFunc
 	// decides (or p.Delay), or dead-lettered.
+	//
+	// Dead-lettering (by Nack, or by an expired lease in Lease/Tick) moves the
+	// message, same id and body, to the queue's DeadLetterQueue, creating that
+	// queue with DefaultConfig if it does not exist, with the Header* headers
+	// added, attempt reset and ready at once; with no DeadLetterQueue the
+	// message is dropped. A message of a group leaves its group: the next one
+	// of the group becomes deliverable.
 	Nack(ctx context.Context, p *NackParams) (NackResult, error)
 	// Extend sets a lease's expiry to Now+Visibility.
 	Extend(ctx context.Context, p *ExtendParams) (time.Time, error)
@@ -128,7 +137,7 @@ type Stats struct {
 	Ready      int64 // deliverable now, including group members waiting for their turn
 	Delayed    int64
 	InFlight   int64
-	Dead       int64 // messages in this queue's dead-letter queue
+	Dead       int64 // messages dead-lettered from this queue still in a dead-letter queue
 	SentTotal  int64 // messages ever stored in this queue (dedup hits excluded)
 	AckedTotal int64
 	// OldestReady is the send time of the oldest ready message; zero if none.
