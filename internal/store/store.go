@@ -238,7 +238,7 @@ type (
 	LeaseParams struct {
 		Queue      string
 		Max        int
-		Visibility time.Duration
+		Visibility time.Duration // 0 = the queue's VisibilityTimeout
 		Now        time.Time
 		Retry      RetryFunc
 	}
@@ -258,7 +258,7 @@ type (
 	ExtendParams struct {
 		Queue      string
 		Lease      string
-		Visibility time.Duration
+		Visibility time.Duration // 0 = the queue's VisibilityTimeout
 		Now        time.Time
 	}
 	RedriveParams struct {

@@ -1,0 +1,85 @@
+// Package broker holds courier's messaging semantics above the storage port:
+// validation and defaults of queue settings and messages, queue auto-creation,
+// the retry policy (backoff with jitter, dead-lettering at max attempts),
+// event-driven long-poll receive, and the background maintenance tick.
+//
+// Every transport (HTTP, SQS, CLI through HTTP, dashboard) calls the broker;
+// none talks to a store directly. The broker imports no transport or backend.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/courierhq/courier/internal/clock"
+	"github.com/courierhq/courier/internal/store"
+)
+
+// Errors of the broker, beyond the store's (store.ErrQueueNotFound,
+// store.ErrLeaseExpired, store.ErrInvalidLease, store.ErrNoSpace). The text of
+// an error wrapping ErrInvalid or ErrTooLarge is written for the API's user.
+var (
+	ErrInvalid  = errors.New("invalid argument")
+	ErrTooLarge = errors.New("too large")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Options configure a Broker. The zero value is usable with Clock and Logger defaulted.
+type Options struct {
+	// Clock tells time; default the wall clock.
+	Clock clock.Clock
+	// Logger receives the broker's logs; default discards.
+	Logger *slog.Logger
+	// NoAutoCreate makes send and receive on a missing queue answer
+	// ErrQueueNotFound instead of creating it with defaults.
+	NoAutoCreate bool
+	// Rand supplies jitter; default a randomly seeded source.
+	Rand *rand.Rand
+}
+
+// Broker is the semantic core. Safe for concurrent use.
+type Broker struct {
+	st     store.Store
+	clock  clock.Clock
+	log    *slog.Logger
+	noAuto bool
+
+	randMu sync.Mutex // guards rnd
+	rnd    *rand.Rand
+}
+
+// New returns a broker over st.
+func New(st store.Store, o Options) *Broker {
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return &Broker{st: st, clock: o.Clock, log: o.Logger, noAuto: o.NoAutoCreate, rnd: o.Rand}
+}
+
+// Now is the broker's clock reading.
+func (b *Broker) Now() time.Time { return b.clock.Now() }
+
+// Ready reports whether the store can serve.
+func (b *Broker) Ready(ctx context.Context) error { return b.st.Ready(ctx) }
+
+// Tick does the time-driven work of every queue as of now (delayed messages
+// come due, expired leases are retried or dead-lettered, retention and dedup
+// windows end) and says when it is next needed.
+func (b *Broker) Tick(ctx context.Context) (store.TickResult, error) {
+	res, err := b.st.Tick(ctx, &store.TickParams{Now: b.clock.Now(), Retry: b.retry})
+	return res, wrap("tick", err)
+}

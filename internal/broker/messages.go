@@ -1,0 +1,235 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// Message is a message to send, as a transport decoded it.
+type Message struct {
+	Body      []byte
+	Kind      store.BodyKind
+	Headers   map[string]string
+	Delay     time.Duration // relative delay; or NotBefore; not both
+	NotBefore time.Time
+	Priority  int
+	DedupKey  string
+	Group     string
+}
+
+// Send stores messages in a queue (created on first send unless disabled),
+// all or none, and returns their ids in order.
+func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]store.SendResult, error) {
+	if err := ValidName(queue); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 || len(msgs) > MaxBatch {
+		return nil, invalidf("a send carries 1 to %d messages, got %d", MaxBatch, len(msgs))
+	}
+	now := b.clock.Now()
+	q, err := b.queueFor(ctx, queue, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.NewMessage, len(msgs))
+	for i := range msgs {
+		nm, err := b.checkMessage(&msgs[i], q.Config, now)
+		if err != nil {
+			if len(msgs) > 1 {
+				return nil, fmt.Errorf("messages[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		out[i] = nm
+	}
+	res, err := b.st.Send(ctx, &store.SendParams{Queue: queue, Messages: out, Now: now})
+	return res, wrap("send", err)
+}
+
+// queueFor returns a queue, creating it when missing and allowed.
+func (b *Broker) queueFor(ctx context.Context, queue string, now time.Time) (store.Queue, error) {
+	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+	if errors.Is(err, store.ErrQueueNotFound) {
+		if err := b.ensureQueue(ctx, queue); err != nil {
+			return store.Queue{}, err
+		}
+		q, err = b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+	}
+	return q, wrap("get queue", err)
+}
+
+func (b *Broker) checkMessage(m *Message, cfg store.QueueConfig, now time.Time) (store.NewMessage, error) {
+	size := len(m.Body)
+	if m.Kind != store.BodyJSON && m.Kind != store.BodyBinary {
+		return store.NewMessage{}, invalidf("message body kind is missing")
+	}
+	if len(m.Headers) > MaxHeaders {
+		return store.NewMessage{}, invalidf("at most %d headers, got %d", MaxHeaders, len(m.Headers))
+	}
+	for k, v := range m.Headers {
+		if k == "" || len(k) > MaxHeaderKeyLen || len(v) > MaxHeaderValueLen {
+			return store.NewMessage{}, invalidf("header names are 1 to %d bytes and values at most %d", MaxHeaderKeyLen, MaxHeaderValueLen)
+		}
+		size += len(k) + len(v)
+	}
+	if size > cfg.MaxMessageBytes {
+		return store.NewMessage{}, fmt.Errorf("%w: message is %d bytes (body and headers), the queue allows %d", ErrTooLarge, size, cfg.MaxMessageBytes)
+	}
+	if m.Priority < MinPriority || m.Priority > MaxPriority {
+		return store.NewMessage{}, invalidf("priority must be %d to %d, got %d", MinPriority, MaxPriority, m.Priority)
+	}
+	if len(m.DedupKey) > MaxDedupKeyLen {
+		return store.NewMessage{}, invalidf("dedup_key is at most %d bytes", MaxDedupKeyLen)
+	}
+	if len(m.Group) > MaxGroupLen {
+		return store.NewMessage{}, invalidf("group is at most %d bytes", MaxGroupLen)
+	}
+	nb, err := notBefore(m, now)
+	if err != nil {
+		return store.NewMessage{}, err
+	}
+	return store.NewMessage{Body: m.Body, Kind: m.Kind, Headers: m.Headers, NotBefore: nb,
+		Priority: m.Priority, DedupKey: m.DedupKey, Group: m.Group}, nil
+}
+
+func notBefore(m *Message, now time.Time) (time.Time, error) {
+	switch {
+	case m.Delay != 0 && !m.NotBefore.IsZero():
+		return time.Time{}, invalidf("set delay or not_before, not both")
+	case m.Delay < 0 || m.Delay > MaxDelay:
+		return time.Time{}, invalidf("delay must be 0 to %v, got %v", MaxDelay, m.Delay)
+	case m.Delay > 0:
+		return now.Add(m.Delay), nil
+	case m.NotBefore.IsZero():
+		return time.Time{}, nil
+	case m.NotBefore.After(now.Add(MaxDelay)):
+		return time.Time{}, invalidf("not_before is more than %v ahead", MaxDelay)
+	case !m.NotBefore.After(now):
+		return time.Time{}, nil // in the past: ready at once
+	}
+	return m.NotBefore.UTC(), nil
+}
+
+// ReceiveOptions shape a receive. Zero values take the defaults.
+type ReceiveOptions struct {
+	Max        int           // 1..MaxReceive; 0 = 1
+	Wait       time.Duration // 0..MaxWait; 0 = answer at once
+	Visibility time.Duration // 0 = the queue's visibility timeout
+}
+
+// Receive leases up to Max messages. With Wait it blocks until at least one
+// is available or the wait ends, woken by the store's change notifications
+// and by timers for delayed messages and expiring leases — never by polling.
+func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([]store.Message, error) {
+	if err := ValidName(queue); err != nil {
+		return nil, err
+	}
+	if o.Max == 0 {
+		o.Max = 1
+	}
+	if o.Max < 1 || o.Max > MaxReceive {
+		return nil, invalidf("max must be 1 to %d, got %d", MaxReceive, o.Max)
+	}
+	if err := durationIn("wait", o.Wait, 0, MaxWait); err != nil {
+		return nil, err
+	}
+	if o.Visibility != 0 {
+		if err := durationIn("visibility", o.Visibility, MinVisibility, MaxVisibility); err != nil {
+			return nil, err
+		}
+	}
+	deadline := b.clock.Now().Add(o.Wait)
+	for {
+		watch := b.st.Watch(queue) // before leasing, so no wake-up falls between
+		res, err := b.lease(ctx, queue, o)
+		if err != nil || len(res.Messages) > 0 {
+			return res.Messages, err
+		}
+		now := b.clock.Now()
+		if !now.Before(deadline) {
+			return nil, nil
+		}
+		wake := deadline
+		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
+			wake = res.NextDue
+		}
+		if err := b.waitUntil(ctx, watch, wake.Sub(now)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (store.LeaseResult, error) {
+	p := &store.LeaseParams{Queue: queue, Max: o.Max, Visibility: o.Visibility, Now: b.clock.Now(), Retry: b.retry}
+	res, err := b.st.Lease(ctx, p)
+	if errors.Is(err, store.ErrQueueNotFound) {
+		if err := b.ensureQueue(ctx, queue); err != nil {
+			return res, err
+		}
+		p.Now = b.clock.Now()
+		res, err = b.st.Lease(ctx, p)
+	}
+	return res, wrap("receive", err)
+}
+
+// waitUntil blocks until watch fires, d passes, or ctx ends (its error).
+func (b *Broker) waitUntil(ctx context.Context, watch <-chan struct{}, d time.Duration) error {
+	t := b.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-watch:
+	case <-t.C():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Ack acknowledges leases; the result has one error (or nil) per lease.
+func (b *Broker) Ack(ctx context.Context, queue string, leases []string) ([]error, error) {
+	if err := ValidName(queue); err != nil {
+		return nil, err
+	}
+	if len(leases) == 0 || len(leases) > MaxBatch {
+		return nil, invalidf("an ack carries 1 to %d leases, got %d", MaxBatch, len(leases))
+	}
+	res, err := b.st.Ack(ctx, &store.AckParams{Queue: queue, Leases: leases, Now: b.clock.Now()})
+	return res, wrap("ack", err)
+}
+
+// Nack gives a message back, after delay (nil: the queue's backoff), or
+// dead-letters it when it has used its attempts.
+func (b *Broker) Nack(ctx context.Context, queue, lease string, delay *time.Duration, reason string) (store.NackResult, error) {
+	if err := ValidName(queue); err != nil {
+		return store.NackResult{}, err
+	}
+	if delay != nil {
+		if err := durationIn("delay", *delay, 0, MaxDelay); err != nil {
+			return store.NackResult{}, err
+		}
+	}
+	if len(reason) > MaxErrorLen {
+		reason = reason[:MaxErrorLen]
+	}
+	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: reason,
+		Now: b.clock.Now(), Retry: b.retry})
+	return res, wrap("nack", err)
+}
+
+// Extend keeps a lease for visibility from now (0: the queue's timeout).
+func (b *Broker) Extend(ctx context.Context, queue, lease string, visibility time.Duration) (time.Time, error) {
+	if err := ValidName(queue); err != nil {
+		return time.Time{}, err
+	}
+	if visibility != 0 {
+		if err := durationIn("visibility", visibility, MinVisibility, MaxVisibility); err != nil {
+			return time.Time{}, err
+		}
+	}
+	t, err := b.st.Extend(ctx, &store.ExtendParams{Queue: queue, Lease: lease, Visibility: visibility, Now: b.clock.Now()})
+	return t, wrap("extend", err)
+}
