@@ -157,8 +157,8 @@ func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([
 		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
 			wake = res.NextDue
 		}
-		if err := b.waitUntil(ctx, watch, wake.Sub(now)); err != nil {
-			return nil, err
+		if !b.waitUntil(ctx, watch, wake.Sub(now)) {
+			return nil, nil // the caller left or the server is stopping: nothing to hand out
 		}
 	}
 }
@@ -176,17 +176,17 @@ func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (sto
 	return res, wrap("receive", err)
 }
 
-// waitUntil blocks until watch fires, d passes, or ctx ends (its error).
-func (b *Broker) waitUntil(ctx context.Context, watch <-chan struct{}, d time.Duration) error {
+// waitUntil blocks until watch fires or d passes (true), or ctx ends (false).
+func (b *Broker) waitUntil(ctx context.Context, watch <-chan struct{}, d time.Duration) bool {
 	t := b.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-watch:
 	case <-t.C():
 	case <-ctx.Done():
-		return ctx.Err()
+		return false
 	}
-	return nil
+	return true
 }
 
 // Ack acknowledges leases; the result has one error (or nil) per lease.

@@ -1,0 +1,160 @@
+// Package server wires courier together: config → store → broker →
+// maintenance → HTTP listener, and takes it apart again in reverse order on
+// Stop, so that every request that was answered 2xx is durable and nothing
+// is left running.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/courierhq/courier/internal/broker"
+	"github.com/courierhq/courier/internal/clock"
+	"github.com/courierhq/courier/internal/httpapi"
+	"github.com/courierhq/courier/internal/maintenance"
+	"github.com/courierhq/courier/internal/store/pebblestore"
+)
+
+// Config configures a server. Zero values take the defaults named.
+type Config struct {
+	// Addr is the listening address; default 127.0.0.1:7070. Port 0 picks one.
+	Addr string
+	// DataDir holds the embedded store; default ./courier-data.
+	DataDir string
+	// MaxRequestBytes limits a request body (413 beyond); default 32 MiB.
+	MaxRequestBytes int64
+	// NoAutoCreate answers 404 for sends and receives on missing queues
+	// instead of creating them.
+	NoAutoCreate bool
+	// MinFreeBytes of disk are kept free: sends get 503 below; default 256 MiB.
+	MinFreeBytes uint64
+	// CacheBytes is the store's block cache; default 64 MiB.
+	CacheBytes int64
+	// Logger receives the server's logs; default discards.
+	Logger *slog.Logger
+	// Clock tells time; default the wall clock. Tests inject a fake.
+	Clock clock.Clock
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:7070"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "courier-data"
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 32 << 20
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 256 << 20
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	return c
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr %q: want HOST:PORT", c.Addr)
+	}
+	if c.MaxRequestBytes < 1<<10 {
+		return fmt.Errorf("max request bytes %d: want at least 1024", c.MaxRequestBytes)
+	}
+	if c.CacheBytes < 0 {
+		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
+	}
+	return nil
+}
+
+// Server is a running courier server.
+type Server struct {
+	cfg    Config
+	st     *pebblestore.Store
+	loop   *maintenance.Loop
+	http   *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc // ends long-polls on Stop
+	served chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens the store, starts maintenance and begins serving HTTP. The
+// server runs until Stop; ctx only bounds the start itself.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
+		MinFreeBytes: cfg.MinFreeBytes, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	b := broker.New(st, broker.Options{Clock: cfg.Clock, Logger: cfg.Logger, NoAutoCreate: cfg.NoAutoCreate})
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg: cfg, st: st, ln: ln, cancel: cancel, served: make(chan error, 1),
+		loop: maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
+		http: &http.Server{
+			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			BaseContext:       func(net.Listener) context.Context { return base },
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		},
+	}
+	s.loop.Start()
+	go func() { s.served <- s.http.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on (with the real port).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// DataDir is where the store lives.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+// Stop stops accepting requests, ends long-polls (they answer with what they
+// have), waits for requests in flight until ctx ends, then stops maintenance
+// and closes the store. Safe to call more than once.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		err := s.http.Shutdown(ctx)
+		if err != nil {
+			err = errors.Join(err, s.http.Close())
+		}
+		if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		err = errors.Join(err, s.loop.Stop(ctx), s.st.Close())
+		s.stopErr = err
+	})
+	return s.stopErr
+}

@@ -1,0 +1,194 @@
+package pebblestore
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Key layout. Every key starts with a one-byte tag; keys of a queue follow
+// the tag with the queue's numeric id (4 bytes, big-endian), so deleting a
+// queue is one range deletion per tag and a re-created queue never sees old
+// tombstones. Each state of a message has its own keyspace, so a scan for
+// ready messages never walks delayed, in-flight or deleted ones:
+//
+//	'a' name                      store metadata (next queue id, id high-water)
+//	'Q' name                      queue record (id, config, paused)
+//	'S' qid                       queue counters
+//	'M' qid seq                   message metadata (state, attempt, lease, headers…)
+//	'B' qid seq                   message body, written once
+//	'R' qid prio seq              ready index; prio = 100-priority, so high first
+//	'D' qid due seq               delayed index, by due time
+//	'L' qid expiry seq            in-flight index, by lease expiry
+//	'W' qid len group seq         group members waiting behind the group's head
+//	'H' qid len group             the group's head: the one message that may be out
+//	'X' qid dedupkey              dedup entry: first seq and window end
+//	'Y' qid expiry dedupkey       dedup entries by window end, for cleanup
+//
+// seq is a store-wide increasing uint64 (nanoseconds of the send time, bumped
+// to stay unique); times are unix nanoseconds. All integers are big-endian so
+// byte order is numeric order.
+const (
+	tagMeta    = 'a'
+	tagQueue   = 'Q'
+	tagStats   = 'S'
+	tagMsg     = 'M'
+	tagBody    = 'B'
+	tagReady   = 'R'
+	tagDelayed = 'D'
+	tagLease   = 'L'
+	tagWaiting = 'W'
+	tagHead    = 'H'
+	tagDedup   = 'X'
+	tagDedupBy = 'Y'
+)
+
+// queueTags are the tags of per-queue keyspaces.
+var queueTags = []byte{tagStats, tagMsg, tagBody, tagReady, tagDelayed, tagLease, tagWaiting, tagHead, tagDedup, tagDedupBy}
+
+var errBadKey = errors.New("malformed key")
+
+func qprefix(tag byte, qid uint32) []byte {
+	k := make([]byte, 5, 32)
+	k[0] = tag
+	binary.BigEndian.PutUint32(k[1:], qid)
+	return k
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // every byte is 0xff: no upper bound
+}
+
+func queueKey(name string) []byte { return append([]byte{tagQueue}, name...) }
+func statsKey(qid uint32) []byte  { return qprefix(tagStats, qid) }
+
+func seqKey(tag byte, qid uint32, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(qprefix(tag, qid), seq)
+}
+
+func readyKey(qid uint32, priority int, seq uint64) []byte {
+	k := append(qprefix(tagReady, qid), byte(100-priority))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func timeKey(tag byte, qid uint32, t time.Time, seq uint64) []byte {
+	k := binary.BigEndian.AppendUint64(qprefix(tag, qid), unixNano(t))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// timePrefixEnd bounds a time-ordered keyspace: every key at or before t.
+func timeUpTo(tag byte, qid uint32, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(qprefix(tag, qid), unixNano(t)+1)
+}
+
+func groupPrefix(tag byte, qid uint32, group string) []byte {
+	k := append(qprefix(tag, qid), byte(len(group)))
+	return append(k, group...)
+}
+
+func waitingKey(qid uint32, group string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(groupPrefix(tagWaiting, qid, group), seq)
+}
+
+func dedupKey(qid uint32, key string) []byte {
+	return append(qprefix(tagDedup, qid), key...)
+}
+
+func dedupByKey(qid uint32, exp time.Time, key string) []byte {
+	k := binary.BigEndian.AppendUint64(qprefix(tagDedupBy, qid), unixNano(exp))
+	return append(k, key...)
+}
+
+// keySeq returns the seq that ends a key of a seq-suffixed keyspace.
+func keySeq(k []byte) (uint64, error) {
+	if len(k) < 5+8 {
+		return 0, errBadKey
+	}
+	return binary.BigEndian.Uint64(k[len(k)-8:]), nil
+}
+
+// keyTime returns the time that follows the queue id in a time-ordered key.
+func keyTime(k []byte) (time.Time, error) {
+	if len(k) < 5+8 {
+		return time.Time{}, errBadKey
+	}
+	return fromNano(binary.BigEndian.Uint64(k[5:13])), nil
+}
+
+func unixNano(t time.Time) uint64 {
+	n := t.UnixNano()
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
+func fromNano(n uint64) time.Time { return time.Unix(0, int64(n)).UTC() }
+
+// Message ids are the seq in Crockford base32, 13 characters, so they are
+// URL-safe and sort as the seq does.
+const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+var idIndex = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(idAlphabet); i++ {
+		t[idAlphabet[i]] = int8(i)
+	}
+	return t
+}()
+
+func formatID(seq uint64) string {
+	var b [13]byte
+	for i := 12; i >= 0; i-- {
+		b[i] = idAlphabet[seq&31]
+		seq >>= 5
+	}
+	return string(b[:])
+}
+
+func parseID(s string) (uint64, error) {
+	if len(s) != 13 || idIndex[s[0]] > 1 { // 13×5 = 65 bits: the first digit holds one bit
+		return 0, errBadKey
+	}
+	var seq uint64
+	for i := 0; i < len(s); i++ {
+		v := idIndex[s[i]]
+		if v < 0 {
+			return 0, errBadKey
+		}
+		seq = seq<<5 | uint64(v)
+	}
+	return seq, nil
+}
+
+// A lease token is the message's seq and the delivery's random nonce. The
+// nonce changes on every delivery, so an old token never matches again.
+func formatLease(seq, nonce uint64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], seq)
+	binary.BigEndian.PutUint64(b[8:], nonce)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func parseLease(s string) (seq, nonce uint64, err error) {
+	if len(s) != 22 {
+		return 0, 0, errBadKey
+	}
+	var b [16]byte
+	n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s))
+	if err != nil || n != 16 {
+		return 0, 0, errBadKey
+	}
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), nil
+}

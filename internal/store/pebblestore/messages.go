@@ -1,0 +1,268 @@
+package pebblestore
+
+import (
+	"context"
+	"encoding/binary"
+	"maps"
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// Send stores a batch of messages in one queue, all or none.
+func (s *Store) Send(ctx context.Context, p *store.SendParams) ([]store.SendResult, error) {
+	if err := s.checkSpace(p.Messages); err != nil {
+		return nil, err
+	}
+	var out []store.SendResult
+	err := s.update(p.Now, func(t *txn) error {
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		out = make([]store.SendResult, len(p.Messages))
+		for i := range p.Messages {
+			r, err := t.send(w, &p.Messages[i])
+			if err != nil {
+				return err
+			}
+			out[i] = r
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *txn) send(w *qwork, nm *store.NewMessage) (store.SendResult, error) {
+	win := w.rec.Config.DedupWindow
+	if nm.DedupKey != "" && win > 0 {
+		if first, dup, err := t.dedup(w, nm.DedupKey); err != nil || dup {
+			return store.SendResult{ID: formatID(first), Duplicate: dup}, err
+		}
+	}
+	seq := t.nextSeq()
+	if nm.DedupKey != "" && win > 0 {
+		exp := t.now.Add(win)
+		t.b.Set(dedupKey(w.rec.ID, nm.DedupKey), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, seq), unixNano(exp)), nil)
+		k := dedupByKey(w.rec.ID, exp, nm.DedupKey)
+		t.b.Set(k, nil, nil)
+		lower(&w.cur.dedup, k)
+	}
+	m := &msg{kind: nm.Kind, priority: nm.Priority, sentAt: t.now, due: nm.NotBefore,
+		group: nm.Group, dedupKey: nm.DedupKey, headers: nm.Headers}
+	if err := t.insert(w, seq, m, nm.Body); err != nil {
+		return store.SendResult{}, err
+	}
+	w.c.sent++
+	return store.SendResult{ID: formatID(seq)}, nil
+}
+
+// dedup looks a dedup key up: the first message's seq if it is within its window.
+func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
+	v, ok, err := t.get(dedupKey(w.rec.ID, key))
+	if err != nil || !ok || len(v) != 16 {
+		return 0, false, err
+	}
+	if !fromNano(binary.BigEndian.Uint64(v[8:])).After(t.now) {
+		return 0, false, nil // the window has ended; Tick has not yet cleaned it up
+	}
+	return binary.BigEndian.Uint64(v[:8]), true, nil
+}
+
+// Lease hands out up to Max ready messages.
+func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
+	var res store.LeaseResult
+	err := s.update(p.Now, func(t *txn) error {
+		res = store.LeaseResult{}
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		if _, err := t.due(w, p.Retry, leaseDueLimit); err != nil {
+			return err
+		}
+		if !w.rec.Paused {
+			vis := p.Visibility
+			if vis == 0 {
+				vis = w.rec.Config.VisibilityTimeout
+			}
+			msgs, err := t.lease(w, p.Max, vis)
+			if err != nil {
+				return err
+			}
+			res.Messages = msgs
+		}
+		if len(res.Messages) == 0 {
+			next, err := t.nextDue(w)
+			res.NextDue = next
+			return err
+		}
+		return nil
+	})
+	return res, err
+}
+
+// leaseDueLimit bounds the due work a Lease does before leasing; Tick does the rest.
+const leaseDueLimit = 1000
+
+// lease takes up to max messages from the ready index, starting at the cursor.
+func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, error) {
+	lo := w.cur.ready
+	if lo == nil {
+		lo = qprefix(tagReady, w.rec.ID)
+	}
+	it, err := t.iter(lo, prefixEnd(qprefix(tagReady, w.rec.ID)))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []store.Message
+	pos := w.cur.ready
+	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+		k := append([]byte(nil), it.Key()...)
+		advance(&w.cur.ready, &pos, k) // everything before k is consumed below
+		seq, err := keySeq(k)
+		if err != nil {
+			return nil, err
+		}
+		m, found, err := t.getMsg(w, seq)
+		if err != nil || !found {
+			return nil, orCorrupt(err, "ready key without record")
+		}
+		if t.expired(w, &m) {
+			if err := t.remove(w, seq, &m); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		lm, err := t.take(w, seq, &m, vis)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lm)
+	}
+	return out, it.Error()
+}
+
+// expired reports whether a message has outlived its queue's retention.
+func (t *txn) expired(w *qwork, m *msg) bool {
+	return !m.sentAt.Add(w.rec.Config.Retention).After(t.now)
+}
+
+// take leases one ready message: a new nonce, attempt+1, an in-flight key.
+func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Message, error) {
+	body, err := t.readBody(w, seq)
+	if err != nil {
+		return store.Message{}, err
+	}
+	t.unindex(w, seq, m)
+	m.attempt++
+	m.nonce = t.s.rnd.Uint64()
+	m.leaseExp = t.now.Add(vis)
+	t.setState(w, seq, m, stInFlight)
+	return store.Message{
+		ID: formatID(seq), Queue: w.q.name, Body: body, Kind: m.kind, Headers: maps.Clone(m.headers),
+		Priority: m.priority, Group: m.group, Attempt: m.attempt, SentAt: m.sentAt,
+		Lease: formatLease(seq, m.nonce), LeaseExpiresAt: m.leaseExp,
+	}, nil
+}
+
+// held finds the in-flight message a lease names, or the error to answer.
+func (t *txn) held(w *qwork, lease string) (uint64, msg, error) {
+	seq, nonce, err := parseLease(lease)
+	if err != nil {
+		return 0, msg{}, store.ErrInvalidLease
+	}
+	m, found, err := t.getMsg(w, seq)
+	if err != nil {
+		return 0, msg{}, err
+	}
+	if !found || m.state != stInFlight || m.nonce != nonce || !m.leaseExp.After(t.now) {
+		return 0, msg{}, store.ErrLeaseExpired
+	}
+	return seq, m, nil
+}
+
+// Ack deletes the messages of valid leases, lease by lease.
+func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
+	var res []error
+	err := s.update(p.Now, func(t *txn) error {
+		res = make([]error, len(p.Leases))
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		for i, l := range p.Leases {
+			seq, m, err := t.held(w, l)
+			if err != nil {
+				if err != store.ErrLeaseExpired && err != store.ErrInvalidLease {
+					return err
+				}
+				res[i] = err
+				continue
+			}
+			if err := t.remove(w, seq, &m); err != nil {
+				return err
+			}
+			w.c.acked++
+		}
+		return nil
+	})
+	return res, err
+}
+
+// Nack hands a message back for a retry, or dead-letters it.
+func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult, error) {
+	var res store.NackResult
+	err := s.update(p.Now, func(t *txn) error {
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		seq, m, err := t.held(w, p.Lease)
+		if err != nil {
+			return err
+		}
+		res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error)
+		return err
+	})
+	return res, err
+}
+
+// fail applies the retry policy to an in-flight message that failed.
+func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string) (store.NackResult, error) {
+	delay, dead := retry(w.rec.Config, m.attempt, explicit)
+	m.lastError = reason
+	if dead {
+		return store.NackResult{DeadLettered: true}, t.deadLetter(w, seq, m, reason)
+	}
+	t.unindex(w, seq, m)
+	m.due = t.now.Add(delay)
+	t.place(w, seq, m)
+	return store.NackResult{RetryAt: m.due}, nil
+}
+
+// Extend moves a lease's expiry to Now+Visibility.
+func (s *Store) Extend(ctx context.Context, p *store.ExtendParams) (time.Time, error) {
+	var exp time.Time
+	err := s.update(p.Now, func(t *txn) error {
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		seq, m, err := t.held(w, p.Lease)
+		if err != nil {
+			return err
+		}
+		vis := p.Visibility
+		if vis == 0 {
+			vis = w.rec.Config.VisibilityTimeout
+		}
+		t.unindex(w, seq, &m)
+		m.leaseExp = t.now.Add(vis)
+		t.setState(w, seq, &m, stInFlight)
+		exp = m.leaseExp
+		return nil
+	})
+	return exp, err
+}

@@ -1,0 +1,177 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// errCorrupt marks a store whose records contradict each other.
+var errCorrupt = errors.New("store is corrupt")
+
+// orCorrupt returns err, or a corruption error saying what was found.
+func orCorrupt(err error, what string) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s", errCorrupt, what)
+}
+
+// The primitives below move one message between states inside a txn,
+// keeping its record, its index key, the counters and the cursors in step.
+// Every verb is built from them.
+
+func (t *txn) getMsg(w *qwork, seq uint64) (msg, bool, error) {
+	v, ok, err := t.get(seqKey(tagMsg, w.rec.ID, seq))
+	if err != nil || !ok {
+		return msg{}, false, err
+	}
+	m, err := decodeMsg(v)
+	return m, err == nil, err
+}
+
+func (t *txn) putMsg(w *qwork, seq uint64, m *msg) {
+	t.b.Set(seqKey(tagMsg, w.rec.ID, seq), m.encode(), nil)
+}
+
+// count adds d to the counter of state st.
+func (w *qwork) count(st msgState, d int64) {
+	switch st {
+	case stReady, stWaiting:
+		w.c.ready += d
+	case stDelayed:
+		w.c.delayed += d
+	case stInFlight:
+		w.c.inFlight += d
+	}
+}
+
+// indexKey is the index key of a message in its current state.
+func indexKey(qid uint32, seq uint64, m *msg) []byte {
+	switch m.state {
+	case stReady:
+		return readyKey(qid, m.priority, seq)
+	case stDelayed:
+		return timeKey(tagDelayed, qid, m.due, seq)
+	case stInFlight:
+		return timeKey(tagLease, qid, m.leaseExp, seq)
+	default:
+		return waitingKey(qid, m.group, seq)
+	}
+}
+
+// setState gives a message state st: index key, record and counters. The
+// message's previous index key must already be gone (unindex).
+func (t *txn) setState(w *qwork, seq uint64, m *msg, st msgState) {
+	m.state = st
+	k := indexKey(w.rec.ID, seq, m)
+	t.b.Set(k, nil, nil)
+	switch st {
+	case stReady:
+		lower(&w.cur.ready, k)
+	case stDelayed:
+		lower(&w.cur.delayed, k)
+	case stInFlight:
+		lower(&w.cur.lease, k)
+	}
+	w.count(st, 1)
+	w.touched = true
+	t.putMsg(w, seq, m)
+}
+
+// place makes a message ready, or delayed until m.due.
+func (t *txn) place(w *qwork, seq uint64, m *msg) {
+	st := stReady
+	if m.due.After(t.now) {
+		st = stDelayed
+	}
+	if st == stReady {
+		t.wake = append(t.wake, w.q.name)
+	}
+	t.setState(w, seq, m, st)
+}
+
+// unindex removes a message's index key and counts it out of its state.
+func (t *txn) unindex(w *qwork, seq uint64, m *msg) {
+	t.b.Delete(indexKey(w.rec.ID, seq, m), nil)
+	w.count(m.state, -1)
+	w.touched = true
+}
+
+// insert stores a new message in w (a send, a dead letter, a redrive): it
+// becomes its group's head if the group has none, else waits behind it.
+func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
+	t.b.Set(seqKey(tagBody, w.rec.ID, seq), body, nil)
+	lower(&w.cur.retain, seqKey(tagMsg, w.rec.ID, seq))
+	if m.group != "" {
+		hk := groupPrefix(tagHead, w.rec.ID, m.group)
+		_, hasHead, err := t.get(hk)
+		if err != nil {
+			return err
+		}
+		if hasHead {
+			t.setState(w, seq, m, stWaiting)
+			return nil
+		}
+		t.b.Set(hk, binary.BigEndian.AppendUint64(nil, seq), nil)
+	}
+	t.place(w, seq, m)
+	return nil
+}
+
+// remove deletes a message from w entirely and lets its group move on.
+func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
+	t.unindex(w, seq, m)
+	t.b.Delete(seqKey(tagMsg, w.rec.ID, seq), nil)
+	t.b.Delete(seqKey(tagBody, w.rec.ID, seq), nil)
+	if m.deadFrom != 0 {
+		if src, ok := t.queueByID(m.deadFrom); ok && src.c.dead > 0 {
+			src.c.dead--
+			src.touched = true
+		}
+	}
+	if m.group != "" && m.state != stWaiting {
+		return t.release(w, m.group, seq)
+	}
+	return nil
+}
+
+// release passes the head of a group from seq to the next waiting member.
+func (t *txn) release(w *qwork, group string, seq uint64) error {
+	hk := groupPrefix(tagHead, w.rec.ID, group)
+	v, ok, err := t.get(hk)
+	if err != nil || !ok || len(v) != 8 || binary.BigEndian.Uint64(v) != seq {
+		return err // not the head: nothing to pass on
+	}
+	p := groupPrefix(tagWaiting, w.rec.ID, group)
+	it, err := t.iter(p, prefixEnd(p))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if !it.First() {
+		t.b.Delete(hk, nil)
+		return it.Error()
+	}
+	next, err := keySeq(it.Key())
+	if err != nil {
+		return err
+	}
+	nm, found, err := t.getMsg(w, next)
+	if err != nil || !found {
+		return orCorrupt(err, "waiting message without record")
+	}
+	t.unindex(w, next, &nm)
+	t.b.Set(hk, binary.BigEndian.AppendUint64(nil, next), nil)
+	t.place(w, next, &nm)
+	return nil
+}
+
+// readBody returns a message's body.
+func (t *txn) readBody(w *qwork, seq uint64) ([]byte, error) {
+	v, ok, err := t.get(seqKey(tagBody, w.rec.ID, seq))
+	if err == nil && !ok {
+		err = orCorrupt(nil, "message without body")
+	}
+	return v, err
+}

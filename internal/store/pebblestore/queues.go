@@ -1,0 +1,276 @@
+package pebblestore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// load rebuilds the in-memory state from disk: the id bound, every queue's
+// record and counters. Cursors start at the beginning of their keyspaces.
+func (s *Store) load() error {
+	v, closer, err := s.db.Get(metaKey("seqhigh"))
+	switch {
+	case err == nil:
+		if len(v) == 8 {
+			s.seqHigh = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return err
+	}
+	s.lastSeq = s.seqHigh
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagQueue}, UpperBound: []byte{tagQueue + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		q := &queue{name: string(it.Key()[1:])}
+		if err := json.Unmarshal(it.Value(), &q.rec); err != nil {
+			return fmt.Errorf("%w: queue record %q: %v", errCorrupt, q.name, err)
+		}
+		cv, closer, err := s.db.Get(statsKey(q.rec.ID))
+		if err != nil {
+			return fmt.Errorf("counters of queue %q: %w", q.name, err)
+		}
+		q.c, err = decodeCounters(cv)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("%w: counters of queue %q", errCorrupt, q.name)
+		}
+		s.queues[q.name], s.byID[q.rec.ID] = q, q
+		s.nextQID = max(s.nextQID, q.rec.ID+1)
+	}
+	s.nextQID = max(s.nextQID, 1)
+	return it.Error()
+}
+
+// CreateQueue creates a queue.
+func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (store.Queue, error) {
+	err := s.update(p.Now, func(t *txn) error {
+		if _, ok := t.queue(p.Name); ok {
+			return store.ErrQueueExists
+		}
+		t.createQueue(p.Name, p.Config)
+		return nil
+	})
+	if err != nil {
+		return store.Queue{}, err
+	}
+	return s.GetQueue(ctx, &store.GetQueueParams{Name: p.Name, Now: p.Now})
+}
+
+// createQueue adds a queue in this txn.
+func (t *txn) createQueue(name string, cfg store.QueueConfig) *qwork {
+	id := t.s.nextQID
+	for _, w := range t.order { // queues created earlier in this txn hold ids too
+		id = max(id, w.rec.ID+1)
+	}
+	q := &queue{name: name}
+	w := &qwork{q: q, rec: queueRecord{ID: id, Config: cfg, CreatedAt: t.now}, created: true, touched: true}
+	t.work[q] = w
+	t.order = append(t.order, w)
+	return w
+}
+
+// UpdateQueue replaces a queue's config.
+func (s *Store) UpdateQueue(ctx context.Context, p *store.UpdateQueueParams) (store.Queue, error) {
+	err := s.update(p.Now, func(t *txn) error {
+		w, ok := t.queue(p.Name)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		w.rec.Config, w.touched = p.Config, true
+		return nil
+	})
+	if err != nil {
+		return store.Queue{}, err
+	}
+	return s.GetQueue(ctx, &store.GetQueueParams{Name: p.Name, Now: p.Now})
+}
+
+// SetPaused pauses or resumes a queue.
+func (s *Store) SetPaused(ctx context.Context, p *store.SetPausedParams) (store.Queue, error) {
+	err := s.update(p.Now, func(t *txn) error {
+		w, ok := t.queue(p.Name)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		w.rec.Paused, w.touched = p.Paused, true
+		if !p.Paused {
+			t.wake = append(t.wake, p.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Queue{}, err
+	}
+	return s.GetQueue(ctx, &store.GetQueueParams{Name: p.Name, Now: p.Now})
+}
+
+// GetQueue returns a queue and its stats.
+func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Queue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return store.Queue{}, err
+	}
+	q, ok := s.queues[p.Name]
+	if !ok {
+		return store.Queue{}, store.ErrQueueNotFound
+	}
+	return s.snapshot(q)
+}
+
+// ListQueues returns every queue by name.
+func (s *Store) ListQueues(ctx context.Context, p *store.ListQueuesParams) ([]store.Queue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(s.queues))
+	for name := range s.queues {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]store.Queue, 0, len(names))
+	for _, name := range names {
+		q, err := s.snapshot(s.queues[name])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// snapshot renders a queue with its counters. Requires mu.
+func (s *Store) snapshot(q *queue) (store.Queue, error) {
+	oldest, err := s.oldestReady(q)
+	if err != nil {
+		return store.Queue{}, err
+	}
+	return store.Queue{
+		Name: q.name, Config: q.rec.Config, Paused: q.rec.Paused, CreatedAt: q.rec.CreatedAt,
+		Stats: store.Stats{
+			Ready: q.c.ready, Delayed: q.c.delayed, InFlight: q.c.inFlight, Dead: q.c.dead,
+			SentTotal: q.c.sent, AckedTotal: q.c.acked, OldestReady: oldest,
+		},
+	}, nil
+}
+
+// oldestReady finds the send time of the oldest ready message: the first
+// entry of each priority level present, jumping from level to level.
+func (s *Store) oldestReady(q *queue) (time.Time, error) {
+	if q.c.ready == 0 {
+		return time.Time{}, nil
+	}
+	lo := q.cur.ready
+	if lo == nil {
+		lo = qprefix(tagReady, q.rec.ID)
+	}
+	hi := prefixEnd(qprefix(tagReady, q.rec.ID))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer it.Close()
+	var best uint64
+	found := false
+	for ok := it.First(); ok; {
+		k := it.Key()
+		seq, err := keySeq(k)
+		if err != nil || len(k) != 5+1+8 {
+			return time.Time{}, orCorrupt(err, "ready key")
+		}
+		if !found || seq < best {
+			best, found = seq, true
+		}
+		if k[5] == 0xff {
+			break
+		}
+		ok = it.SeekGE(append(qprefix(tagReady, q.rec.ID), k[5]+1))
+	}
+	if err := it.Error(); err != nil || !found {
+		return time.Time{}, err
+	}
+	v, closer, err := s.db.Get(seqKey(tagMsg, q.rec.ID, best))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("oldest ready message: %w", err)
+	}
+	defer closer.Close()
+	m, err := decodeMsg(v)
+	return m.sentAt, err
+}
+
+// DeleteQueue deletes a queue and all its keys.
+func (s *Store) DeleteQueue(ctx context.Context, p *store.DeleteQueueParams) error {
+	return s.update(time.Time{}, func(t *txn) error {
+		w, ok := t.queue(p.Name)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		if err := t.forgetDeadLetters(w); err != nil {
+			return err
+		}
+		for _, tag := range queueTags {
+			pre := qprefix(tag, w.rec.ID)
+			t.b.DeleteRange(pre, prefixEnd(pre), nil)
+		}
+		t.b.Delete(queueKey(p.Name), nil)
+		w.deleted = true
+		t.wake = append(t.wake, p.Name)
+		return nil
+	})
+}
+
+// forgetDeadLetters lowers the dead counters of the queues that messages in
+// w (about to be deleted) were dead-lettered from.
+func (t *txn) forgetDeadLetters(w *qwork) error {
+	if t.s.deadSources(w.rec.ID) == 0 {
+		return nil
+	}
+	pre := qprefix(tagMsg, w.rec.ID)
+	it, err := t.iter(pre, prefixEnd(pre))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		m, err := decodeMsg(it.Value())
+		if err != nil {
+			return err
+		}
+		if src, ok := t.queueByID(m.deadFrom); m.deadFrom != 0 && ok && src.c.dead > 0 {
+			src.c.dead--
+			src.touched = true
+		}
+	}
+	return it.Error()
+}
+
+// deadSources counts the queues whose dead-letter queue is the queue id.
+// Requires mu.
+func (s *Store) deadSources(id uint32) int {
+	dlq, ok := s.byID[id]
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, q := range s.queues {
+		if q.rec.Config.DeadLetterQueue == dlq.name || q.c.dead > 0 {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,212 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// msgState is where a message is: which index key it has besides its record.
+type msgState uint8
+
+const (
+	stReady    msgState = 1 // 'R' key
+	stDelayed  msgState = 2 // 'D' key at due
+	stInFlight msgState = 3 // 'L' key at leaseExp
+	stWaiting  msgState = 4 // 'W' key: behind its group's head
+)
+
+// msg is the record under an 'M' key: everything but the body.
+type msg struct {
+	state     msgState
+	kind      store.BodyKind
+	priority  int
+	attempt   int
+	sentAt    time.Time
+	due       time.Time // not-before (delayed, waiting) or retry time
+	nonce     uint64    // current lease's nonce (in flight)
+	leaseExp  time.Time
+	deadFrom  uint32 // id of the queue it was dead-lettered from; 0 if none
+	group     string
+	dedupKey  string
+	lastError string
+	headers   map[string]string
+}
+
+const recordVersion = 1
+
+var errBadRecord = errors.New("malformed message record")
+
+func (m *msg) encode() []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, recordVersion, byte(m.state), byte(m.kind))
+	b = binary.AppendVarint(b, int64(m.priority))
+	b = binary.AppendUvarint(b, uint64(m.attempt))
+	b = binary.AppendUvarint(b, unixNano(m.sentAt))
+	b = binary.AppendUvarint(b, unixNano(m.due))
+	b = binary.BigEndian.AppendUint64(b, m.nonce)
+	b = binary.AppendUvarint(b, unixNano(m.leaseExp))
+	b = binary.AppendUvarint(b, uint64(m.deadFrom))
+	b = appendString(b, m.group)
+	b = appendString(b, m.dedupKey)
+	b = appendString(b, m.lastError)
+	b = binary.AppendUvarint(b, uint64(len(m.headers)))
+	keys := make([]string, 0, len(m.headers))
+	for k := range m.headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // deterministic bytes for the same record
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, m.headers[k])
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeMsg parses a record; it never panics on malformed input.
+func decodeMsg(b []byte) (msg, error) {
+	d := decoder{b: b}
+	var m msg
+	if d.byte() != recordVersion {
+		return m, errBadRecord
+	}
+	m.state = msgState(d.byte())
+	m.kind = store.BodyKind(d.byte())
+	m.priority = int(d.varint())
+	m.attempt = int(d.uvarint())
+	m.sentAt = d.time()
+	m.due = d.time()
+	m.nonce = d.uint64()
+	m.leaseExp = d.time()
+	m.deadFrom = uint32(d.uvarint())
+	m.group = d.string()
+	m.dedupKey = d.string()
+	m.lastError = d.string()
+	n := d.uvarint()
+	if n > uint64(len(b)) {
+		return m, errBadRecord
+	}
+	if n > 0 {
+		m.headers = make(map[string]string, n)
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := d.string()
+		m.headers[k] = d.string()
+	}
+	if d.err != nil || len(d.b) != 0 || m.state < stReady || m.state > stWaiting {
+		return msg{}, errBadRecord
+	}
+	return m, nil
+}
+
+// decoder reads a record; after the first error every read returns zero.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() { d.err, d.b = errBadRecord, nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uint64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	n := d.uvarint()
+	if n == 0 {
+		return time.Time{}
+	}
+	return fromNano(n)
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// queueRecord is the value under a 'Q' key. It changes rarely, so it is JSON.
+type queueRecord struct {
+	ID        uint32            `json:"id"`
+	Config    store.QueueConfig `json:"config"`
+	Paused    bool              `json:"paused"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+func (r *queueRecord) encode() []byte {
+	b, _ := json.Marshal(r) // plain struct: cannot fail
+	return b
+}
+
+// counters is the value under an 'S' key, rewritten with every batch that
+// changes it; batches are applied in order, so the last one wins correctly.
+type counters struct {
+	ready, delayed, inFlight, dead, sent, acked int64
+}
+
+func (c *counters) encode() []byte {
+	b := make([]byte, 0, 6*binary.MaxVarintLen64)
+	for _, v := range []int64{c.ready, c.delayed, c.inFlight, c.dead, c.sent, c.acked} {
+		b = binary.AppendVarint(b, v)
+	}
+	return b
+}
+
+func decodeCounters(b []byte) (counters, error) {
+	d := decoder{b: b}
+	c := counters{d.varint(), d.varint(), d.varint(), d.varint(), d.varint(), d.varint()}
+	if d.err != nil || len(d.b) != 0 {
+		return counters{}, errBadRecord
+	}
+	return c, nil
+}

@@ -1,0 +1,198 @@
+// Package pebblestore is courier's embedded storage backend, on Pebble.
+//
+// Durability: every change is one Pebble batch applied under the store's
+// mutex (so batches reach the WAL in the order their effects were decided)
+// with Sync set, and the caller waits for the WAL fsync only after releasing
+// the mutex. Concurrent callers therefore share fsyncs (Pebble's commit
+// pipeline syncs the WAL once for every batch queued behind a sync), and
+// since the WAL is synced in order, a caller's sync also covers every batch
+// applied before its own — including sends whose messages it was handed.
+//
+// Queue workloads write every key and then delete it, which leaves LSM
+// tombstones that a naive scan would walk. Each message state has its own
+// keyspace (see keys.go), and for each scanned keyspace the store keeps a
+// cursor: a key below which no live entry exists. Scans start at the cursor,
+// so the tombstones of consumed messages are never walked again, however long
+// the history. Memory holds per-queue config, counters and cursors only;
+// bodies and indexes stay on disk.
+//
+// A failed write or fsync leaves memory and disk possibly apart, so the store
+// then refuses all further work (Ready reports why) until it is reopened,
+// which rebuilds memory from disk.
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// Options configure the store. Zero values take the defaults named.
+type Options struct {
+	// Dir is the data directory; required.
+	Dir string
+	// FS is the filesystem; default the operating system's (vfs.Default).
+	// Tests pass vfs.NewCrashableMem() to simulate power loss.
+	FS vfs.FS
+	// CacheBytes is Pebble's block cache size; default 64 MiB.
+	CacheBytes int64
+	// MinFreeBytes: sends are refused with store.ErrNoSpace when the disk
+	// would have less than this free, so Pebble itself never meets a full
+	// disk (it stops the process when it does). Default 256 MiB. Acks,
+	// receives and deletes are never refused: they free space.
+	MinFreeBytes uint64
+	// FreeBytes reports the free space of Dir; default asks FS. Tests inject it.
+	FreeBytes func() (uint64, error)
+	// Logger receives Pebble's events worth knowing; default discards.
+	Logger *slog.Logger
+}
+
+// Store is the Pebble-backed store.Store.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+
+	mu       sync.Mutex // guards every field below, and the order batches are applied in
+	closed   bool
+	broken   error // set by a failed write or sync; the store refuses work after it
+	queues   map[string]*queue
+	byID     map[uint32]*queue
+	nextQID  uint32
+	lastSeq  uint64 // the last seq handed out
+	seqHigh  uint64 // persisted bound: every seq handed out is below it
+	rnd      *rand.Rand
+	watchers map[string]chan struct{}
+	ops      sync.WaitGroup // operations between apply and sync; Close waits for them
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (or creates) the store in o.Dir and rebuilds its in-memory state.
+func Open(o Options) (*Store, error) {
+	if o.Dir == "" {
+		return nil, errors.New("pebblestore: Dir is required")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 256 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FreeBytes == nil {
+		fs, dir := o.FS, o.Dir
+		o.FreeBytes = func() (uint64, error) {
+			u, err := fs.GetDiskUsage(dir)
+			return u.AvailBytes, err
+		}
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(o.Dir, &pebble.Options{
+		FS:                 o.FS,
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       64 << 20,
+		Logger:             pebbleLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open pebble in %s: %w", o.Dir, err)
+	}
+	s := &Store{
+		db: db, opts: o,
+		queues: map[string]*queue{}, byID: map[uint32]*queue{},
+		rnd:      rand.New(rand.NewChaCha8(seed())),
+		watchers: map[string]chan struct{}{},
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load state from %s: %w", o.Dir, err)
+	}
+	return s, nil
+}
+
+// Close waits for operations in progress and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for name, ch := range s.watchers { // wake long-polls: they will see ErrClosed
+		close(ch)
+		delete(s.watchers, name)
+	}
+	s.mu.Unlock()
+	s.ops.Wait()
+	return s.db.Close()
+}
+
+// Ready reports whether the store can serve.
+func (s *Store) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usable()
+}
+
+// usable reports why the store cannot work, or nil. Requires mu.
+func (s *Store) usable() error {
+	if s.closed {
+		return store.ErrClosed
+	}
+	return s.broken
+}
+
+// Watch returns a channel closed at the next change that may make messages
+// available in the queue.
+func (s *Store) Watch(queue string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.watchers[queue]
+	if !ok {
+		ch = make(chan struct{})
+		if s.closed {
+			close(ch)
+			return ch
+		}
+		s.watchers[queue] = ch
+	}
+	return ch
+}
+
+// signal wakes the watchers of a queue. Requires mu.
+func (s *Store) signal(name string) {
+	if ch, ok := s.watchers[name]; ok {
+		close(ch)
+		delete(s.watchers, name)
+	}
+}
+
+// pebbleLogger sends Pebble's own log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...)) // Pebble's contract: Fatalf does not return
+}

@@ -1,0 +1,253 @@
+package pebblestore
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// tickLimit bounds the work of one Tick transaction per queue and kind, so
+// no batch grows without bound; Tick loops until a queue is done.
+const tickLimit = 10000
+
+// dueResult counts what due work did.
+type dueResult struct {
+	promoted, expired, dead, dropped, forgotten int
+}
+
+func (d dueResult) total() int { return d.promoted + d.expired + d.dead + d.dropped + d.forgotten }
+
+// due promotes delayed messages whose time has come and releases expired
+// leases (retried at once or dead-lettered), at most limit of each.
+func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error) {
+	var r dueResult
+	err := t.scanDue(w, tagDelayed, &w.cur.delayed, limit, func(seq uint64, m *msg) error {
+		t.unindex(w, seq, m)
+		t.place(w, seq, m)
+		r.promoted++
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	zero := time.Duration(0)
+	err = t.scanDue(w, tagLease, &w.cur.lease, limit, func(seq uint64, m *msg) error {
+		res, err := t.fail(w, seq, m, retry, &zero, "lease expired")
+		if res.DeadLettered {
+			r.dead++
+		} else {
+			r.expired++
+		}
+		return err
+	})
+	return r, err
+}
+
+// scanDue visits the messages of a time-ordered keyspace due by t.now, from
+// its cursor, and moves the cursor past them.
+func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq uint64, m *msg) error) error {
+	lo := *cur
+	if lo == nil {
+		lo = qprefix(tag, w.rec.ID)
+	}
+	it, err := t.iter(lo, timeUpTo(tag, w.rec.ID, t.now))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	pos := *cur
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		k := append([]byte(nil), it.Key()...)
+		advance(cur, &pos, k)
+		seq, err := keySeq(k)
+		if err != nil {
+			return err
+		}
+		m, found, err := t.getMsg(w, seq)
+		if err != nil || !found {
+			return orCorrupt(err, "index key without record")
+		}
+		if err := fn(seq, &m); err != nil {
+			return err
+		}
+		n++
+	}
+	return it.Error()
+}
+
+// nextDue is when w next changes by itself: the first delayed message's due
+// time or the first lease's expiry, whichever is sooner; zero if neither.
+func (t *txn) nextDue(w *qwork) (time.Time, error) {
+	var next time.Time
+	for _, d := range []struct {
+		tag byte
+		cur []byte
+	}{{tagDelayed, w.cur.delayed}, {tagLease, w.cur.lease}} {
+		pre := qprefix(d.tag, w.rec.ID)
+		lo := d.cur
+		if lo == nil {
+			lo = pre
+		}
+		it, err := t.iter(lo, prefixEnd(pre))
+		if err != nil {
+			return time.Time{}, err
+		}
+		if it.First() {
+			at, err := keyTime(it.Key())
+			if err != nil {
+				it.Close()
+				return time.Time{}, err
+			}
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		if err := it.Close(); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return next, nil
+}
+
+// Tick does the time-driven work of every queue.
+func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult, error) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.queues))
+	for name := range s.queues {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+	var res store.TickResult
+	for _, name := range names {
+		for {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			var r dueResult
+			var next time.Time
+			err := s.updateIfChanged(p.Now, func(t *txn) error {
+				w, ok := t.queue(name)
+				if !ok {
+					return nil // deleted meanwhile
+				}
+				var err error
+				if r, err = t.tickQueue(w, p.Retry); err != nil {
+					return err
+				}
+				next, err = t.nextDue(w)
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			res.Promoted += r.promoted
+			res.Expired += r.expired
+			res.DeadLettered += r.dead
+			res.Dropped += r.dropped
+			if !next.IsZero() && (res.NextDue.IsZero() || next.Before(res.NextDue)) {
+				res.NextDue = next
+			}
+			if r.total() < tickLimit {
+				break
+			}
+		}
+	}
+	return res, nil
+}
+
+func (t *txn) tickQueue(w *qwork, retry store.RetryFunc) (dueResult, error) {
+	r, err := t.due(w, retry, tickLimit)
+	if err != nil {
+		return r, err
+	}
+	if r.dropped, err = t.sweepRetention(w, tickLimit); err != nil {
+		return r, err
+	}
+	r.forgotten, err = t.forgetDedup(w, tickLimit)
+	return r, err
+}
+
+// sweepRetention drops ready, delayed and waiting messages sent longer than
+// the queue's retention ago. In-flight ones are left to finish: if they come
+// back, Lease drops them then. The cursor stops at the first message kept.
+func (t *txn) sweepRetention(w *qwork, limit int) (int, error) {
+	pre := qprefix(tagMsg, w.rec.ID)
+	lo := w.cur.retain
+	if lo == nil {
+		lo = pre
+	}
+	it, err := t.iter(lo, prefixEnd(pre))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	pos, kept, n := w.cur.retain, false, 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		k := append([]byte(nil), it.Key()...)
+		m, err := decodeMsg(it.Value())
+		if err != nil {
+			return n, err
+		}
+		if !t.expired(w, &m) {
+			if !kept {
+				advance(&w.cur.retain, &pos, k)
+			}
+			break
+		}
+		if m.state == stInFlight {
+			if !kept {
+				advance(&w.cur.retain, &pos, k)
+			}
+			kept = true
+			continue
+		}
+		seq, err := keySeq(k)
+		if err != nil {
+			return n, err
+		}
+		if err := t.remove(w, seq, &m); err != nil {
+			return n, err
+		}
+		if !kept {
+			advance(&w.cur.retain, &pos, k)
+		}
+		n++
+	}
+	return n, it.Error()
+}
+
+// forgetDedup deletes dedup entries whose window has ended.
+func (t *txn) forgetDedup(w *qwork, limit int) (int, error) {
+	lo := w.cur.dedup
+	if lo == nil {
+		lo = qprefix(tagDedupBy, w.rec.ID)
+	}
+	it, err := t.iter(lo, timeUpTo(tagDedupBy, w.rec.ID, t.now))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	pos, n := w.cur.dedup, 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		k := append([]byte(nil), it.Key()...)
+		advance(&w.cur.dedup, &pos, k)
+		if len(k) < 13 {
+			return n, errBadKey
+		}
+		exp, key := k[5:13], string(k[13:])
+		v, found, err := t.get(dedupKey(w.rec.ID, key))
+		if err != nil {
+			return n, err
+		}
+		if found && len(v) == 16 && string(v[8:]) == string(exp) { // not renewed by a later send
+			t.b.Delete(dedupKey(w.rec.ID, key), nil)
+		}
+		t.b.Delete(k, nil)
+		n++
+	}
+	return n, it.Error()
+}

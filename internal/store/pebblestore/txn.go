@@ -1,0 +1,248 @@
+package pebblestore
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// queue is the in-memory state of one queue. Guarded by Store.mu.
+type queue struct {
+	name string
+	rec  queueRecord
+	c    counters
+	cur  cursors
+}
+
+// cursors hold, for each scanned keyspace, a key below which no live entry of
+// the queue exists (nil: the start of the keyspace). They only ever move up
+// past keys the store itself deleted, and down when it inserts below them.
+type cursors struct {
+	ready, delayed, lease, retain, dedup []byte
+}
+
+// lower moves *cur down to k if k sorts before it.
+func lower(cur *[]byte, k []byte) {
+	if *cur != nil && string(k) < string(*cur) {
+		*cur = k
+	}
+}
+
+// advance moves *cur up to k after a scan consumed everything below k, unless
+// an insert during the scan lowered it (then *cur no longer equals *pos).
+// *pos tracks the value the scan itself last set.
+func advance(cur, pos *[]byte, k []byte) {
+	if string(*cur) == string(*pos) {
+		*cur = k
+		*pos = k
+	}
+}
+
+// qwork is a transaction's working copy of a queue's mutable state.
+type qwork struct {
+	q       *queue
+	rec     queueRecord
+	c       counters
+	cur     cursors
+	created bool
+	deleted bool
+	touched bool // counters or record changed: persist them
+}
+
+// txn is one atomic change: an indexed batch (reads see its own writes) and
+// the working copies of the queues it touches. Built under Store.mu.
+type txn struct {
+	s       *Store
+	b       *pebble.Batch
+	now     time.Time
+	work    map[*queue]*qwork
+	order   []*qwork // in first-touch order, for deterministic writes
+	seqHigh uint64
+	wake    []string // queues whose watchers to signal on apply
+}
+
+// update runs fn as one transaction as of now: fn builds the batch under the
+// store's mutex, the batch is applied in order, and the caller then waits for
+// its fsync without the mutex, sharing it with concurrent callers. If fn
+// fails nothing is applied or changed.
+func (s *Store) update(now time.Time, fn func(t *txn) error) error {
+	return s.run(now, false, fn)
+}
+
+// updateIfChanged is update, except that a transaction that changed nothing
+// is not written at all (background work that found nothing to do).
+func (s *Store) updateIfChanged(now time.Time, fn func(t *txn) error) error {
+	return s.run(now, true, fn)
+}
+
+func (s *Store) run(now time.Time, skipEmpty bool, fn func(t *txn) error) error {
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
+	if err := fn(t); err != nil {
+		s.mu.Unlock()
+		t.b.Close()
+		return err
+	}
+	if skipEmpty && t.b.Empty() && !t.changed() {
+		s.mu.Unlock()
+		t.b.Close()
+		return nil
+	}
+	err := t.apply()
+	if err != nil {
+		s.broken = fmt.Errorf("write failed, store must be reopened: %w", err)
+		s.mu.Unlock()
+		return s.broken
+	}
+	s.ops.Add(1)
+	s.mu.Unlock()
+	defer s.ops.Done()
+	err = t.b.SyncWait()
+	t.b.Close()
+	if err != nil {
+		s.mu.Lock()
+		s.broken = fmt.Errorf("fsync failed, store must be reopened: %w", err)
+		s.mu.Unlock()
+		return s.broken
+	}
+	return nil
+}
+
+// apply writes the working state into the batch, applies the batch without
+// waiting for its sync, and makes the working state the store's. Requires mu.
+func (t *txn) apply() error {
+	for _, w := range t.order {
+		switch {
+		case w.deleted:
+			continue
+		case w.touched || w.created:
+			t.b.Set(queueKey(w.q.name), w.rec.encode(), nil)
+			t.b.Set(statsKey(w.rec.ID), w.c.encode(), nil)
+		}
+	}
+	if t.seqHigh > t.s.seqHigh {
+		t.b.Set(metaKey("seqhigh"), binary.BigEndian.AppendUint64(nil, t.seqHigh), nil)
+	}
+	if t.b.Empty() { // every change writes at least one key, so its sync covers earlier batches
+		t.b.Set(metaKey("touch"), nil, nil)
+	}
+	if err := t.s.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
+		return err
+	}
+	s := t.s
+	for _, w := range t.order {
+		switch {
+		case w.deleted:
+			delete(s.queues, w.q.name)
+			delete(s.byID, w.rec.ID)
+		default:
+			w.q.rec, w.q.c, w.q.cur = w.rec, w.c, w.cur
+			if w.created {
+				s.queues[w.q.name], s.byID[w.rec.ID] = w.q, w.q
+				s.nextQID = max(s.nextQID, w.rec.ID+1)
+			}
+		}
+	}
+	s.seqHigh = max(s.seqHigh, t.seqHigh)
+	for _, name := range t.wake {
+		s.signal(name)
+	}
+	return nil
+}
+
+// changed reports whether the txn changed any queue's state.
+func (t *txn) changed() bool {
+	for _, w := range t.order {
+		if w.touched || w.created || w.deleted {
+			return true
+		}
+	}
+	return false
+}
+
+// w returns the working copy of q in this transaction.
+func (t *txn) w(q *queue) *qwork {
+	if w, ok := t.work[q]; ok {
+		return w
+	}
+	w := &qwork{q: q, rec: q.rec, c: q.c, cur: q.cur}
+	t.work[q] = w
+	t.order = append(t.order, w)
+	return w
+}
+
+// queue finds a live queue by name, seeing creations and deletions of this txn.
+func (t *txn) queue(name string) (*qwork, bool) {
+	for _, w := range t.order {
+		if w.q.name == name {
+			return w, !w.deleted
+		}
+	}
+	q, ok := t.s.queues[name]
+	if !ok {
+		return nil, false
+	}
+	return t.w(q), true
+}
+
+// queueByID finds a live queue by id, seeing this txn's changes.
+func (t *txn) queueByID(id uint32) (*qwork, bool) {
+	for _, w := range t.order {
+		if w.rec.ID == id {
+			return w, !w.deleted
+		}
+	}
+	q, ok := t.s.byID[id]
+	if !ok {
+		return nil, false
+	}
+	return t.w(q), true
+}
+
+// nextSeq hands out the next message seq: the send time in nanoseconds,
+// bumped above the last one so seqs are unique and increasing. The bound
+// persisted in the batch keeps them increasing across restarts even if the
+// clock goes back.
+func (t *txn) nextSeq() uint64 {
+	s := t.s
+	n := max(unixNano(t.now), s.lastSeq+1)
+	s.lastSeq = n // a discarded txn only leaves a gap
+	if n >= max(s.seqHigh, t.seqHigh) {
+		t.seqHigh = n + uint64(10*time.Second)
+	}
+	return n
+}
+
+// get reads a key through the batch; ok is false when it is absent.
+func (t *txn) get(k []byte) (v []byte, ok bool, err error) {
+	val, closer, err := t.b.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v = append([]byte(nil), val...)
+	return v, true, closer.Close()
+}
+
+// iter opens an iterator over [lo, hi) that sees the batch's writes.
+func (t *txn) iter(lo, hi []byte) (*pebble.Iterator, error) {
+	return t.b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+}
+
+func metaKey(name string) []byte { return append([]byte{tagMeta}, name...) }
+
+func seed() [32]byte {
+	var b [32]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return b
+}
