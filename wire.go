@@ -197,3 +197,19 @@ const (
 	CodeUnavailable      = "unavailable"       // 503
 	CodeInternal         = "internal"          // 500
 )
+
+// NackResult says what became of a nacked message: retried from RetryAt,
+// or moved to the dead-letter queue (or dropped, when the queue has none).
+type NackResult struct {
+	DeadLettered bool       `json:"dead_lettered"`
+	RetryAt      *time.Time `json:"retry_at,omitempty"`
+}
+
+// Health is the answer of GET /healthz and GET /readyz when all is well.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// CodeMethodNotAllowed answers a known path called with a method it does not
+// serve; the Allow header lists the methods it does.
+const CodeMethodNotAllowed = "method_not_allowed" // 405

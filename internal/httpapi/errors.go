@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	courier "github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/broker"
+	"github.com/courierhq/courier/internal/store"
+)
+
+// errorClass is one row of the error table: the domain error, the status and
+// code it answers, and the message the client sees.
+type errorClass struct {
+	err    error
+	status int
+	code   string
+	// message says what went wrong without internal detail. The request gives
+	// it the queue name; err is the full error (used only where its text is
+	// written for users, as the broker's ErrInvalid and ErrTooLarge are).
+	message    func(r *http.Request, err error) string
+	retryAfter string // seconds, for a 503 the client should retry
+}
+
+// errorTable is the one mapping of domain errors to HTTP answers, checked in
+// order with errors.Is. An error in none of the rows is a 500 internal.
+var errorTable = []errorClass{
+	{broker.ErrInvalid, http.StatusBadRequest, courier.CodeInvalidArgument, errorText, ""},
+	{broker.ErrTooLarge, http.StatusRequestEntityTooLarge, courier.CodeTooLarge, errorText, ""},
+	{store.ErrQueueNotFound, http.StatusNotFound, courier.CodeQueueNotFound, queueNotFound, ""},
+	{store.ErrLeaseExpired, http.StatusConflict, courier.CodeLeaseExpired,
+		fixed("the lease has expired or is no longer current: the message may have been handed to another consumer"), ""},
+	{store.ErrInvalidLease, http.StatusBadRequest, courier.CodeInvalidArgument,
+		fixed("lease is not a lease token this server issued"), ""},
+	{store.ErrNoSpace, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the server is low on disk space and accepts no new messages; retry later"), "30"},
+	{store.ErrClosed, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the server is shutting down; retry later"), "1"},
+	// A deadline of the server's own (the client's would have cancelled).
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the request took too long; retry later"), "1"},
+	// Cancelled while the client is still there: the server is stopping.
+	{context.Canceled, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the server is shutting down; retry later"), "1"},
+}
+
+func errorText(_ *http.Request, err error) string { return err.Error() }
+
+func queueNotFound(r *http.Request, _ error) string {
+	return fmt.Sprintf("queue %q does not exist", r.PathValue("queue"))
+}
+
+func fixed(msg string) func(*http.Request, error) string {
+	return func(*http.Request, error) string { return msg }
+}
+
+// classify finds the row of err; ok is false for an unexpected error.
+func classify(err error) (c errorClass, ok bool) {
+	for _, c := range errorTable {
+		if errors.Is(err, c.err) {
+			return c, true
+		}
+	}
+	return errorClass{}, false
+}
+
+// writeError answers err: an error of this package or of the table gets its
+// status and code; anything else is logged here, once, and answers a generic 500.
+//
+// A cancelled request still gets an answer (503 by the table), although its
+// client has usually gone: writing to a closed connection is harmless, while
+// writing nothing makes net/http send "200 OK" with an empty body, and the
+// cancellation may be the server's own (Stop cancels every request's
+// context), whose client is still there and must not read a failure as success.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeErrorBody(w, ae.status, ae.code, ae.msg)
+		return
+	}
+	c, ok := classify(err)
+	if !ok {
+		a.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeErrorBody(w, http.StatusInternalServerError, courier.CodeInternal, "internal error")
+		return
+	}
+	if c.retryAfter != "" {
+		w.Header().Set("Retry-After", c.retryAfter)
+	}
+	writeErrorBody(w, c.status, c.code, c.message(r, err))
+}
+
+// leaseFailure describes the error of one lease of a batch ack the way a
+// single ack would answer it.
+func leaseFailure(r *http.Request, lease string, err error) (courier.AckFailure, bool) {
+	c, ok := classify(err)
+	if !ok {
+		return courier.AckFailure{}, false
+	}
+	return courier.AckFailure{Lease: lease, Code: c.code, Message: c.message(r, err)}, true
+}

@@ -1,0 +1,182 @@
+// Package httpapi is courier's HTTP/JSON adapter for queues and messages: it
+// serves the contract of API.md on typed routes of the standard ServeMux,
+// decodes and validates requests, calls the broker, and maps the broker's and
+// the store's errors to HTTP statuses and stable error codes.
+//
+// The package holds no semantics of its own. Range checks (priorities,
+// durations, batch sizes, message sizes) are the broker's; this package only
+// turns JSON into typed values, naming the field when it cannot.
+//
+// Layout: httpapi.go (New, the route list, middleware), respond.go (the one
+// decode and respond helper), errors.go (the one error table), queues.go,
+// messages.go, leases.go, ops.go, one per resource, and openapi.go with the
+// embedded OpenAPI document, which a test keeps equal to the route list.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	courier "github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/broker"
+)
+
+// DefaultMaxRequestBytes is the default limit of a request body. It leaves
+// room for a batch of large messages sent as base64 (which grows them by 4/3).
+const DefaultMaxRequestBytes = 32 << 20
+
+// Options configure the handler.
+type Options struct {
+	// Broker serves every call. Required.
+	Broker *broker.Broker
+	// Logger receives one record per internal error or panic; default discards.
+	Logger *slog.Logger
+	// MaxRequestBytes limits a request body; a larger one answers 413
+	// too_large. Default (0) DefaultMaxRequestBytes.
+	MaxRequestBytes int64
+}
+
+// api is the handler's state, shared by every route.
+type api struct {
+	b        *broker.Broker
+	log      *slog.Logger
+	maxBytes int64
+	mux      *http.ServeMux
+	patterns []string // as registered on mux, in order; the OpenAPI test reads it
+}
+
+// handlerFunc is a route's handler. It writes a success answer itself and
+// returns any error, which serve maps to an error answer in one place.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one endpoint: a method and a ServeMux path pattern.
+type route struct {
+	method, path string
+	h            handlerFunc
+}
+
+// routes is the one list of endpoints: New registers exactly these, and the
+// OpenAPI test compares the served document with exactly these.
+func (a *api) routes() []route {
+	return []route{
+		{"GET", "/healthz", a.healthz},
+		{"GET", "/readyz", a.readyz},
+		{"GET", "/v1/openapi.json", a.openAPI},
+
+		{"GET", "/v1/queues", a.listQueues},
+		{"PUT", "/v1/queues/{queue}", a.putQueue},
+		{"GET", "/v1/queues/{queue}", a.getQueue},
+		{"DELETE", "/v1/queues/{queue}", a.deleteQueue},
+		{"POST", "/v1/queues/{queue}/purge", a.purgeQueue},
+		{"POST", "/v1/queues/{queue}/pause", a.pauseQueue},
+		{"POST", "/v1/queues/{queue}/resume", a.resumeQueue},
+		{"POST", "/v1/queues/{queue}/redrive", a.redrive},
+
+		{"POST", "/v1/queues/{queue}/messages", a.send},
+		{"POST", "/v1/queues/{queue}/receive", a.receive},
+		{"POST", "/v1/queues/{queue}/ack", a.ack},
+		{"POST", "/v1/queues/{queue}/nack", a.nack},
+		{"POST", "/v1/queues/{queue}/extend", a.extend},
+	}
+}
+
+// New returns the HTTP handler of the API.
+func New(o Options) http.Handler {
+	return newAPI(o)
+}
+
+func newAPI(o Options) *api {
+	if o.Broker == nil {
+		panic("httpapi: Options.Broker is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	a := &api{b: o.Broker, log: o.Logger, maxBytes: o.MaxRequestBytes, mux: http.NewServeMux()}
+	for _, rt := range a.routes() {
+		p := rt.method + " " + rt.path
+		a.mux.Handle(p, a.serve(rt.h))
+		a.patterns = append(a.patterns, p)
+	}
+	return a
+}
+
+// serve adapts a handlerFunc: its error becomes the error answer.
+func (a *api) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP recovers from panics and makes the mux's own answers (404 for an
+// unknown path, 405 for a known path with another method) JSON like all others.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer a.recover(w, r)
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	// No route matched: let the mux decide what it would say (404, 405 with
+	// Allow, or a redirect to a cleaned path), then say it in JSON.
+	cw := &captureWriter{header: http.Header{}}
+	a.mux.ServeHTTP(cw, r)
+	switch cw.status {
+	case http.StatusNotFound:
+		writeErrorBody(w, http.StatusNotFound, courier.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", cw.header.Get("Allow"))
+		writeErrorBody(w, http.StatusMethodNotAllowed, courier.CodeMethodNotAllowed,
+			r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+cw.header.Get("Allow"))
+	default:
+		for k, v := range cw.header {
+			if k != "Content-Type" && k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(cw.status)
+	}
+}
+
+// recover is the backstop for bugs: bad input is rejected long before it can
+// panic. It logs the stack and answers 500 (if nothing was written yet, the
+// client sees JSON; otherwise the answer is cut short).
+func (a *api) recover(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
+		panic(v)
+	}
+	a.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+		"panic", v, "stack", string(debug.Stack()))
+	writeErrorBody(w, http.StatusInternalServerError, courier.CodeInternal, "internal error")
+}
+
+// captureWriter records the status and headers the mux would send and drops
+// its plain-text body.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+func (c *captureWriter) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}

@@ -1,0 +1,187 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	courier "github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/broker"
+	"github.com/courierhq/courier/internal/store"
+)
+
+// sendRequest is the body of a send: one message, or {"messages": [...]}.
+// The single message's fields are embedded, so one decode accepts both forms
+// (and still rejects unknown fields); form tells which was sent.
+type sendRequest struct {
+	courier.NewMessage
+	Messages []courier.NewMessage `json:"messages"`
+}
+
+// messages converts the request to broker messages; batch reports the form.
+func (req *sendRequest) messages() (msgs []broker.Message, batch bool, err error) {
+	if req.Messages == nil {
+		m, err := brokerMessage(&req.NewMessage)
+		return []broker.Message{m}, false, err
+	}
+	if !isZeroMessage(&req.NewMessage) {
+		return nil, true, invalidf("a batch send has only the field \"messages\"; put every message's fields inside it")
+	}
+	if len(req.Messages) == 0 || len(req.Messages) > broker.MaxBatch {
+		return nil, true, invalidf("messages must hold 1 to %d messages, got %d", broker.MaxBatch, len(req.Messages))
+	}
+	msgs = make([]broker.Message, len(req.Messages))
+	for i := range req.Messages {
+		if msgs[i], err = brokerMessage(&req.Messages[i]); err != nil {
+			return nil, true, invalidf("messages[%d]: %v", i, err)
+		}
+	}
+	return msgs, true, nil
+}
+
+func isZeroMessage(m *courier.NewMessage) bool {
+	return m.Body == nil && m.BodyBase64 == nil && m.Headers == nil && m.Delay == "" &&
+		m.NotBefore == nil && m.Priority == 0 && m.DedupKey == "" && m.Group == ""
+}
+
+// brokerMessage checks the form of one message; its ranges are the broker's.
+//
+// `"body": null` is a message whose body is the JSON value null: "any JSON
+// value" includes it, and it is delivered back as `"body": null`. Only a
+// missing "body" key counts as no body.
+func brokerMessage(m *courier.NewMessage) (broker.Message, error) {
+	out := broker.Message{Headers: m.Headers, Priority: m.Priority, DedupKey: m.DedupKey, Group: m.Group}
+	switch {
+	case m.Body != nil && m.BodyBase64 != nil:
+		return out, invalidf("set body or body_base64, not both")
+	case m.Body != nil:
+		out.Body, out.Kind = m.Body, store.BodyJSON
+	case m.BodyBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*m.BodyBase64)
+		if err != nil {
+			return out, invalidf("body_base64 is not valid standard base64 (RFC 4648, with padding)")
+		}
+		out.Body, out.Kind = b, store.BodyBinary
+	default:
+		return out, invalidf("a message needs body (any JSON value) or body_base64")
+	}
+	d, err := duration("delay", m.Delay)
+	if err != nil {
+		return out, err
+	}
+	out.Delay = d
+	if m.NotBefore != nil {
+		out.NotBefore = *m.NotBefore
+	}
+	return out, nil
+}
+
+func (a *api) send(w http.ResponseWriter, r *http.Request) error {
+	var req sendRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	msgs, batch, err := req.messages()
+	if err != nil {
+		return err
+	}
+	res, err := a.b.Send(r.Context(), r.PathValue("queue"), msgs)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(msgs) {
+		return fmt.Errorf("send: store answered %d ids for %d messages", len(res), len(msgs))
+	}
+	if !batch {
+		return writeJSON(w, http.StatusCreated, courier.SendResult{ID: res[0].ID})
+	}
+	out := courier.SendBatchResult{Messages: make([]courier.SendResult, len(res))}
+	for i := range res {
+		out.Messages[i].ID = res[i].ID
+	}
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
+	var req courier.ReceiveRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	o := broker.ReceiveOptions{Max: req.Max}
+	var err error
+	if o.Wait, err = duration("wait", req.Wait); err != nil {
+		return err
+	}
+	if o.Visibility, err = duration("visibility", req.Visibility); err != nil {
+		return err
+	}
+	if req.Max < 0 { // the broker reads 0 as the default; a negative is a mistake
+		return invalidf("max must be 1 to %d, got %d", broker.MaxReceive, req.Max)
+	}
+	// r.Context() ends when the client disconnects, which ends a long-poll.
+	msgs, err := a.b.Receive(r.Context(), r.PathValue("queue"), o)
+	if err != nil && !(len(msgs) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
+		return err
+	}
+	// A long-poll cut short by its context answers what it has, nothing: for a
+	// client that left, no one reads it; when the server is stopping, the
+	// client gets a normal empty answer and polls again elsewhere.
+	body, err := encodeMessages(msgs)
+	if err != nil {
+		return err
+	}
+	writeRaw(w, http.StatusOK, body)
+	return nil
+}
+
+// encodeMessages writes {"messages":[...]} (never null) by hand, because a
+// JSON body must come back as the exact bytes that were sent, and
+// encoding/json rewrites a json.RawMessage (it compacts it and escapes <>&).
+func encodeMessages(msgs []store.Message) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"messages":[`)
+	for i := range msgs {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := encodeMessage(&buf, &msgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteString("]}\n")
+	return buf.Bytes(), nil
+}
+
+func encodeMessage(buf *bytes.Buffer, m *store.Message) error {
+	wm := courier.Message{
+		ID: m.ID, Headers: m.Headers, Priority: m.Priority, Group: m.Group, Attempt: m.Attempt,
+		SentAt: m.SentAt.UTC(), Lease: m.Lease, LeaseExpiresAt: m.LeaseExpiresAt.UTC(),
+	}
+	if wm.Headers == nil {
+		wm.Headers = map[string]string{}
+	}
+	// A JSON body is spliced in as is. json.Valid guards the answer: a body
+	// stored as JSON by some other path that is not JSON goes out as base64
+	// rather than breaking the whole answer.
+	raw := m.Kind == store.BodyJSON && json.Valid(m.Body)
+	if !raw {
+		s := base64.StdEncoding.EncodeToString(m.Body)
+		wm.BodyBase64 = &s
+	}
+	b, err := marshal(wm)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	if !raw {
+		buf.Write(b)
+		return nil
+	}
+	buf.Write(b[:len(b)-1]) // without its closing brace
+	buf.WriteString(`,"body":`)
+	buf.Write(m.Body)
+	buf.WriteByte('}')
+	return nil
+}
