@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/courierhq/courier"
+	"github.com/spf13/cobra"
+)
+
+func newAckCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ack QUEUE LEASE...",
+		Short: "Acknowledge received messages: they are done and gone",
+		Long: `Acknowledge received messages by their leases: they are done and gone.
+
+A lease that has expired (its message may be with another consumer now) is
+refused with lease_expired, and the command exits with 1. With several leases
+every valid one is applied, and the refused ones are reported.`,
+		Args: argsRange(2, -1),
+		RunE: e.action(func(ctx context.Context, c *courier.Client, args []string) error {
+			queue, leases := args[0], args[1:]
+			var res courier.AckResult
+			if len(leases) == 1 {
+				// The single form, whose refusal is an error with its code.
+				if err := c.Ack(ctx, queue, leases[0]); err != nil {
+					return err
+				}
+				res.Acked = 1
+			} else {
+				var err error
+				if res, err = c.AckBatch(ctx, queue, leases); err != nil {
+					return err
+				}
+			}
+			if e.json {
+				if err := e.printJSON(res); err != nil {
+					return err
+				}
+			} else if _, err := fmt.Fprintf(e.stdout, "acknowledged %d\n", res.Acked); err != nil {
+				return err
+			}
+			return ackFailures(res)
+		}),
+	}
+}
+
+func newNackCmd(e *env) *cobra.Command {
+	var (
+		delay  time.Duration
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "nack QUEUE LEASE",
+		Short: "Hand a received message back, to be delivered again",
+		Long: `Hand a received message back, to be delivered again: after --delay, or
+without it after the queue's backoff for the attempt. A message that has used
+the queue's max attempts goes to the dead-letter queue instead.`,
+		Args: argsRange(2, 2),
+	}
+	cmd.Flags().DurationVar(&delay, "delay", 0, "deliver again after this delay (0s: at once; default: the queue's backoff)")
+	cmd.Flags().StringVar(&reason, "error", "", "why the message failed, kept with it")
+	cmd.RunE = e.action(func(ctx context.Context, c *courier.Client, args []string) error {
+		req := courier.NackRequest{Lease: args[1], Error: reason}
+		if cmd.Flags().Changed("delay") {
+			req.Delay = delay.String() // "0s" too: at once, unlike no delay
+		}
+		res, err := c.Nack(ctx, args[0], req)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(res)
+		}
+		switch {
+		case res.DeadLettered:
+			_, err = fmt.Fprintln(e.stdout, "dead-lettered: the message used its attempts")
+		case res.RetryAt != nil:
+			_, err = fmt.Fprintf(e.stdout, "handed back; delivered again from %s\n", formatTime(*res.RetryAt))
+		default:
+			_, err = fmt.Fprintln(e.stdout, "handed back")
+		}
+		return err
+	})
+	return cmd
+}
+
+func newExtendCmd(e *env) *cobra.Command {
+	var visibility time.Duration
+	cmd := &cobra.Command{
+		Use:   "extend QUEUE LEASE",
+		Short: "Keep a received message leased for longer",
+		Args:  argsRange(2, 2),
+	}
+	cmd.Flags().DurationVar(&visibility, "visibility", 0, "keep the lease this long from now (default: the queue's visibility timeout)")
+	cmd.RunE = e.action(func(ctx context.Context, c *courier.Client, args []string) error {
+		req := courier.ExtendRequest{Lease: args[1]}
+		if visibility != 0 {
+			req.Visibility = visibility.String()
+		}
+		until, err := c.Extend(ctx, args[0], req)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(courier.ExtendResult{LeaseExpiresAt: until})
+		}
+		_, err = fmt.Fprintf(e.stdout, "leased until %s\n", formatTime(until))
+		return err
+	})
+	return cmd
+}
