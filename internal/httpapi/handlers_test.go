@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -132,5 +133,22 @@ func TestLeaseOps(t *testing.T) {
 	q := f.queue("q")
 	if q.Stats.AckedTotal != 2 || q.Stats.Delayed != 1 || q.Stats.InFlight != 0 {
 		t.Fatalf("stats: %+v", q.Stats)
+	}
+}
+
+// TestReceiveCancelled: a long-poll whose context ends (the client left, or
+// the server is stopping) answers an empty list, never an empty 200 body.
+func TestReceiveCancelled(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	added := f.clk.TimerAdded() // before the receive, so its timer cannot slip by
+	go func() {
+		<-added // the receive is waiting
+		cancel()
+	}()
+	w := f.doCtx(ctx, "POST", recvURL, `{"wait":"30s"}`)
+	if w.Code != 200 || w.Body.String() != "{\"messages\":[]}\n" {
+		t.Fatalf("cancelled long-poll: %d %q", w.Code, w.Body)
 	}
 }

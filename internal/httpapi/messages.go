@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -123,39 +123,46 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 	}
 	// r.Context() ends when the client disconnects, which ends a long-poll.
 	msgs, err := a.b.Receive(r.Context(), r.PathValue("queue"), o)
+	// A long-poll cut short by its context answers what it has, nothing: for a
+	// client that left, no one reads it; when the server is stopping (Stop
+	// cancels every request's context), the client gets a normal empty answer.
 	if err != nil && !(len(msgs) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
 		return err
 	}
-	// A long-poll cut short by its context answers what it has, nothing: for a
-	// client that left, no one reads it; when the server is stopping, the
-	// client gets a normal empty answer and polls again elsewhere.
-	body, err := encodeMessages(msgs)
-	if err != nil {
-		return err
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if err := writeMessages(bw, msgs); err != nil {
+		// Too late for an error answer: the status is out. Cut the connection
+		// so the client sees a broken answer, never a short valid one.
+		a.log.Error("encode receive answer", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	writeRaw(w, http.StatusOK, body)
+	_ = bw.Flush() // a failed write means the client is gone; the leases expire
 	return nil
 }
 
-// encodeMessages writes {"messages":[...]} (never null) by hand, because a
+// writeMessages streams {"messages":[...]} (never null), so an answer of many
+// large messages is not held in memory twice. It is written by hand because a
 // JSON body must come back as the exact bytes that were sent, and
 // encoding/json rewrites a json.RawMessage (it compacts it and escapes <>&).
-func encodeMessages(msgs []store.Message) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString(`{"messages":[`)
+func writeMessages(w *bufio.Writer, msgs []store.Message) error {
+	w.WriteString(`{"messages":[`)
 	for i := range msgs {
 		if i > 0 {
-			buf.WriteByte(',')
+			w.WriteByte(',')
 		}
-		if err := encodeMessage(&buf, &msgs[i]); err != nil {
-			return nil, err
+		if err := encodeMessage(w, &msgs[i]); err != nil {
+			return err
 		}
 	}
-	buf.WriteString("]}\n")
-	return buf.Bytes(), nil
+	w.WriteString("]}\n")
+	return nil // write errors stick in w and show at Flush: the client is gone
 }
 
-func encodeMessage(buf *bytes.Buffer, m *store.Message) error {
+func encodeMessage(buf *bufio.Writer, m *store.Message) error {
 	wm := courier.Message{
 		ID: m.ID, Headers: m.Headers, Priority: m.Priority, Group: m.Group, Attempt: m.Attempt,
 		SentAt: m.SentAt.UTC(), Lease: m.Lease, LeaseExpiresAt: m.LeaseExpiresAt.UTC(),
