@@ -44,6 +44,9 @@ type Options struct {
 	FS vfs.FS
 	// CacheBytes is Pebble's block cache size; default 64 MiB.
 	CacheBytes int64
+	// MemTableBytes is the size of a memtable, and so about how much WAL a
+	// restart replays; default 64 MiB.
+	MemTableBytes uint64
 	// MinFreeBytes: sends are refused with store.ErrNoSpace when the disk
 	// would have less than this free, so Pebble itself never meets a full
 	// disk (it stops the process when it does). Default 256 MiB. Acks,
@@ -86,6 +89,9 @@ func Open(o Options) (*Store, error) {
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 64 << 20
 	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 64 << 20
+	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 256 << 20
 	}
@@ -105,7 +111,7 @@ func Open(o Options) (*Store, error) {
 		FS:                 o.FS,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       64 << 20,
+		MemTableSize:       o.MemTableBytes,
 		Logger:             pebbleLogger{o.Logger},
 	})
 	if err != nil {

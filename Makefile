@@ -1,0 +1,31 @@
+# courier — the commands the README gives. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: test vet build run bench fuzz
+
+build:
+	$(GO) build -o bin/courier ./cmd/courier
+
+run:
+	$(GO) run ./cmd/courier serve
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Every test, with the race detector; fuzz targets run their seed corpora.
+test: vet
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+# Go benchmarks; figures go into docs/benchmarks.md with the command used.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+
+# Run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done

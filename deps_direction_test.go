@@ -1,0 +1,49 @@
+package courier_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection enforces DESIGN.md's one-way dependencies: the
+// broker and the store port import no transport or backend, and the store
+// port imports no backend.
+func TestDependencyDirection(t *testing.T) {
+	t.Parallel()
+	forbidden := map[string][]string{
+		"./internal/broker": {"net/http", "github.com/cockroachdb/pebble", "github.com/jackc/pgx",
+			"github.com/prometheus", "github.com/courierhq/courier/internal/httpapi", "github.com/courierhq/courier/internal/server",
+			"github.com/courierhq/courier/internal/store/pebblestore"},
+		"./internal/store": {"net/http", "github.com/cockroachdb/pebble", "github.com/jackc/pgx",
+			"github.com/courierhq/courier/internal/broker"},
+	}
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, b := range bad {
+				if dep == b || strings.HasPrefix(dep, b+"/") {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
+
+// TestPackageDocs requires a package comment on every package.
+func TestPackageDocs(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{.Doc}}", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, doc, _ := strings.Cut(line, "\t")
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("package %s has no package comment", path)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package pebblestore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+func retryNow(q store.QueueConfig, attempt int, explicit *time.Duration) (time.Duration, bool) {
+	if q.MaxAttempts > 0 && attempt >= q.MaxAttempts {
+		return 0, true
+	}
+	if explicit != nil {
+		return *explicit, false
+	}
+	return q.Backoff.Initial, false
+}
+
+func TestSmoke(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Dir: "db", FS: vfs.NewMem(), FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := store.DefaultConfig("q")
+	cfg.MaxAttempts = 2
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: cfg, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now, Messages: []store.NewMessage{
+		{Body: []byte(`1`), Kind: store.BodyJSON}, {Body: []byte(`2`), Kind: store.BodyJSON, Group: "g"},
+		{Body: []byte(`3`), Kind: store.BodyJSON, Group: "g"}, {Body: []byte(`4`), Kind: store.BodyJSON, Priority: 5},
+	}})
+	if err != nil || len(res) != 4 {
+		t.Fatal(res, err)
+	}
+	lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, Now: now, Retry: retryNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range lr.Messages {
+		got = append(got, string(m.Body))
+	}
+	if want := "[4 1 2]"; fmtS(got) != want {
+		t.Fatalf("leased %v, want %s", got, want)
+	}
+	q, _ := s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: now})
+	if q.Stats.InFlight != 3 || q.Stats.Ready != 1 || q.Stats.SentTotal != 4 {
+		t.Fatalf("stats %+v", q.Stats)
+	}
+	errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[2].Lease, lr.Messages[2].Lease}, Now: now})
+	if err != nil || errs[0] != nil || errs[1] != store.ErrLeaseExpired {
+		t.Fatal(errs, err)
+	}
+	lr2, _ := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, Now: now, Retry: retryNow})
+	if len(lr2.Messages) != 1 || string(lr2.Messages[0].Body) != "3" {
+		t.Fatalf("after ack of group head: %+v", lr2.Messages)
+	}
+	// Let every lease expire twice: message 4 and 1 dead-letter at attempt 2.
+	later := now.Add(time.Minute)
+	lr3, _ := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, Now: later, Retry: retryNow})
+	if len(lr3.Messages) != 3 {
+		t.Fatalf("redelivered %d", len(lr3.Messages))
+	}
+	tr, err := s.Tick(ctx, &store.TickParams{Now: later.Add(time.Minute), Retry: retryNow})
+	if err != nil || tr.DeadLettered != 3 {
+		t.Fatalf("tick %+v %v", tr, err)
+	}
+	q, _ = s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: later})
+	d, _ := s.GetQueue(ctx, &store.GetQueueParams{Name: "q.dead", Now: later})
+	if q.Stats.Dead != 3 || d.Stats.Ready != 3 || q.Stats.InFlight != 0 {
+		t.Fatalf("after dead-letter q=%+v dlq=%+v", q.Stats, d.Stats)
+	}
+	n, err := s.Redrive(ctx, &store.RedriveParams{Queue: "q", Max: 10, Now: later})
+	if err != nil || n != 3 {
+		t.Fatal(n, err)
+	}
+	q, _ = s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: later})
+	if q.Stats.Dead != 0 || q.Stats.Ready != 3 {
+		t.Fatalf("after redrive %+v", q.Stats)
+	}
+}
+
+func fmtS(s []string) string {
+	out := "["
+	for i, x := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out + "]"
+}
