@@ -1,22 +1,150 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/courierhq/courier/internal/server"
 )
 
-// newServeCmd returns `courier serve`. Placeholder: the lead replaces this
-// file with the real command, keeping the signature (root.go calls it).
-// Errors returned by its RunE exit with 1; wrap one in usageError for 2.
+const serveLong = `Run a courier server on its embedded, durable store.
+
+Data lives in --data (created if missing); the HTTP API listens on --addr,
+which is loopback-only by default. Every 2xx answer is given only after the
+change is fsynced. SIGINT or SIGTERM stop the server cleanly: it stops
+accepting requests, answers open long-polls, waits up to --shutdown-timeout
+for requests in flight, and closes the store.
+
+Flags can also be set by environment variables: COURIER_ADDR, COURIER_DATA,
+COURIER_LOG_LEVEL, COURIER_LOG_FORMAT.`
+
+// serveFlags are the settings of `courier serve`.
+type serveFlags struct {
+	addr, data          string
+	logLevel, logFormat string
+	maxRequest          string
+	minFree             string
+	cache               string
+	noAutoCreate        bool
+	shutdownTimeout     time.Duration
+}
+
+// newServeCmd returns `courier serve`.
 func newServeCmd(e *env) *cobra.Command {
-	_ = e
-	return &cobra.Command{
+	var f serveFlags
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run a courier server",
+		Short: "Run a courier server on its embedded store",
+		Long:  serveLong,
 		Args:  argsRange(0, 0),
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("serve: not yet built")
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(e.stderr)
+			if err != nil {
+				return usageError{err}
+			}
+			return serve(cmd.Context(), e.stdout, cfg, f.shutdownTimeout)
 		},
 	}
+	env := func(name, def string) string {
+		if v := e.getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", env("COURIER_ADDR", "127.0.0.1:7070"), "HOST:PORT to listen on (env COURIER_ADDR)")
+	fl.StringVar(&f.data, "data", env("COURIER_DATA", "./courier-data"), "data directory (env COURIER_DATA)")
+	fl.StringVar(&f.logLevel, "log-level", env("COURIER_LOG_LEVEL", "info"), "debug, info, warn or error (env COURIER_LOG_LEVEL)")
+	fl.StringVar(&f.logFormat, "log-format", env("COURIER_LOG_FORMAT", "text"), "text or json (env COURIER_LOG_FORMAT)")
+	fl.StringVar(&f.maxRequest, "max-request-bytes", "32MiB", "largest request body accepted (413 beyond)")
+	fl.StringVar(&f.minFree, "min-free-disk", "256MiB", "disk space kept free: sends get 503 below it")
+	fl.StringVar(&f.cache, "cache", "64MiB", "store block cache size")
+	fl.BoolVar(&f.noAutoCreate, "no-auto-create", false, "answer 404 to sends and receives on missing queues instead of creating them")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests in flight")
+	return cmd
+}
+
+// config turns the flags into a server config, or says which flag is wrong.
+func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
+	logger, err := newLogger(logOut, f.logLevel, f.logFormat)
+	if err != nil {
+		return server.Config{}, err
+	}
+	maxReq, err := parseBytes("--max-request-bytes", f.maxRequest)
+	if err != nil {
+		return server.Config{}, err
+	}
+	minFree, err := parseBytes("--min-free-disk", f.minFree)
+	if err != nil {
+		return server.Config{}, err
+	}
+	cache, err := parseBytes("--cache", f.cache)
+	if err != nil {
+		return server.Config{}, err
+	}
+	if f.shutdownTimeout <= 0 {
+		return server.Config{}, fmt.Errorf("--shutdown-timeout must be positive, got %v", f.shutdownTimeout)
+	}
+	cfg := server.Config{Addr: f.addr, DataDir: f.data, MaxRequestBytes: int64(maxReq),
+		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger}
+	return cfg, cfg.WithDefaults().Validate()
+}
+
+// serve runs a server until ctx ends, then stops it within timeout.
+func serve(ctx context.Context, out io.Writer, cfg server.Config, timeout time.Duration) error {
+	s, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "courier listening on %s\ndata in %s\n", s.URL(), s.DataDir())
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Stop(stopCtx); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	fmt.Fprintln(out, "courier stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// parseBytes reads a size like 1048576, 512KiB, 64MiB or 2GiB.
+func parseBytes(flag, s string) (uint64, error) {
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
+	num, mult := s, uint64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	if err != nil || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%s %q: want a size like 1048576, 512KiB, 64MiB or 2GiB", flag, s)
+	}
+	return n * mult, nil
 }

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// startServe runs `courier serve` in-process on a free port and data dir,
+// and returns its URL and a stop function that waits for a clean exit.
+func startServe(t *testing.T, data string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var errb strings.Builder
+	go func() {
+		e := &env{stdin: strings.NewReader(""), stdout: pw, stderr: &errb, getenv: func(string) string { return "" }}
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error"}, e)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		cancel()
+		t.Fatalf("serve printed nothing; exit %d", <-done)
+	}
+	line := sc.Text()
+	url, ok := strings.CutPrefix(line, "courier listening on ")
+	if !ok {
+		t.Fatalf("first line %q does not say where it listens", line)
+	}
+	if !sc.Scan() || sc.Text() != "data in "+data {
+		t.Fatalf("second line %q does not say where the data is", sc.Text())
+	}
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(pr); rest <- string(b) }()
+	return url, func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d, stderr %q", code, errb.String())
+		}
+		if out := <-rest; !strings.Contains(out, "courier stopped") {
+			t.Errorf("serve did not report a clean stop: %q", out)
+		}
+	}
+}
+
+// TestServeRestartKeepsMessages starts the server, sends, stops it cleanly
+// (as SIGINT does), starts it again on the same data and receives.
+func TestServeRestartKeepsMessages(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	url, stop := startServe(t, data)
+	resp, err := http.Get(url + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	id := strings.TrimSpace(ok(t, url, "send", "jobs", `{"n":1}`))
+	stop()
+
+	url, stop = startServe(t, data)
+	defer stop()
+	out := ok(t, url, "--json", "recv", "jobs", "--ack")
+	if !strings.Contains(out, id) || !strings.Contains(strings.Join(strings.Fields(out), ""), `"n":1`) {
+		t.Fatalf("after restart, recv printed %q; want message %s", out, id)
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"serve", "--addr", "nonsense"},
+		{"serve", "--log-level", "loud"},
+		{"serve", "--log-format", "xml"},
+		{"serve", "--max-request-bytes", "lots"},
+		{"serve", "--min-free-disk", "-1"},
+		{"serve", "--shutdown-timeout", "0s"},
+		{"serve", "extra"},
+	} {
+		r := courierCmd(t.Context(), t, "", strings.NewReader(""), append(args, "--data", t.TempDir())...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "courier:") {
+			t.Errorf("%v: exit %d stderr %q; want exit 2 with a message", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]uint64{"1024": 1024, "512KiB": 512 << 10, "64MiB": 64 << 20, "2GiB": 2 << 30, "7B": 7} {
+		if got, err := parseBytes("--x", in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "1.5GiB", "-3", "99999999999TiB"} {
+		if _, err := parseBytes("--x", in); err == nil {
+			t.Errorf("parseBytes(%q) accepted", in)
+		}
+	}
+}
