@@ -45,7 +45,7 @@ func TestQueueLifecycle(t *testing.T) {
 	q, err := c.PutQueue(ctx, "orders", courier.QueueSettings{
 		VisibilityTimeout: ptr("45s"),
 		MaxAttempts:       ptr(3),
-		Backoff:           &courier.Backoff{Initial: "2s", Max: "1m", Multiplier: 3, Jitter: 0.5},
+		Backoff:           &courier.BackoffSettings{Initial: ptr("2s"), Max: ptr("1m"), Multiplier: ptr(3.0), Jitter: ptr(0.5)},
 		DeadLetterQueue:   ptr("orders.failed"),
 		Retention:         ptr("24h"),
 		MaxMessageBytes:   ptr(2048),

@@ -11,13 +11,23 @@ import (
 	"time"
 )
 
-// Backoff is a queue's retry schedule: the delay before attempt n+1 is
-// Initial × Multiplier^(n-1), capped at Max, then spread by ±Jitter (a fraction).
+// Backoff is a queue's retry schedule, as a queue object reports it: the
+// delay after the n-th failure is Initial × Multiplier^(n-1), capped at Max,
+// then moved by up to ±Jitter of itself (a fraction).
 type Backoff struct {
-	Initial    string  `json:"initial,omitempty"`
-	Max        string  `json:"max,omitempty"`
-	Multiplier float64 `json:"multiplier,omitempty"`
-	Jitter     float64 `json:"jitter,omitempty"`
+	Initial    string  `json:"initial"`
+	Max        string  `json:"max"`
+	Multiplier float64 `json:"multiplier"`
+	Jitter     float64 `json:"jitter"`
+}
+
+// BackoffSettings is a partial Backoff to set; nil fields keep their value,
+// so a zero jitter can be set on purpose.
+type BackoffSettings struct {
+	Initial    *string  `json:"initial,omitempty"`
+	Max        *string  `json:"max,omitempty"`
+	Multiplier *float64 `json:"multiplier,omitempty"`
+	Jitter     *float64 `json:"jitter,omitempty"`
 }
 
 // QueueSettings is the body of PUT /v1/queues/{queue}. Every field is optional;
@@ -25,7 +35,7 @@ type Backoff struct {
 type QueueSettings struct {
 	VisibilityTimeout *string  `json:"visibility_timeout,omitempty"`
 	MaxAttempts       *int     `json:"max_attempts,omitempty"`
-	Backoff           *Backoff `json:"backoff,omitempty"`
+	Backoff           *BackoffSettings `json:"backoff,omitempty"`
 	DeadLetterQueue   *string  `json:"dead_letter_queue,omitempty"`
 	Retention         *string  `json:"retention,omitempty"`
 	MaxMessageBytes   *int     `json:"max_message_bytes,omitempty"`

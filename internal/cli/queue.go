@@ -119,24 +119,15 @@ func (q *queueFlags) settings(f *pflag.FlagSet) (courier.QueueSettings, error) {
 	if f.Changed("dead-letter-queue") {
 		s.DeadLetterQueue = &q.deadLetterQueue
 	}
-	var b courier.Backoff
-	if v := dur("backoff-initial", q.backoffInitial); v != nil {
-		b.Initial = *v
+	b := courier.BackoffSettings{Initial: dur("backoff-initial", q.backoffInitial), Max: dur("backoff-max", q.backoffMax)}
+	if f.Changed("backoff-multiplier") {
+		b.Multiplier = &q.backoffMultiplier
 	}
-	if v := dur("backoff-max", q.backoffMax); v != nil {
-		b.Max = *v
+	if f.Changed("backoff-jitter") {
+		b.Jitter = &q.backoffJitter
 	}
-	b.Multiplier, b.Jitter = q.backoffMultiplier, q.backoffJitter
-	if b != (courier.Backoff{}) {
+	if b != (courier.BackoffSettings{}) {
 		s.Backoff = &b
-	}
-	// courier.Backoff omits zero numbers, so a zero given here would be
-	// dropped without a word; refuse it instead. (Multiplier 0 is invalid
-	// anyway; jitter 0 is a setting the wire type cannot carry yet.)
-	for _, name := range []string{"backoff-multiplier", "backoff-jitter"} {
-		if v, _ := f.GetFloat64(name); f.Changed(name) && v == 0 {
-			return s, usageErrorf("--%s 0 cannot be sent (courier.Backoff omits zero values)", name)
-		}
 	}
 	return s, nil
 }

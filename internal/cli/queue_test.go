@@ -147,3 +147,15 @@ func decode(t *testing.T, out string, v any) {
 		t.Fatalf("output has more than one JSON value:\n%s", out)
 	}
 }
+
+// TestQueueZeroJitter sets a jitter of 0 on purpose: it must reach the server.
+func TestQueueZeroJitter(t *testing.T) {
+	t.Parallel()
+	url := setup(t)
+	ok(t, url, "queue", "create", "exact", "--backoff-jitter", "0")
+	var q courier.Queue
+	decode(t, ok(t, url, "--json", "queue", "get", "exact"), &q)
+	if q.Backoff.Jitter != 0 || q.Backoff.Multiplier != 2 {
+		t.Fatalf("backoff %+v; want jitter 0 and the default multiplier 2", q.Backoff)
+	}
+}
