@@ -12,7 +12,7 @@ import (
 // defaults if missing), or drops it when w has none. Requires the message
 // still to be indexed in w.
 func (t *txn) deadLetter(w *qwork, seq uint64, m *msg, reason string) error {
-	body, err := t.readBody(w, seq)
+	body, err := t.readBody(w, seq, m)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (s *Store) Redrive(ctx context.Context, p *store.RedriveParams) (int, error
 
 // redriveOne moves one dead letter from dlq back to w, as if newly sent.
 func (t *txn) redriveOne(w, dlq *qwork, seq uint64, m *msg) error {
-	body, err := t.readBody(dlq, seq)
+	body, err := t.readBody(dlq, seq, m)
 	if err != nil {
 		return err
 	}

@@ -92,12 +92,10 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 			}
 			res.Messages = msgs
 		}
-		if len(res.Messages) == 0 {
-			next, err := t.nextDue(w)
-			res.NextDue = next
-			return err
-		}
-		return nil
+		// Reported with messages too: the leases just handed out will expire.
+		next, err := t.nextDue(w)
+		res.NextDue = next
+		return err
 	})
 	return res, err
 }
@@ -116,6 +114,11 @@ func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, erro
 		return nil, err
 	}
 	defer it.Close()
+	recs, err := t.records(w)
+	if err != nil {
+		return nil, err
+	}
+	defer recs.close()
 	var out []store.Message
 	pos := w.cur.ready
 	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
@@ -125,9 +128,9 @@ func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, erro
 		if err != nil {
 			return nil, err
 		}
-		m, found, err := t.getMsg(w, seq)
-		if err != nil || !found {
-			return nil, orCorrupt(err, "ready key without record")
+		m, err := recs.get(seq)
+		if err != nil {
+			return nil, err
 		}
 		if t.expired(w, &m) {
 			if err := t.remove(w, seq, &m); err != nil {
@@ -151,7 +154,7 @@ func (t *txn) expired(w *qwork, m *msg) bool {
 
 // take leases one ready message: a new nonce, attempt+1, an in-flight key.
 func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Message, error) {
-	body, err := t.readBody(w, seq)
+	body, err := t.readBody(w, seq, m)
 	if err != nil {
 		return store.Message{}, err
 	}
@@ -223,21 +226,22 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 		if err != nil {
 			return err
 		}
-		res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error)
+		res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error, t.now)
 		return err
 	})
 	return res, err
 }
 
-// fail applies the retry policy to an in-flight message that failed.
-func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string) (store.NackResult, error) {
+// fail applies the retry policy to an in-flight message that failed at
+// time at (now for a nack; the lease's end for an expiry noticed later).
+func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string, at time.Time) (store.NackResult, error) {
 	delay, dead := retry(w.rec.Config, m.attempt, explicit)
 	m.lastError = reason
 	if dead {
 		return store.NackResult{DeadLettered: true}, t.deadLetter(w, seq, m, reason)
 	}
 	t.unindex(w, seq, m)
-	m.due = t.now.Add(delay)
+	m.due = at.Add(delay)
 	t.place(w, seq, m)
 	return store.NackResult{RetryAt: m.due}, nil
 }

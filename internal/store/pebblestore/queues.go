@@ -201,8 +201,16 @@ func (s *Store) oldestReady(q *queue) (time.Time, error) {
 		}
 		ok = it.SeekGE(append(qprefix(tagReady, q.rec.ID), k[5]+1))
 	}
-	if err := it.Error(); err != nil || !found {
+	if err := it.Error(); err != nil {
 		return time.Time{}, err
+	}
+	if older, ok, err := s.oldestWaiting(q, best, found); err != nil {
+		return time.Time{}, err
+	} else if ok {
+		best, found = older, true
+	}
+	if !found {
+		return time.Time{}, nil
 	}
 	v, closer, err := s.db.Get(seqKey(tagMsg, q.rec.ID, best))
 	if err != nil {
@@ -211,6 +219,42 @@ func (s *Store) oldestReady(q *queue) (time.Time, error) {
 	defer closer.Close()
 	m, err := decodeMsg(v)
 	return m.sentAt, err
+}
+
+// oldestWaitingScan bounds the records oldestWaiting reads.
+const oldestWaitingScan = 10000
+
+// oldestWaiting looks for a group member waiting behind its head that is
+// older than the oldest ready message (below seq, if bounded). Records are
+// in send order, so the first ready or waiting one found is the oldest; the
+// scan reads only messages older than the answer (in flight or delayed).
+func (s *Store) oldestWaiting(q *queue, below uint64, bounded bool) (uint64, bool, error) {
+	pre := qprefix(tagMsg, q.rec.ID)
+	lo, hi := q.cur.retain, prefixEnd(pre)
+	if lo == nil {
+		lo = pre
+	}
+	if bounded {
+		hi = seqKey(tagMsg, q.rec.ID, below)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, false, err
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && n < oldestWaitingScan; ok = it.Next() {
+		n++
+		m, err := decodeMsg(it.Value())
+		if err != nil {
+			return 0, false, err
+		}
+		if m.state == stWaiting || m.state == stReady {
+			seq, err := keySeq(it.Key())
+			return seq, err == nil, err
+		}
+	}
+	return 0, false, it.Error()
 }
 
 // DeleteQueue deletes a queue and all its keys.

@@ -35,7 +35,16 @@ type msg struct {
 	dedupKey  string
 	lastError string
 	headers   map[string]string
+	// body is the message body when it is stored inline in the record
+	// (inline); larger bodies live under their own 'B' key, written once.
+	inline bool
+	body   []byte
 }
+
+// inlineMax is the largest body kept inside the record. A record is
+// rewritten on every change of state, so inlining trades a rewrite of the
+// body for one read less per delivery: a win for small bodies only.
+const inlineMax = 4 << 10
 
 const recordVersion = 1
 
@@ -63,6 +72,12 @@ func (m *msg) encode() []byte {
 	for _, k := range keys {
 		b = appendString(b, k)
 		b = appendString(b, m.headers[k])
+	}
+	if m.inline {
+		b = append(b, 1)
+		b = appendString(b, string(m.body))
+	} else {
+		b = append(b, 0)
 	}
 	return b
 }
@@ -101,6 +116,13 @@ func decodeMsg(b []byte) (msg, error) {
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.string()
 		m.headers[k] = d.string()
+	}
+	switch d.byte() {
+	case 0:
+	case 1:
+		m.inline, m.body = true, []byte(d.string())
+	default:
+		d.fail()
 	}
 	if d.err != nil || len(d.b) != 0 || m.state < stReady || m.state > stWaiting {
 		return msg{}, errBadRecord

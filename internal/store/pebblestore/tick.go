@@ -32,9 +32,11 @@ func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error)
 	if err != nil {
 		return r, err
 	}
-	zero := time.Duration(0)
+	// An expired lease is a failed attempt like a nack without a delay: the
+	// policy decides (the broker's waits the queue's backoff, so a message
+	// that kills its workers does not cycle hot).
 	err = t.scanDue(w, tagLease, &w.cur.lease, limit, func(seq uint64, m *msg) error {
-		res, err := t.fail(w, seq, m, retry, &zero, "lease expired")
+		res, err := t.fail(w, seq, m, retry, nil, "lease expired", m.leaseExp)
 		if res.DeadLettered {
 			r.dead++
 		} else {
@@ -57,6 +59,11 @@ func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq ui
 		return err
 	}
 	defer it.Close()
+	recs, err := t.records(w)
+	if err != nil {
+		return err
+	}
+	defer recs.close()
 	pos := *cur
 	n := 0
 	for ok := it.First(); ok && n < limit; ok = it.Next() {
@@ -66,9 +73,9 @@ func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq ui
 		if err != nil {
 			return err
 		}
-		m, found, err := t.getMsg(w, seq)
-		if err != nil || !found {
-			return orCorrupt(err, "index key without record")
+		m, err := recs.get(seq)
+		if err != nil {
+			return err
 		}
 		if err := fn(seq, &m); err != nil {
 			return err
