@@ -128,7 +128,7 @@ func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Qu
 	if !ok {
 		return store.Queue{}, store.ErrQueueNotFound
 	}
-	return s.snapshot(q)
+	return s.snapshot(q, p.Now)
 }
 
 // ListQueues returns every queue by name.
@@ -145,7 +145,7 @@ func (s *Store) ListQueues(ctx context.Context, p *store.ListQueuesParams) ([]st
 	slices.Sort(names)
 	out := make([]store.Queue, 0, len(names))
 	for _, name := range names {
-		q, err := s.snapshot(s.queues[name])
+		q, err := s.snapshot(s.queues[name], p.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -154,19 +154,65 @@ func (s *Store) ListQueues(ctx context.Context, p *store.ListQueuesParams) ([]st
 	return out, nil
 }
 
-// snapshot renders a queue with its counters. Requires mu.
-func (s *Store) snapshot(q *queue) (store.Queue, error) {
+// snapshot renders a queue with its counters as of now. Requires mu.
+func (s *Store) snapshot(q *queue, now time.Time) (store.Queue, error) {
 	oldest, err := s.oldestReady(q)
 	if err != nil {
 		return store.Queue{}, err
 	}
+	due, dueOldest, err := s.dueDelayed(q, now)
+	if err != nil {
+		return store.Queue{}, err
+	}
+	if due > 0 && (oldest.IsZero() || dueOldest.Before(oldest)) {
+		oldest = dueOldest
+	}
 	return store.Queue{
 		Name: q.name, Config: q.rec.Config, Paused: q.rec.Paused, CreatedAt: q.rec.CreatedAt,
 		Stats: store.Stats{
-			Ready: q.c.ready, Delayed: q.c.delayed, InFlight: q.c.inFlight, Dead: q.c.dead,
+			Ready: q.c.ready + due, Delayed: q.c.delayed - due, InFlight: q.c.inFlight, Dead: q.c.dead,
 			SentTotal: q.c.sent, AckedTotal: q.c.acked, OldestReady: oldest,
 		},
 	}, nil
+}
+
+// dueDelayed counts the delayed messages whose time has come but that no
+// Lease or Tick has promoted yet (the maintenance loop does so at once, so
+// there are few), and the oldest send time among them: stats are as of now.
+func (s *Store) dueDelayed(q *queue, now time.Time) (int64, time.Time, error) {
+	if q.c.delayed == 0 {
+		return 0, time.Time{}, nil
+	}
+	lo := q.cur.delayed
+	if lo == nil {
+		lo = qprefix(tagDelayed, q.rec.ID)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: timeUpTo(tagDelayed, q.rec.ID, now)})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	defer it.Close()
+	var n int64
+	var oldest time.Time
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, err := keySeq(it.Key())
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		v, closer, err := s.db.Get(seqKey(tagMsg, q.rec.ID, seq))
+		if err != nil {
+			return 0, time.Time{}, fmt.Errorf("delayed message record: %w", err)
+		}
+		m, err := decodeMsg(v)
+		closer.Close()
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if n++; oldest.IsZero() || m.sentAt.Before(oldest) {
+			oldest = m.sentAt
+		}
+	}
+	return n, oldest, it.Error()
 }
 
 // oldestReady finds the send time of the oldest ready message: the first
