@@ -87,14 +87,17 @@ func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq ui
 
 // nextDue is when w next changes by itself: the first delayed message's due
 // time or the first lease's expiry, whichever is sooner; zero if neither.
+// It moves each cursor up to the first live key it finds: acked leases leave
+// tombstones in the lease index that no expiry scan consumes, and without
+// this every call would walk all of them again.
 func (t *txn) nextDue(w *qwork) (time.Time, error) {
 	var next time.Time
 	for _, d := range []struct {
 		tag byte
-		cur []byte
-	}{{tagDelayed, w.cur.delayed}, {tagLease, w.cur.lease}} {
+		cur *[]byte
+	}{{tagDelayed, &w.cur.delayed}, {tagLease, &w.cur.lease}} {
 		pre := qprefix(d.tag, w.rec.ID)
-		lo := d.cur
+		lo := *d.cur
 		if lo == nil {
 			lo = pre
 		}
@@ -103,7 +106,10 @@ func (t *txn) nextDue(w *qwork) (time.Time, error) {
 			return time.Time{}, err
 		}
 		if it.First() {
-			at, err := keyTime(it.Key())
+			k := append([]byte(nil), it.Key()...)
+			pos := *d.cur
+			advance(d.cur, &pos, k)
+			at, err := keyTime(k)
 			if err != nil {
 				it.Close()
 				return time.Time{}, err
@@ -111,6 +117,9 @@ func (t *txn) nextDue(w *qwork) (time.Time, error) {
 			if next.IsZero() || at.Before(next) {
 				next = at
 			}
+		} else {
+			pos := *d.cur
+			advance(d.cur, &pos, prefixEnd(pre)) // nothing live: skip all of it next time
 		}
 		if err := it.Close(); err != nil {
 			return time.Time{}, err
