@@ -40,6 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock tells time; default the wall clock. Tests inject a fake.
 	Clock clock.Clock
+	// FreeBytes reports the data directory's free disk space; default asks
+	// the filesystem. Tests inject it to simulate a filling disk.
+	FreeBytes func() (uint64, error)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -104,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
-		MinFreeBytes: cfg.MinFreeBytes, Logger: cfg.Logger})
+		MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
