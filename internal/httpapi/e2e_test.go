@@ -121,7 +121,7 @@ func TestE2ELifecycle(t *testing.T) {
 	c := start(t)
 	var q courier.Queue
 	c.must("PUT", "/v1/queues/jobs", courier.QueueSettings{VisibilityTimeout: ptr("20s"), MaxAttempts: ptr(2),
-		Backoff: &courier.Backoff{Initial: "1h", Max: "2h", Multiplier: 2}}, 200, &q)
+		Backoff: &courier.BackoffSettings{Initial: ptr("1h"), Max: ptr("2h"), Multiplier: ptr(2.0)}}, 200, &q)
 	if q.Name != "jobs" || q.VisibilityTimeout != "20s" || q.MaxAttempts != 2 || q.DeadLetterQueue != "jobs.dead" ||
 		q.Backoff.Initial != "1h0m0s" || q.Paused {
 		t.Fatalf("queue: %+v", q)
