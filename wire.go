@@ -33,13 +33,13 @@ type BackoffSettings struct {
 // QueueSettings is the body of PUT /v1/queues/{queue}. Every field is optional;
 // a nil field keeps the current value (or the default on creation).
 type QueueSettings struct {
-	VisibilityTimeout *string  `json:"visibility_timeout,omitempty"`
-	MaxAttempts       *int     `json:"max_attempts,omitempty"`
+	VisibilityTimeout *string          `json:"visibility_timeout,omitempty"`
+	MaxAttempts       *int             `json:"max_attempts,omitempty"`
 	Backoff           *BackoffSettings `json:"backoff,omitempty"`
-	DeadLetterQueue   *string  `json:"dead_letter_queue,omitempty"`
-	Retention         *string  `json:"retention,omitempty"`
-	MaxMessageBytes   *int     `json:"max_message_bytes,omitempty"`
-	DedupWindow       *string  `json:"dedup_window,omitempty"`
+	DeadLetterQueue   *string          `json:"dead_letter_queue,omitempty"`
+	Retention         *string          `json:"retention,omitempty"`
+	MaxMessageBytes   *int             `json:"max_message_bytes,omitempty"`
+	DedupWindow       *string          `json:"dedup_window,omitempty"`
 }
 
 // QueueStats are the live counters of a queue.
