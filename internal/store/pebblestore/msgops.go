@@ -139,15 +139,18 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 	lower(&w.cur.retain, seqKey(tagMsg, w.rec.ID, seq))
 	if m.group != "" {
 		hk := groupPrefix(tagHead, w.rec.ID, m.group)
-		_, hasHead, err := t.get(hk)
+		head, hasHead, err := t.head(hk)
 		if err != nil {
 			return err
 		}
 		if hasHead {
+			if seq < head.seq && !head.unordered { // a redriven or dead-lettered old message
+				t.b.Set(hk, head.with(head.seq, true), nil)
+			}
 			t.setState(w, seq, m, stWaiting)
 			return nil
 		}
-		t.b.Set(hk, binary.BigEndian.AppendUint64(nil, seq), nil)
+		t.b.Set(hk, groupHead{}.with(seq, false), nil)
 	}
 	t.place(w, seq, m)
 	return nil
@@ -172,15 +175,49 @@ func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	return nil
 }
 
+// groupHead is the value under an 'H' key: the seq of the group's head, and
+// whether a member older than the head waits (then a scan for the next
+// member must start at the beginning of the group, not after the head).
+type groupHead struct {
+	seq       uint64
+	unordered bool
+}
+
+func (groupHead) with(seq uint64, unordered bool) []byte {
+	v := binary.BigEndian.AppendUint64(nil, seq)
+	if unordered {
+		v = append(v, 1)
+	}
+	return v
+}
+
+func (t *txn) head(hk []byte) (groupHead, bool, error) {
+	v, ok, err := t.get(hk)
+	if err != nil || !ok {
+		return groupHead{}, false, err
+	}
+	if len(v) != 8 && len(v) != 9 {
+		return groupHead{}, false, orCorrupt(nil, "group head")
+	}
+	return groupHead{seq: binary.BigEndian.Uint64(v), unordered: len(v) == 9}, true, nil
+}
+
 // release passes the head of a group from seq to the next waiting member.
+// Members normally wait in send order after the head, so the scan starts at
+// the head's seq: the tombstones of the group's earlier members, however
+// many, are never walked.
 func (t *txn) release(w *qwork, group string, seq uint64) error {
 	hk := groupPrefix(tagHead, w.rec.ID, group)
-	v, ok, err := t.get(hk)
-	if err != nil || !ok || len(v) != 8 || binary.BigEndian.Uint64(v) != seq {
+	head, ok, err := t.head(hk)
+	if err != nil || !ok || head.seq != seq {
 		return err // not the head: nothing to pass on
 	}
 	p := groupPrefix(tagWaiting, w.rec.ID, group)
-	it, err := t.iter(p, prefixEnd(p))
+	lo := waitingKey(w.rec.ID, group, seq)
+	if head.unordered {
+		lo = p
+	}
+	it, err := t.iter(lo, prefixEnd(p))
 	if err != nil {
 		return err
 	}
@@ -198,7 +235,7 @@ func (t *txn) release(w *qwork, group string, seq uint64) error {
 		return orCorrupt(err, "waiting message without record")
 	}
 	t.unindex(w, next, &nm)
-	t.b.Set(hk, binary.BigEndian.AppendUint64(nil, next), nil)
+	t.b.Set(hk, head.with(next, head.unordered), nil) // cleared when the group empties
 	t.place(w, next, &nm)
 	return nil
 }

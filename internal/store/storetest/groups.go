@@ -115,6 +115,31 @@ func testGroups(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	t.Run("RedrivenOlderMemberRejoins", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		cfg := config()
+		cfg.MaxAttempts = 1
+		cfg.DeadLetterQueue = "q.dead"
+		e.createQueue("q", cfg)
+		ids := e.send("q", gmsg("g1", "g"), gmsg("g2", "g"))
+		e.nackOK("q", e.leaseOne("q", ids[0]).Lease, nil, "dead") // g2 becomes the head
+		m2 := e.leaseOne("q", ids[1])
+		if n := e.redrive("q", 10); n != 1 {
+			t.Fatalf("redrove %d, want 1", n)
+		}
+		later := e.send("q", gmsg("g3", "g"))
+		e.leaseNone("q") // g2 still holds the group
+		e.ackOK("q", m2.Lease)
+		// Choice: a redriven member takes its place by its original send
+		// order, so it goes before members sent after it.
+		e.ackOK("q", e.leaseOne("q", ids[0]).Lease)
+		e.ackOK("q", e.leaseOne("q", later[0]).Lease)
+		e.leaseNone("q")
+		g4 := e.send("q", gmsg("g4", "g")) // the group, emptied, starts afresh
+		e.leaseOne("q", g4[0])
+	})
+
 	t.Run("PriorityDoesNotJumpTheGroup", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)

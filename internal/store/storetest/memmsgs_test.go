@@ -106,7 +106,9 @@ func (s *memStore) deadLetter(q *memQueue, m *memMsg, now time.Time, errText str
 	m.headers[store.HeaderAttempts] = strconv.Itoa(m.attempt)
 	m.headers[store.HeaderError] = errText
 	m.headers[store.HeaderDeadReason] = "max_attempts"
-	m.attempt, m.lease, m.readyAt, m.delayed, m.group, m.deadFrom = 0, "", time.Time{}, false, "", q.q.Name
+	// The dead letter keeps its group: in the dead-letter queue, and back
+	// in its queue after a redrive, it holds its place by send order.
+	m.attempt, m.lease, m.readyAt, m.delayed, m.deadFrom = 0, "", time.Time{}, false, q.q.Name
 	dq.msgs[m.id] = m
 	s.signal(name)
 	s.signal(q.q.Name) // the next of its group may be free
@@ -142,9 +144,16 @@ func (s *memStore) Lease(_ context.Context, p *store.LeaseParams) (store.LeaseRe
 	s.due(q, p.Now, p.Retry, &store.TickResult{})
 	var res store.LeaseResult
 	if !q.q.Paused {
-		heads := map[string]string{} // group → its first message
+		// group → its head: the member in flight if any (a redriven older
+		// member may not overtake it), else the first by send order.
+		heads := map[string]string{}
+		busy := map[string]bool{}
 		for id, m := range q.msgs {
-			if h, ok := heads[m.group]; m.group != "" && (!ok || id < h) {
+			switch h, ok := heads[m.group]; {
+			case m.group == "" || busy[m.group]:
+			case m.lease != "":
+				heads[m.group], busy[m.group] = id, true
+			case !ok || id < h:
 				heads[m.group] = id
 			}
 		}
