@@ -218,6 +218,9 @@ type (
 	GetQueueParams struct {
 		Name string
 		Now  time.Time
+		// ConfigOnly skips the stats (left zero): for callers on a hot path
+		// that need only the settings.
+		ConfigOnly bool
 	}
 	ListQueuesParams  struct{ Now time.Time }
 	DeleteQueueParams struct{ Name string }

@@ -128,6 +128,9 @@ func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Qu
 	if !ok {
 		return store.Queue{}, store.ErrQueueNotFound
 	}
+	if p.ConfigOnly {
+		return store.Queue{Name: q.name, Config: q.rec.Config, Paused: q.rec.Paused, CreatedAt: q.rec.CreatedAt}, nil
+	}
 	return s.snapshot(q, p.Now)
 }
 

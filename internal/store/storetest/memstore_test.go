@@ -120,8 +120,12 @@ func (s *memStore) GetQueue(_ context.Context, p *store.GetQueueParams) (store.Q
 		return store.Queue{}, err
 	}
 	defer s.mu.Unlock()
-	if _, err := s.queue(p.Name); err != nil {
+	q, err := s.queue(p.Name)
+	if err != nil {
 		return store.Queue{}, err
+	}
+	if p.ConfigOnly {
+		return q.q, nil
 	}
 	return s.view(p.Name, p.Now), nil
 }

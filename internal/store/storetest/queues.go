@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -35,6 +36,25 @@ func testQueues(t *testing.T, newStore newStoreFunc) {
 		wantErr(t, "second CreateQueue", err, store.ErrQueueExists)
 		// The failed create changed nothing.
 		wantQueue(t, "GetQueue after second create", e.getQueue("orders"), want)
+	})
+
+	t.Run("ConfigOnly", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		cfg := config()
+		cfg.MaxAttempts = 7
+		e.createQueue("q", cfg)
+		e.sendText("q", "1", "2")
+		q, err := e.s.GetQueue(e.ctx, &store.GetQueueParams{Name: "q", Now: e.now, ConfigOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Name != "q" || q.Config != cfg || q.Stats != (store.Stats{}) {
+			t.Errorf("ConfigOnly: got %+v; want the config and zero stats", q)
+		}
+		if _, err := e.s.GetQueue(e.ctx, &store.GetQueueParams{Name: "nope", Now: e.now, ConfigOnly: true}); !errors.Is(err, store.ErrQueueNotFound) {
+			t.Errorf("ConfigOnly on a missing queue: %v, want ErrQueueNotFound", err)
+		}
 	})
 
 	t.Run("GetMissing", func(t *testing.T) {
