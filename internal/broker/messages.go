@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/courierhq/courier/internal/store"
 )
@@ -31,13 +32,32 @@ func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]stor
 		return nil, invalidf("a send carries 1 to %d messages, got %d", MaxBatch, len(msgs))
 	}
 	now := b.clock.Now()
-	q, err := b.queueFor(ctx, queue, now)
+	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+	switch {
+	case errors.Is(err, store.ErrQueueNotFound):
+		// Check against the settings auto-creation would give first, so a
+		// refused send creates no queue.
+		if _, err := b.checkMessages(msgs, store.DefaultConfig(queue), now); err != nil {
+			return nil, err
+		}
+		if q, err = b.queueFor(ctx, queue, now); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, wrap("get queue", err)
+	}
+	out, err := b.checkMessages(msgs, q.Config, now)
 	if err != nil {
 		return nil, err
 	}
+	res, err := b.st.Send(ctx, &store.SendParams{Queue: queue, Messages: out, Now: now})
+	return res, wrap("send", err)
+}
+
+func (b *Broker) checkMessages(msgs []Message, cfg store.QueueConfig, now time.Time) ([]store.NewMessage, error) {
 	out := make([]store.NewMessage, len(msgs))
 	for i := range msgs {
-		nm, err := b.checkMessage(&msgs[i], q.Config, now)
+		nm, err := b.checkMessage(&msgs[i], cfg, now)
 		if err != nil {
 			if len(msgs) > 1 {
 				return nil, fmt.Errorf("messages[%d]: %w", i, err)
@@ -46,8 +66,7 @@ func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]stor
 		}
 		out[i] = nm
 	}
-	res, err := b.st.Send(ctx, &store.SendParams{Queue: queue, Messages: out, Now: now})
-	return res, wrap("send", err)
+	return out, nil
 }
 
 // queueFor returns a queue, creating it when missing and allowed.
@@ -213,7 +232,11 @@ func (b *Broker) Nack(ctx context.Context, queue, lease string, delay *time.Dura
 		}
 	}
 	if len(reason) > MaxErrorLen {
-		reason = reason[:MaxErrorLen]
+		n := MaxErrorLen // cut before the character that crosses the limit, not inside it
+		for n > MaxErrorLen-utf8.UTFMax && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: reason,
 		Now: b.clock.Now(), Retry: b.retry})

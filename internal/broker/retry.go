@@ -34,8 +34,11 @@ func Backoff(bo store.Backoff, attempt int, r float64) time.Duration {
 		d = float64(bo.Max)
 	}
 	d *= 1 + bo.Jitter*(2*r-1)
-	if d < 0 {
-		d = 0
+	switch {
+	case !(d > 0): // also NaN
+		return 0
+	case d >= math.MaxInt64: // float64(math.MaxInt64) is 2^63: converting it would wrap to negative
+		return math.MaxInt64
 	}
 	return time.Duration(d)
 }

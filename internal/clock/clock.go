@@ -88,12 +88,21 @@ func (f *Fake) Timers() int {
 }
 
 // Advance moves the time forward by d and fires the timers that are due.
-func (f *Fake) Advance(d time.Duration) { f.Set(f.Now().Add(d)) }
+func (f *Fake) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.set(f.now.Add(d)) // under one lock, so concurrent advances all count
+}
 
 // Set moves the time to t (never backwards) and fires the timers that are due.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.set(t)
+}
+
+// set is Set; requires mu.
+func (f *Fake) set(t time.Time) {
 	if t.After(f.now) {
 		f.now = t.UTC()
 	}
