@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -32,7 +33,7 @@ func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]stor
 		return nil, invalidf("a send carries 1 to %d messages, got %d", MaxBatch, len(msgs))
 	}
 	now := b.clock.Now()
-	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now, ConfigOnly: true})
 	switch {
 	case errors.Is(err, store.ErrQueueNotFound):
 		// Check against the settings auto-creation would give first, so a
@@ -71,12 +72,12 @@ func (b *Broker) checkMessages(msgs []Message, cfg store.QueueConfig, now time.T
 
 // queueFor returns a queue, creating it when missing and allowed.
 func (b *Broker) queueFor(ctx context.Context, queue string, now time.Time) (store.Queue, error) {
-	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+	q, err := b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now, ConfigOnly: true})
 	if errors.Is(err, store.ErrQueueNotFound) {
 		if err := b.ensureQueue(ctx, queue); err != nil {
 			return store.Queue{}, err
 		}
-		q, err = b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now})
+		q, err = b.st.GetQueue(ctx, &store.GetQueueParams{Name: queue, Now: now, ConfigOnly: true})
 	}
 	return q, wrap("get queue", err)
 }
@@ -93,7 +94,13 @@ func (b *Broker) checkMessage(m *Message, cfg store.QueueConfig, now time.Time) 
 		if k == "" || len(k) > MaxHeaderKeyLen || len(v) > MaxHeaderValueLen {
 			return store.NewMessage{}, invalidf("header names are 1 to %d bytes and values at most %d", MaxHeaderKeyLen, MaxHeaderValueLen)
 		}
+		if !isText(k) || !isText(v) {
+			return store.NewMessage{}, invalidf("header %q: names and values must be UTF-8 text without NUL", k)
+		}
 		size += len(k) + len(v)
+	}
+	if !isText(m.DedupKey) || !isText(m.Group) {
+		return store.NewMessage{}, invalidf("dedup_key and group must be UTF-8 text without NUL")
 	}
 	if size > cfg.MaxMessageBytes {
 		return store.NewMessage{}, fmt.Errorf("%w: message is %d bytes (body and headers), the queue allows %d", ErrTooLarge, size, cfg.MaxMessageBytes)
@@ -255,4 +262,10 @@ func (b *Broker) Extend(ctx context.Context, queue, lease string, visibility tim
 	}
 	t, err := b.st.Extend(ctx, &store.ExtendParams{Queue: queue, Lease: lease, Visibility: visibility, Now: b.clock.Now()})
 	return t, wrap("extend", err)
+}
+
+// isText reports whether s is UTF-8 without NUL: what every backend can
+// store as text (PostgreSQL's text rejects both NUL and invalid UTF-8).
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

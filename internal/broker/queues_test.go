@@ -139,3 +139,25 @@ func TestDefaultDeadLetterQueueNameLimit(t *testing.T) {
 		t.Fatalf("%d queues, want 4", n)
 	}
 }
+
+// TestSendRejectsNonText: header names and values, groups and dedup keys are
+// text every backend can store: UTF-8 without NUL.
+func TestSendRejectsNonText(t *testing.T) {
+	t.Parallel()
+	for name, m := range map[string]broker.Message{
+		"NUL in a header value":        {Headers: map[string]string{"k": "a\x00b"}},
+		"invalid UTF-8 in header name": {Headers: map[string]string{"\xff": "v"}},
+		"NUL in a group":               {Group: "g\x00"},
+		"invalid UTF-8 in a dedup key": {DedupKey: "\xfe\xff"},
+	} {
+		b := setup(t, broker.Options{}).b
+		m.Body, m.Kind = []byte(`1`), store.BodyJSON
+		_, err := b.Send(t.Context(), "q", []broker.Message{m})
+		if !errors.Is(err, broker.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+		if qs, _ := b.ListQueues(t.Context()); len(qs) != 0 {
+			t.Errorf("%s: a refused send created %d queues", name, len(qs))
+		}
+	}
+}
