@@ -158,7 +158,7 @@ func formatID(seq uint64) string {
 }
 
 func parseID(s string) (uint64, error) {
-	if len(s) != 13 || idIndex[s[0]] > 1 { // 13×5 = 65 bits: the first digit holds one bit
+	if len(s) != 13 || idIndex[s[0]] > 15 { // 13×5 = 65 bits: the first digit holds the top 4 bits
 		return 0, errBadKey
 	}
 	var seq uint64

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
@@ -180,6 +181,10 @@ func (d *decoder) varint() int64 {
 
 func (d *decoder) time() time.Time {
 	n := d.uvarint()
+	if n > math.MaxInt64 {
+		d.fail() // before 1970 as an int64: it would encode back as 0, unset
+		return time.Time{}
+	}
 	if n == 0 {
 		return time.Time{}
 	}
