@@ -83,11 +83,15 @@ func queuePath(name string, action ...string) (string, error) {
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		// Not json.Marshal: it would rewrite < > & in bodies as \u003c…,
+		// and a body should arrive as it was written.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(in); err != nil {
 			return fmt.Errorf("courier: encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = &buf
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {

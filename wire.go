@@ -1,10 +1,11 @@
-// Package courier is the Go SDK for courier, an asynchronous messaging and task service.
-//
-// This file holds the wire types of the HTTP/JSON API (../shared/API.md): the
-// request and response bodies exchanged with a courier server. The server's
-// HTTP adapter and the SDK's Client both use them, so the two cannot drift.
-// The package imports only the standard library.
+// Package courier is the Go SDK for courier, an asynchronous messaging and
+// task service: a Client for every call of the HTTP/JSON API, typed errors,
+// and the API's wire types. It imports only the standard library.
 package courier
+
+// The wire types below are the request and answer bodies of the HTTP API
+// (docs/api.md). The server's HTTP adapter and the Client both use them, so
+// the two cannot drift.
 
 import (
 	"encoding/json"
@@ -114,7 +115,7 @@ type Message struct {
 	BodyBase64     *string           `json:"body_base64,omitempty"`
 	Headers        map[string]string `json:"headers"`
 	Priority       int               `json:"priority"`
-	Group          string            `json:"group,omitempty"`
+	Group          string            `json:"group"`
 	Attempt        int               `json:"attempt"`
 	SentAt         time.Time         `json:"sent_at"`
 	Lease          string            `json:"lease"`

@@ -15,8 +15,8 @@ const (
 	MinPriority       = -100
 	MaxPriority       = 100
 	MaxAttemptsLimit  = 1000
-	MaxMessageBytes   = 16 << 20 // upper bound of a queue's max_message_bytes
-	MaxRetention      = 10 * 365 * 24 * time.Hour
+	MaxMessageBytes   = 16 << 20                    // upper bound of a queue's max_message_bytes
+	MaxRetention      = MaxDelay + 365*24*time.Hour // room for a message delayed the most
 	MinRetention      = time.Second
 	MaxDedupWindow    = 30 * 24 * time.Hour
 	MaxBackoff        = 7 * 24 * time.Hour

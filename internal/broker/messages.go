@@ -118,6 +118,10 @@ func (b *Broker) checkMessage(m *Message, cfg store.QueueConfig, now time.Time) 
 	if err != nil {
 		return store.NewMessage{}, err
 	}
+	if !nb.IsZero() && !nb.Before(now.Add(cfg.Retention)) {
+		return store.NewMessage{}, invalidf("the message would come due at %s, after the queue's retention (%v) has dropped it",
+			nb.Format(time.RFC3339), cfg.Retention)
+	}
 	return store.NewMessage{Body: m.Body, Kind: m.Kind, Headers: m.Headers, NotBefore: nb,
 		Priority: m.Priority, DedupKey: m.DedupKey, Group: m.Group}, nil
 }

@@ -205,6 +205,7 @@ func TestInvalidMessages(t *testing.T) {
 func TestMessageLimitsAccepted(t *testing.T) {
 	t.Parallel()
 	e := setup(t, broker.Options{})
+	e.put(t, "q", broker.QueueSettings{Retention: ptr(broker.MaxRetention)}) // keeps a message delayed the most
 	h := map[string]string{strings.Repeat("k", broker.MaxHeaderKeyLen): strings.Repeat("v", broker.MaxHeaderValueLen)}
 	for i := 1; i < broker.MaxHeaders; i++ {
 		h[fmt.Sprint(i)] = ""
@@ -306,4 +307,17 @@ func TestInvalidLeaseCalls(t *testing.T) {
 	if errs, err := e.b.Ack(ctx, "q", []string{m.Lease}); err != nil || errs[0] != nil {
 		t.Fatalf("Ack = %v, %v; want the lease still valid", errs, err)
 	}
+}
+
+// TestDelayPastRetention: a message that would come due only after its
+// queue's retention dropped it is refused, not silently lost.
+func TestDelayPastRetention(t *testing.T) {
+	t.Parallel()
+	e := setup(t, broker.Options{})
+	e.put(t, "q", broker.QueueSettings{Retention: ptr(time.Hour)})
+	_, err := e.b.Send(t.Context(), "q", []broker.Message{{Kind: store.BodyJSON, Body: []byte(`1`), Delay: time.Hour}})
+	if !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), "retention") {
+		t.Fatalf("delay = retention: %v, want ErrInvalid naming retention", err)
+	}
+	e.send(t, "q", broker.Message{Kind: store.BodyJSON, Body: []byte(`1`), Delay: time.Hour - time.Second})
 }

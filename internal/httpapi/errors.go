@@ -36,6 +36,8 @@ var errorTable = []errorClass{
 		fixed("lease is not a lease token this server issued"), ""},
 	{store.ErrNoSpace, http.StatusServiceUnavailable, courier.CodeUnavailable,
 		fixed("the server is low on disk space and accepts no new messages; retry later"), "30"},
+	{store.ErrFailed, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the server's store failed a write and must be restarted; retry later"), "30"},
 	{store.ErrClosed, http.StatusServiceUnavailable, courier.CodeUnavailable,
 		fixed("the server is shutting down; retry later"), "1"},
 	// A deadline of the server's own (the client's would have cancelled).

@@ -30,7 +30,10 @@ var (
 	// ErrNoSpace: the store refuses new data because its disk is nearly full.
 	// Reads, acks and deletions still work.
 	ErrNoSpace = errors.New("store is low on disk space")
-	ErrClosed  = errors.New("store is closed")
+	// ErrFailed: a write or fsync failed; the store serves nothing more
+	// until it is reopened (a restart), which rebuilds it from disk.
+	ErrFailed = errors.New("store failed")
+	ErrClosed = errors.New("store is closed")
 )
 
 // Store is the storage port. All methods are safe for concurrent use. Every

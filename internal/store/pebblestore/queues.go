@@ -17,6 +17,9 @@ import (
 // load rebuilds the in-memory state from disk: the id bound, every queue's
 // record and counters. Cursors start at the beginning of their keyspaces.
 func (s *Store) load() error {
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
 	v, closer, err := s.db.Get(metaKey("seqhigh"))
 	switch {
 	case err == nil:
@@ -52,6 +55,39 @@ func (s *Store) load() error {
 	}
 	s.nextQID = max(s.nextQID, 1)
 	return it.Error()
+}
+
+// formatVersion names the layout of keys and records this build reads and
+// writes. A data directory of another layout is refused, never misread.
+const formatVersion = "1"
+
+// checkFormat stamps a new data directory with formatVersion, and refuses
+// one stamped otherwise, or holding data but no stamp.
+func (s *Store) checkFormat() error {
+	v, closer, err := s.db.Get(metaKey("format"))
+	if err == nil {
+		got := string(v)
+		closer.Close()
+		if got != formatVersion {
+			return fmt.Errorf("data format %q, this build reads %q", got, formatVersion)
+		}
+		return nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	empty := !it.First()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if !empty {
+		return errors.New("data written by an unversioned development build; this build cannot read it")
+	}
+	return s.db.Set(metaKey("format"), []byte(formatVersion), pebble.Sync)
 }
 
 // CreateQueue creates a queue.

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,27 @@ func fmtS(s []string) string {
 		out += x
 	}
 	return out + "]"
+}
+
+// TestOpenRefuses: a directory in use, or stamped with another format, is
+// refused with an error saying why, never opened.
+func TestOpenRefuses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir, FreeBytes: plenty}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second open of a directory in use: %v; want an error saying it is in use", err)
+	}
+	if err := s.db.Set(metaKey("format"), []byte("99"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Dir: dir, FreeBytes: plenty}); err == nil || !strings.Contains(err.Error(), `data format "99"`) {
+		t.Errorf("open of another format: %v; want an error naming the format", err)
+	}
 }

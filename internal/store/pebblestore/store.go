@@ -27,7 +27,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -110,6 +112,12 @@ func Open(o Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
 	db, err := pebble.Open(o.Dir, pebbleOptions(o, cache))
+	// The lock is refused with EAGAIN from another process, and with a
+	// message of Pebble's own from this one (it keeps no sentinel for it).
+	if err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) ||
+		strings.Contains(err.Error(), "lock held by current process")) {
+		return nil, fmt.Errorf("data directory %s is in use by another process (is another courier running on it?)", o.Dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", o.Dir, err)
 	}

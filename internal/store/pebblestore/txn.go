@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/courierhq/courier/internal/store"
 )
 
 // queue is the in-memory state of one queue. Guarded by Store.mu.
@@ -98,7 +100,7 @@ func (s *Store) run(now time.Time, skipEmpty bool, fn func(t *txn) error) error 
 	}
 	err := t.apply()
 	if err != nil {
-		s.broken = fmt.Errorf("write failed, store must be reopened: %w", err)
+		s.broken = fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err)
 		s.mu.Unlock()
 		return s.broken
 	}
@@ -109,7 +111,7 @@ func (s *Store) run(now time.Time, skipEmpty bool, fn func(t *txn) error) error 
 	t.b.Close()
 	if err != nil {
 		s.mu.Lock()
-		s.broken = fmt.Errorf("fsync failed, store must be reopened: %w", err)
+		s.broken = fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
 		s.mu.Unlock()
 		return s.broken
 	}
