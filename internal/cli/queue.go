@@ -240,10 +240,18 @@ func newQueueRedriveCmd(e *env) *cobra.Command {
 			if e.json {
 				return e.printJSON(courier.RedriveResult{Moved: n})
 			}
-			_, err = fmt.Fprintf(e.stdout, "moved %d messages back to %q\n", n, args[0])
+			_, err = fmt.Fprintf(e.stdout, "moved %d %s back to %q\n", n, plural(n, "message"), args[0])
 			return err
 		}),
 	}
 	cmd.Flags().IntVar(&max, "max", 0, "move at most this many (0: the server's default)")
 	return cmd
+}
+
+// plural returns word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -115,7 +115,7 @@ func TestQueueRedrive(t *testing.T) {
 		if out := ok(t, url, "nack", "work", rr.Messages[0].Lease); !strings.HasPrefix(out, "dead-lettered") {
 			t.Errorf("nack at max attempts: %q", out)
 		}
-		if out := ok(t, url, "queue", "redrive", "work", "--max", "5"); out != "moved 1 messages back to \"work\"\n" {
+		if out := ok(t, url, "queue", "redrive", "work", "--max", "5"); out != "moved 1 message back to \"work\"\n" {
 			t.Errorf("queue redrive: %q", out)
 		}
 	}
