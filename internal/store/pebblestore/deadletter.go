@@ -48,12 +48,8 @@ func (t *txn) deadLetter(w *qwork, seq uint64, m *msg, reason string) error {
 // Redrive moves messages dead-lettered from a queue back into it.
 func (s *Store) Redrive(ctx context.Context, p *store.RedriveParams) (int, error) {
 	moved := 0
-	err := s.update(p.Now, func(t *txn) error {
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		moved = 0
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
 		if w.c.dead == 0 || w.rec.Config.DeadLetterQueue == "" {
 			return nil
 		}
@@ -112,12 +108,8 @@ func (t *txn) redriveOne(w, dlq *qwork, seq uint64, m *msg) error {
 // PurgeQueue drops every ready, delayed and waiting message of a queue.
 func (s *Store) PurgeQueue(ctx context.Context, p *store.PurgeQueueParams) (int, error) {
 	n := 0
-	err := s.update(p.Now, func(t *txn) error {
+	err := s.updateQueue(p.Now, p.Name, func(t *txn, w *qwork) error {
 		n = 0
-		w, ok := t.queue(p.Name)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
 		// Waiting members first, so dropping a head releases nothing.
 		for _, d := range []struct {
 			tag byte

@@ -15,11 +15,7 @@ func (s *Store) Send(ctx context.Context, p *store.SendParams) ([]store.SendResu
 		return nil, err
 	}
 	var out []store.SendResult
-	err := s.update(p.Now, func(t *txn) error {
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		out = make([]store.SendResult, len(p.Messages))
 		for i := range p.Messages {
 			r, err := t.send(w, &p.Messages[i])
@@ -72,12 +68,8 @@ func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
 // Lease hands out up to Max ready messages.
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	var res store.LeaseResult
-	err := s.update(p.Now, func(t *txn) error {
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		res = store.LeaseResult{}
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
 		if _, err := t.due(w, p.Retry, leaseDueLimit); err != nil {
 			return err
 		}
@@ -189,12 +181,8 @@ func (t *txn) held(w *qwork, lease string) (uint64, msg, error) {
 // Ack deletes the messages of valid leases, lease by lease.
 func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 	var res []error
-	err := s.update(p.Now, func(t *txn) error {
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		res = make([]error, len(p.Leases))
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
 		for i, l := range p.Leases {
 			seq, m, err := t.held(w, l)
 			if err != nil {
@@ -217,11 +205,7 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 // Nack hands a message back for a retry, or dead-letters it.
 func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult, error) {
 	var res store.NackResult
-	err := s.update(p.Now, func(t *txn) error {
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		seq, m, err := t.held(w, p.Lease)
 		if err != nil {
 			return err
@@ -249,11 +233,7 @@ func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit
 // Extend moves a lease's expiry to Now+Visibility.
 func (s *Store) Extend(ctx context.Context, p *store.ExtendParams) (time.Time, error) {
 	var exp time.Time
-	err := s.update(p.Now, func(t *txn) error {
-		w, ok := t.queue(p.Queue)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
 		seq, m, err := t.held(w, p.Lease)
 		if err != nil {
 			return err

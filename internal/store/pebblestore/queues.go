@@ -120,11 +120,7 @@ func (t *txn) createQueue(name string, cfg store.QueueConfig) *qwork {
 
 // UpdateQueue replaces a queue's config.
 func (s *Store) UpdateQueue(ctx context.Context, p *store.UpdateQueueParams) (store.Queue, error) {
-	err := s.update(p.Now, func(t *txn) error {
-		w, ok := t.queue(p.Name)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	err := s.updateQueue(p.Now, p.Name, func(t *txn, w *qwork) error {
 		w.rec.Config, w.touched = p.Config, true
 		return nil
 	})
@@ -136,11 +132,7 @@ func (s *Store) UpdateQueue(ctx context.Context, p *store.UpdateQueueParams) (st
 
 // SetPaused pauses or resumes a queue.
 func (s *Store) SetPaused(ctx context.Context, p *store.SetPausedParams) (store.Queue, error) {
-	err := s.update(p.Now, func(t *txn) error {
-		w, ok := t.queue(p.Name)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	err := s.updateQueue(p.Now, p.Name, func(t *txn, w *qwork) error {
 		w.rec.Paused, w.touched = p.Paused, true
 		if !p.Paused {
 			t.wake = append(t.wake, p.Name)
@@ -344,11 +336,7 @@ func (s *Store) oldestWaiting(q *queue, below uint64, bounded bool) (uint64, boo
 
 // DeleteQueue deletes a queue and all its keys.
 func (s *Store) DeleteQueue(ctx context.Context, p *store.DeleteQueueParams) error {
-	return s.update(time.Time{}, func(t *txn) error {
-		w, ok := t.queue(p.Name)
-		if !ok {
-			return store.ErrQueueNotFound
-		}
+	return s.updateQueue(time.Time{}, p.Name, func(t *txn, w *qwork) error {
 		if err := t.forgetDeadLetters(w); err != nil {
 			return err
 		}

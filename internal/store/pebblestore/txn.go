@@ -75,6 +75,17 @@ func (s *Store) update(now time.Time, fn func(t *txn) error) error {
 	return s.run(now, false, fn)
 }
 
+// updateQueue runs fn as a transaction on the existing queue named name.
+func (s *Store) updateQueue(now time.Time, name string, fn func(t *txn, w *qwork) error) error {
+	return s.update(now, func(t *txn) error {
+		w, ok := t.queue(name)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
+		return fn(t, w)
+	})
+}
+
 // updateIfChanged is update, except that a transaction that changed nothing
 // is not written at all (background work that found nothing to do).
 func (s *Store) updateIfChanged(now time.Time, fn func(t *txn) error) error {
