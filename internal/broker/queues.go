@@ -93,7 +93,7 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return wrap("delete queue", b.st.DeleteQueue(ctx, &store.DeleteQueueParams{Name: name}))
+	return wrap("delete queue", b.st.DeleteQueue(ctx, &store.DeleteQueueParams{Name: name, Now: b.clock.Now()}))
 }
 
 // PurgeQueue drops the ready and delayed messages of a queue.

@@ -34,6 +34,11 @@ var (
 	// until it is reopened (a restart), which rebuilds it from disk.
 	ErrFailed = errors.New("store failed")
 	ErrClosed = errors.New("store is closed")
+	// ErrTaskNotFound: no task has this id (or its result_ttl has passed).
+	ErrTaskNotFound = errors.New("task not found")
+	// ErrTaskCancelled: the task was cancelled while running; its worker
+	// learns it on its next extend or progress report, which end it.
+	ErrTaskCancelled = errors.New("task cancelled")
 )
 
 // Store is the storage port. All methods are safe for concurrent use. Every
@@ -69,6 +74,7 @@ type Store interface {
 	Lease(ctx context.Context, p *LeaseParams) (LeaseResult, error)
 	// Ack deletes the messages of valid leases. It is applied per lease: the
 	// result has one error (nil or ErrLeaseExpired/ErrInvalidLease) per lease.
+	// A task's message acked ends the task succeeded, with its Result.
 	Ack(ctx context.Context, p *AckParams) ([]error, error)
 	// Nack gives a message back: retried after the delay the RetryFunc
 	// decides (or p.Delay), or dead-lettered.
@@ -85,6 +91,26 @@ type Store interface {
 	// Redrive moves up to Max messages dead-lettered from Queue out of its
 	// dead-letter queue and back into Queue, with attempts reset.
 	Redrive(ctx context.Context, p *RedriveParams) (int, error)
+
+	// GetTask returns a task as of Now; ErrTaskNotFound when it does not
+	// exist or its result has outlived its ResultTTL.
+	GetTask(ctx context.Context, p *GetTaskParams) (Task, error)
+	// CancelTask cancels a task: a queued one at once (its message is
+	// removed), a running one when its worker next extends or reports
+	// progress (CancelRequested until then). A finished task is unchanged.
+	CancelTask(ctx context.Context, p *CancelTaskParams) (Task, error)
+	// Progress records a running task's progress and extends its lease, like
+	// Extend. ErrTaskCancelled (the task then ends cancelled) if a cancel
+	// was requested; ErrLeaseExpired for a stale lease.
+	Progress(ctx context.Context, p *ProgressParams) (Task, error)
+	// WatchTask returns a channel closed at the task's next change.
+	WatchTask(id string) <-chan struct{}
+	// DueWebhooks returns up to Max finished tasks whose webhook delivery
+	// is due by Now, oldest due first.
+	DueWebhooks(ctx context.Context, p *DueWebhooksParams) ([]Task, error)
+	// RecordWebhook records a webhook delivery attempt and when to try
+	// again (zero NextAttemptAt: no more attempts).
+	RecordWebhook(ctx context.Context, p *RecordWebhookParams) (Task, error)
 
 	// Tick does the time-driven work of every queue as of Now: promotes due
 	// messages, releases expired leases, drops messages past retention, and
@@ -164,7 +190,76 @@ type NewMessage struct {
 	Priority  int       // -100..100
 	DedupKey  string
 	Group     string
+	// Task, when set, makes the message a task: a task record with the
+	// message's id is stored with it, atomically.
+	Task *NewTask
 }
+
+// NewTask is what a requester asks of a task beyond its message.
+type NewTask struct {
+	NotifyURL    string        // webhook called when the task finishes; "" = none
+	NotifySecret string        // HMAC key of the webhook's signature
+	ReplyTo      string        // queue that receives the outcome as a message; "" = none
+	ResultTTL    time.Duration // how long the finished task is kept
+}
+
+// TaskState is where a task is in its life.
+type TaskState string
+
+const (
+	TaskQueued    TaskState = "queued"
+	TaskRunning   TaskState = "running"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+	TaskCancelled TaskState = "cancelled"
+)
+
+// Finished reports whether s is a final state.
+func (s TaskState) Finished() bool {
+	return s == TaskSucceeded || s == TaskFailed || s == TaskCancelled
+}
+
+// Task is a task's durable record. Every change increments Version, so a
+// reader that saw version v knows whether it has missed anything.
+type Task struct {
+	ID              string
+	Queue           string
+	State           TaskState
+	Attempt         int
+	Progress        float64
+	ProgressMessage string
+	Result          []byte // JSON; set when succeeded
+	Error           string // why it last failed, or why it ended failed/cancelled
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	FinishedAt      time.Time // zero until finished
+	ExpiresAt       time.Time // FinishedAt + ResultTTL; zero until finished
+	Version         uint64
+	CancelRequested bool
+	Request         NewTask
+	Webhook         WebhookStatus
+}
+
+// WebhookStatus is the delivery state of a finished task's webhook.
+type WebhookStatus struct {
+	Pending       bool      // a delivery is still to be made
+	NextAttemptAt time.Time // when, if Pending
+	Attempts      []WebhookAttempt
+	Delivered     bool // a delivery was answered 2xx
+}
+
+// WebhookAttempt is one delivery attempt of a webhook.
+type WebhookAttempt struct {
+	At     time.Time
+	Status int    // HTTP status; 0 when no answer came
+	Error  string // why it failed, if it did
+}
+
+// Headers of a task outcome sent to a reply_to queue.
+const (
+	HeaderTaskID    = "courier-task-id"
+	HeaderTaskState = "courier-task-state"
+)
 
 // SendResult is the id of a stored (or deduplicated) message.
 type SendResult struct {
@@ -226,8 +321,11 @@ type (
 		ConfigOnly bool
 	}
 	ListQueuesParams  struct{ Now time.Time }
-	DeleteQueueParams struct{ Name string }
-	PurgeQueueParams  struct {
+	DeleteQueueParams struct {
+		Name string
+		Now  time.Time
+	}
+	PurgeQueueParams struct {
 		Name string
 		Now  time.Time
 	}
@@ -251,15 +349,21 @@ type (
 	AckParams struct {
 		Queue  string
 		Leases []string
-		Now    time.Time
+		// Results, if not nil, has one JSON result (or nil) per lease: the
+		// result of the task whose message the lease holds.
+		Results [][]byte
+		Now     time.Time
 	}
 	NackParams struct {
 		Queue string
 		Lease string
 		Delay *time.Duration // nil: the RetryFunc's backoff
 		Error string
-		Now   time.Time
-		Retry RetryFunc
+		// Terminate dead-letters the message at once, whatever its
+		// attempts, with Error as the reason; a task ends failed.
+		Terminate bool
+		Now       time.Time
+		Retry     RetryFunc
 	}
 	ExtendParams struct {
 		Queue      string
@@ -276,6 +380,33 @@ type (
 		Now   time.Time
 		Retry RetryFunc
 	}
+	GetTaskParams struct {
+		ID  string
+		Now time.Time
+	}
+	CancelTaskParams struct {
+		ID  string
+		Now time.Time
+	}
+	ProgressParams struct {
+		ID         string
+		Lease      string
+		Progress   float64 // 0..1
+		Message    string
+		Visibility time.Duration // 0 = the queue's VisibilityTimeout
+		Now        time.Time
+	}
+	DueWebhooksParams struct {
+		Now time.Time
+		Max int
+	}
+	RecordWebhookParams struct {
+		ID            string
+		Attempt       WebhookAttempt
+		Delivered     bool
+		NextAttemptAt time.Time // zero: no more attempts
+		Now           time.Time
+	}
 )
 
 // Headers a store adds to a dead-lettered message.
@@ -284,4 +415,10 @@ const (
 	HeaderAttempts    = "courier-attempts"
 	HeaderError       = "courier-error"
 	HeaderDeadReason  = "courier-dead-reason"
+)
+
+// Reasons in HeaderDeadReason.
+const (
+	DeadMaxAttempts = "max_attempts"
+	DeadTerminated  = "terminated"
 )

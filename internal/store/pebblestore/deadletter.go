@@ -11,9 +11,13 @@ import (
 // deadLetter moves a message from w to w's dead-letter queue (created with
 // defaults if missing), or drops it when w has none. Requires the message
 // still to be indexed in w.
-func (t *txn) deadLetter(w *qwork, seq uint64, m *msg, reason string) error {
+func (t *txn) deadLetter(w *qwork, seq uint64, m *msg, reason, why string) error {
 	body, err := t.readBody(w, seq, m)
 	if err != nil {
+		return err
+	}
+	// A task ends failed here; its dead letter is a plain message.
+	if err := t.finishTask(seq, m, store.TaskFailed, nil, reason); err != nil {
 		return err
 	}
 	if err := t.remove(w, seq, m); err != nil {
@@ -34,7 +38,7 @@ func (t *txn) deadLetter(w *qwork, seq uint64, m *msg, reason string) error {
 	h[store.HeaderSourceQueue] = w.q.name
 	h[store.HeaderAttempts] = strconv.Itoa(m.attempt)
 	h[store.HeaderError] = reason
-	h[store.HeaderDeadReason] = "max_attempts"
+	h[store.HeaderDeadReason] = why
 	dm := &msg{kind: m.kind, priority: m.priority, sentAt: m.sentAt, deadFrom: w.rec.ID,
 		group: m.group, lastError: reason, headers: h}
 	if err := t.insert(dlq, seq, dm, body); err != nil {
@@ -151,6 +155,9 @@ func (t *txn) dropAll(w *qwork, tag byte, cur *[]byte) (int, error) {
 		m, found, err := t.getMsg(w, seq)
 		if err != nil || !found {
 			return n, orCorrupt(err, "index key without record")
+		}
+		if err := t.finishTask(seq, &m, store.TaskCancelled, nil, "purged"); err != nil {
+			return n, err
 		}
 		if err := t.remove(w, seq, &m); err != nil {
 			return n, err

@@ -141,7 +141,7 @@ func fuzzTime(n int64) time.Time {
 }
 
 func FuzzDecodeCounters(f *testing.F) {
-	f.Add((&counters{1, 2, 3, 4, 5, 6}).encode(), int64(0), int64(1), int64(-1), int64(math.MaxInt64), int64(math.MinInt64), int64(42))
+	f.Add((&counters{1, 2, 3, 4, 5, 6, 7}).encode(), int64(0), int64(1), int64(-1), int64(math.MaxInt64), int64(math.MinInt64), int64(42))
 	f.Add([]byte{0, 0, 0, 0, 0}, int64(0), int64(0), int64(0), int64(0), int64(0), int64(0))
 	f.Add([]byte{0x80, 0, 0, 0, 0, 0, 0}, int64(0), int64(0), int64(0), int64(0), int64(0), int64(0))
 	f.Fuzz(func(t *testing.T, b []byte, ready, delayed, inFlight, dead, sent, acked int64) {
@@ -151,7 +151,7 @@ func FuzzDecodeCounters(f *testing.F) {
 				t.Fatalf("decodeCounters(%x) = %+v; encoding that as %x decodes to %+v, %v", b, c, b2, c2, err)
 			}
 		}
-		c := counters{ready, delayed, inFlight, dead, sent, acked}
+		c := counters{ready, delayed, inFlight, dead, sent, acked, sent ^ dead}
 		if got, err := decodeCounters(c.encode()); err != nil || got != c {
 			t.Fatalf("decodeCounters(encode(%+v)) = %+v, %v", c, got, err)
 		}

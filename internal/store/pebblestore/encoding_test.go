@@ -372,7 +372,7 @@ func TestEncodingMsgRejects(t *testing.T) {
 	// The rest of the record is valid: with sentAt 1<<63-1 it decodes.
 	for sentAt, ok := range map[uint64]bool{1<<63 - 1: true, 1 << 63: false, math.MaxUint64: false} {
 		b := binary.AppendUvarint([]byte{recordVersion, byte(stReady), 1, 0, 0}, sentAt)
-		b = append(b, make([]byte, 16)...) // due, nonce (8), leaseExp … inline flag
+		b = append(b, make([]byte, 17)...) // due, nonce (8), leaseExp … inline, flags
 		if m, err := decodeMsg(b); (err == nil) != ok {
 			t.Errorf("decodeMsg with sentAt %d ns: %v, %v; want ok %v", sentAt, m.sentAt, err, ok)
 		}
@@ -384,9 +384,9 @@ func TestEncodingMsgRejects(t *testing.T) {
 func TestEncodingMsgLengthPrefixAlloc(t *testing.T) {
 	// Not parallel: it measures the bytes allocated while it runs.
 	head := []byte{recordVersion, byte(stReady), 1, 0, 0, 0, 0}
-	head = append(head, make([]byte, 8)...) // nonce
-	head = append(head, 0, 0)               // leaseExp, deadFrom
-	if _, err := decodeMsg(append(bytes.Clone(head), 0, 0, 0, 0, 0)); err != nil {
+	head = append(head, make([]byte, 8)...)                                           // nonce
+	head = append(head, 0, 0)                                                         // leaseExp, deadFrom
+	if _, err := decodeMsg(append(bytes.Clone(head), 0, 0, 0, 0, 0, 0)); err != nil { // … inline, flags
 		t.Fatalf("the valid record these cases start from: %v", err)
 	}
 	for name, b := range map[string][]byte{
@@ -421,7 +421,7 @@ func maxDecodeAlloc(n int) uint64 { return 128*uint64(n) + 1<<20 }
 
 func TestEncodingCounters(t *testing.T) {
 	t.Parallel()
-	for _, c := range []counters{{}, {1, 2, 3, 4, 5, 6}, {math.MinInt64, -1, 0, 1, math.MaxInt64, math.MaxInt64}} {
+	for _, c := range []counters{{}, {1, 2, 3, 4, 5, 6, 7}, {math.MinInt64, -1, 0, 1, math.MaxInt64, math.MaxInt64, 3}} {
 		b := c.encode()
 		got, err := decodeCounters(b)
 		if err != nil || got != c {

@@ -25,6 +25,9 @@ import (
 //	'H' qid len group             the group's head: the one message that may be out
 //	'X' qid dedupkey              dedup entry: first seq and window end
 //	'Y' qid expiry dedupkey       dedup entries by window end, for cleanup
+//	'T' seq                       task record (JSON), by its message's seq
+//	'E' expiry seq                finished tasks by the end of their result TTL
+//	'N' due seq                   finished tasks whose webhook is due, by time
 //
 // seq is a store-wide increasing uint64 (nanoseconds of the send time, bumped
 // to stay unique); times are unix nanoseconds. All integers are big-endian so
@@ -42,6 +45,9 @@ const (
 	tagHead    = 'H'
 	tagDedup   = 'X'
 	tagDedupBy = 'Y'
+	tagTask    = 'T'
+	tagTaskTTL = 'E'
+	tagHookDue = 'N'
 )
 
 // queueTags are the tags of per-queue keyspaces.
@@ -106,6 +112,20 @@ func dedupKey(qid uint32, key string) []byte {
 func dedupByKey(qid uint32, exp time.Time, key string) []byte {
 	k := binary.BigEndian.AppendUint64(qprefix(tagDedupBy, qid), unixNano(exp))
 	return append(k, key...)
+}
+
+// taskKey is the key of a task record; tasks are global, addressed by id.
+func taskKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tagTask}, seq) }
+
+// globalTimeKey is a key of a global time index ('E', 'N').
+func globalTimeKey(tag byte, t time.Time, seq uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{tag}, unixNano(t))
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// globalTimeUpTo bounds a global time index: every key at or before t.
+func globalTimeUpTo(tag byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64([]byte{tag}, unixNano(t)+1)
 }
 
 // keySeq returns the seq that ends a key of a seq-suffixed keyspace.

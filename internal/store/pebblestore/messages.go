@@ -45,9 +45,13 @@ func (t *txn) send(w *qwork, nm *store.NewMessage) (store.SendResult, error) {
 		lower(&w.cur.dedup, k)
 	}
 	m := &msg{kind: nm.Kind, priority: nm.Priority, sentAt: t.now, due: nm.NotBefore,
-		group: nm.Group, dedupKey: nm.DedupKey, headers: nm.Headers}
+		group: nm.Group, dedupKey: nm.DedupKey, headers: nm.Headers, task: nm.Task != nil}
 	if err := t.insert(w, seq, m, nm.Body); err != nil {
 		return store.SendResult{}, err
+	}
+	if nm.Task != nil {
+		t.newTask(w, seq, nm.Task)
+		w.c.tasks++
 	}
 	w.c.sent++
 	return store.SendResult{ID: formatID(seq)}, nil
@@ -125,7 +129,7 @@ func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, erro
 			return nil, err
 		}
 		if t.expired(w, &m) {
-			if err := t.remove(w, seq, &m); err != nil {
+			if err := t.dropExpired(w, seq, &m); err != nil {
 				return nil, err
 			}
 			continue
@@ -137,6 +141,14 @@ func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, erro
 		out = append(out, lm)
 	}
 	return out, it.Error()
+}
+
+// dropExpired removes a message that outlived its retention; its task fails.
+func (t *txn) dropExpired(w *qwork, seq uint64, m *msg) error {
+	if err := t.finishTask(seq, m, store.TaskFailed, nil, "expired: the queue's retention ended before it was done"); err != nil {
+		return err
+	}
+	return t.remove(w, seq, m)
 }
 
 // expired reports whether a message has outlived its queue's retention.
@@ -155,6 +167,12 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 	m.nonce = t.s.rnd.Uint64()
 	m.leaseExp = t.now.Add(vis)
 	t.setState(w, seq, m, stInFlight)
+	err = t.taskChanged(seq, m, func(r *taskRecord) {
+		r.State, r.Attempt = store.TaskRunning, m.attempt
+	})
+	if err != nil {
+		return store.Message{}, err
+	}
 	return store.Message{
 		ID: formatID(seq), Queue: w.q.name, Body: body, Kind: m.kind, Headers: maps.Clone(m.headers),
 		Priority: m.priority, Group: m.group, Attempt: m.attempt, SentAt: m.sentAt,
@@ -192,6 +210,13 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 				res[i] = err
 				continue
 			}
+			var result []byte
+			if p.Results != nil {
+				result = p.Results[i]
+			}
+			if err := t.finishTask(seq, &m, store.TaskSucceeded, result, ""); err != nil {
+				return err
+			}
 			if err := t.remove(w, seq, &m); err != nil {
 				return err
 			}
@@ -210,6 +235,10 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 		if err != nil {
 			return err
 		}
+		if p.Terminate {
+			res = store.NackResult{DeadLettered: true}
+			return t.deadLetter(w, seq, &m, p.Error, store.DeadTerminated)
+		}
 		res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error, t.now)
 		return err
 	})
@@ -222,30 +251,31 @@ func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit
 	delay, dead := retry(w.rec.Config, m.attempt, explicit)
 	m.lastError = reason
 	if dead {
-		return store.NackResult{DeadLettered: true}, t.deadLetter(w, seq, m, reason)
+		return store.NackResult{DeadLettered: true}, t.deadLetter(w, seq, m, reason, store.DeadMaxAttempts)
 	}
 	t.unindex(w, seq, m)
 	m.due = at.Add(delay)
 	t.place(w, seq, m)
-	return store.NackResult{RetryAt: m.due}, nil
+	err := t.taskChanged(seq, m, func(r *taskRecord) { r.State, r.Error = store.TaskQueued, reason })
+	return store.NackResult{RetryAt: m.due}, err
 }
 
 // Extend moves a lease's expiry to Now+Visibility.
 func (s *Store) Extend(ctx context.Context, p *store.ExtendParams) (time.Time, error) {
 	var exp time.Time
-	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
+	err := s.updateKeep(p.Now, errCancelled, func(t *txn) error {
+		w, ok := t.queue(p.Queue)
+		if !ok {
+			return store.ErrQueueNotFound
+		}
 		seq, m, err := t.held(w, p.Lease)
 		if err != nil {
 			return err
 		}
-		vis := p.Visibility
-		if vis == 0 {
-			vis = w.rec.Config.VisibilityTimeout
+		if err := t.endIfCancelled(w, seq, &m); err != nil {
+			return err
 		}
-		t.unindex(w, seq, &m)
-		m.leaseExp = t.now.Add(vis)
-		t.setState(w, seq, &m, stInFlight)
-		exp = m.leaseExp
+		exp = t.extend(w, seq, &m, p.Visibility)
 		return nil
 	})
 	return exp, err

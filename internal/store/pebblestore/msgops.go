@@ -160,6 +160,9 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	t.unindex(w, seq, m)
 	t.b.Delete(seqKey(tagMsg, w.rec.ID, seq), nil)
+	if m.task {
+		w.c.tasks--
+	}
 	if !m.inline {
 		t.b.Delete(seqKey(tagBody, w.rec.ID, seq), nil)
 	}

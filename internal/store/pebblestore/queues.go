@@ -59,7 +59,7 @@ func (s *Store) load() error {
 
 // formatVersion names the layout of keys and records this build reads and
 // writes. A data directory of another layout is refused, never misread.
-const formatVersion = "1"
+const formatVersion = "2"
 
 // checkFormat stamps a new data directory with formatVersion, and refuses
 // one stamped otherwise, or holding data but no stamp.
@@ -336,8 +336,8 @@ func (s *Store) oldestWaiting(q *queue, below uint64, bounded bool) (uint64, boo
 
 // DeleteQueue deletes a queue and all its keys.
 func (s *Store) DeleteQueue(ctx context.Context, p *store.DeleteQueueParams) error {
-	return s.updateQueue(time.Time{}, p.Name, func(t *txn, w *qwork) error {
-		if err := t.forgetDeadLetters(w); err != nil {
+	return s.updateQueue(p.Now, p.Name, func(t *txn, w *qwork) error {
+		if err := t.forgetMessages(w); err != nil {
 			return err
 		}
 		for _, tag := range queueTags {
@@ -351,10 +351,12 @@ func (s *Store) DeleteQueue(ctx context.Context, p *store.DeleteQueueParams) err
 	})
 }
 
-// forgetDeadLetters lowers the dead counters of the queues that messages in
-// w (about to be deleted) were dead-lettered from.
-func (t *txn) forgetDeadLetters(w *qwork) error {
-	if t.s.deadSources(w.rec.ID) == 0 {
+// forgetMessages settles what the messages of w (about to be deleted) mean
+// elsewhere: the dead counters of the queues they were dead-lettered from,
+// and their tasks, which end cancelled. It reads w's messages only when one
+// of them can matter.
+func (t *txn) forgetMessages(w *qwork) error {
+	if w.c.tasks == 0 && t.s.deadSources(w.rec.ID) == 0 {
 		return nil
 	}
 	pre := qprefix(tagMsg, w.rec.ID)
@@ -371,6 +373,13 @@ func (t *txn) forgetDeadLetters(w *qwork) error {
 		if src, ok := t.queueByID(m.deadFrom); m.deadFrom != 0 && ok && src.c.dead > 0 {
 			src.c.dead--
 			src.touched = true
+		}
+		seq, err := keySeq(it.Key())
+		if err != nil {
+			return err
+		}
+		if err := t.finishTask(seq, &m, store.TaskCancelled, nil, "queue deleted"); err != nil {
+			return err
 		}
 	}
 	return it.Error()

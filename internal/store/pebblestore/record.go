@@ -40,6 +40,8 @@ type msg struct {
 	// (inline); larger bodies live under their own 'B' key, written once.
 	inline bool
 	body   []byte
+	// task marks the message of a task: its changes update the task record.
+	task bool
 }
 
 // inlineMax is the largest body kept inside the record. A record is
@@ -80,8 +82,15 @@ func (m *msg) encode() []byte {
 	} else {
 		b = append(b, 0)
 	}
-	return b
+	var flags byte
+	if m.task {
+		flags |= flagTask
+	}
+	return append(b, flags)
 }
+
+// Flags, the record's last byte.
+const flagTask = 1
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -124,6 +133,11 @@ func decodeMsg(b []byte) (msg, error) {
 		m.inline, m.body = true, []byte(d.string())
 	default:
 		d.fail()
+	}
+	flags := d.byte()
+	m.task = flags&flagTask != 0
+	if flags&^flagTask != 0 {
+		d.fail() // a flag this build does not know
 	}
 	if d.err != nil || len(d.b) != 0 || m.state < stReady || m.state > stWaiting {
 		return msg{}, errBadRecord
@@ -219,11 +233,12 @@ func (r *queueRecord) encode() []byte {
 // changes it; batches are applied in order, so the last one wins correctly.
 type counters struct {
 	ready, delayed, inFlight, dead, sent, acked int64
+	tasks                                       int64 // messages of tasks in the queue
 }
 
 func (c *counters) encode() []byte {
-	b := make([]byte, 0, 6*binary.MaxVarintLen64)
-	for _, v := range []int64{c.ready, c.delayed, c.inFlight, c.dead, c.sent, c.acked} {
+	b := make([]byte, 0, 7*binary.MaxVarintLen64)
+	for _, v := range []int64{c.ready, c.delayed, c.inFlight, c.dead, c.sent, c.acked, c.tasks} {
 		b = binary.AppendVarint(b, v)
 	}
 	return b
@@ -231,7 +246,7 @@ func (c *counters) encode() []byte {
 
 func decodeCounters(b []byte) (counters, error) {
 	d := decoder{b: b}
-	c := counters{d.varint(), d.varint(), d.varint(), d.varint(), d.varint(), d.varint()}
+	c := counters{d.varint(), d.varint(), d.varint(), d.varint(), d.varint(), d.varint(), d.varint()}
 	if d.err != nil || len(d.b) != 0 {
 		return counters{}, errBadRecord
 	}

@@ -122,3 +122,82 @@ func TestOpenRefuses(t *testing.T) {
 		t.Errorf("open of another format: %v; want an error naming the format", err)
 	}
 }
+
+// TestTaskSmoke walks one task through its life: queued, running, a failed
+// attempt, succeeded with a result sent to reply_to and a webhook due, then
+// gone after its result TTL.
+func TestTaskSmoke(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(Options{Dir: "db", FS: vfs.NewMem(), FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	req := &store.NewTask{NotifyURL: "https://example.test/hook", ReplyTo: "replies", ResultTTL: time.Hour}
+	res, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now, Messages: []store.NewMessage{{Body: []byte(`{"x":1}`), Kind: store.BodyJSON, Task: req}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res[0].ID
+	state := func(want store.TaskState) store.Task {
+		t.Helper()
+		task, err := s.GetTask(ctx, &store.GetTaskParams{ID: id, Now: now})
+		if err != nil || task.State != want {
+			t.Fatalf("task %s: %+v, %v; want state %s", id, task, err, want)
+		}
+		return task
+	}
+	state(store.TaskQueued)
+	watch := s.WatchTask(id)
+	lr, _ := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow})
+	<-watch // closed by the lease
+	if tk := state(store.TaskRunning); tk.Attempt != 1 {
+		t.Fatalf("attempt %d", tk.Attempt)
+	}
+	if _, err := s.Nack(ctx, &store.NackParams{Queue: "q", Lease: lr.Messages[0].Lease, Delay: new(time.Duration), Error: "boom", Now: now, Retry: retryNow}); err != nil {
+		t.Fatal(err)
+	}
+	if tk := state(store.TaskQueued); tk.Error != "boom" {
+		t.Fatalf("error %q", tk.Error)
+	}
+	lr, _ = s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow})
+	if tk, err := s.Progress(ctx, &store.ProgressParams{ID: id, Lease: lr.Messages[0].Lease, Progress: 0.5, Message: "half", Now: now}); err != nil || tk.Progress != 0.5 {
+		t.Fatalf("progress: %+v %v", tk, err)
+	}
+	errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease}, Results: [][]byte{[]byte(`{"ok":true}`)}, Now: now})
+	if err != nil || errs[0] != nil {
+		t.Fatal(errs, err)
+	}
+	if tk := state(store.TaskSucceeded); string(tk.Result) != `{"ok":true}` || tk.Attempt != 2 || !tk.Webhook.Pending {
+		t.Fatalf("finished task %+v", tk)
+	}
+	due, err := s.DueWebhooks(ctx, &store.DueWebhooksParams{Now: now, Max: 10})
+	if err != nil || len(due) != 1 || due[0].ID != id {
+		t.Fatalf("due webhooks %+v %v", due, err)
+	}
+	if _, err := s.RecordWebhook(ctx, &store.RecordWebhookParams{ID: id, Attempt: store.WebhookAttempt{At: now, Status: 200}, Delivered: true, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueWebhooks(ctx, &store.DueWebhooksParams{Now: now.Add(time.Hour), Max: 10}); len(due) != 0 {
+		t.Fatalf("delivered webhook still due: %+v", due)
+	}
+	rr, _ := s.Lease(ctx, &store.LeaseParams{Queue: "replies", Max: 10, Now: now, Retry: retryNow})
+	if len(rr.Messages) != 1 || rr.Messages[0].Headers[store.HeaderTaskID] != id || !strings.Contains(string(rr.Messages[0].Body), `"ok":true`) {
+		t.Fatalf("reply: %+v", rr.Messages)
+	}
+	if _, err := s.Tick(ctx, &store.TickParams{Now: now.Add(2 * time.Hour), Retry: retryNow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTask(ctx, &store.GetTaskParams{ID: id, Now: now.Add(2 * time.Hour)}); err != store.ErrTaskNotFound {
+		t.Fatalf("after TTL: %v, want ErrTaskNotFound", err)
+	}
+	q, _ := s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: now})
+	if q.Stats.Ready+q.Stats.InFlight+q.Stats.Delayed != 0 {
+		t.Fatalf("queue not empty: %+v", q.Stats)
+	}
+}

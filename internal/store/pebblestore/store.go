@@ -77,7 +77,11 @@ type Store struct {
 	seqHigh  uint64 // persisted bound: every seq handed out is below it
 	rnd      *rand.Rand
 	watchers map[string]chan struct{}
-	ops      sync.WaitGroup // operations between apply and sync; Close waits for them
+	// taskWatchers are woken at their task's next change, by seq.
+	taskWatchers map[uint64]chan struct{}
+	// Store-wide cursors of the task indexes ('E', 'N'): no live key below.
+	taskTTLCur, hookCur []byte
+	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,8 +128,9 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db: db, opts: o,
 		queues: map[string]*queue{}, byID: map[uint32]*queue{},
-		rnd:      rand.New(rand.NewChaCha8(seed())),
-		watchers: map[string]chan struct{}{},
+		rnd:          rand.New(rand.NewChaCha8(seed())),
+		watchers:     map[string]chan struct{}{},
+		taskWatchers: map[uint64]chan struct{}{},
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -145,6 +150,10 @@ func (s *Store) Close() error {
 	for name, ch := range s.watchers { // wake long-polls: they will see ErrClosed
 		close(ch)
 		delete(s.watchers, name)
+	}
+	for seq, ch := range s.taskWatchers {
+		close(ch)
+		delete(s.taskWatchers, seq)
 	}
 	s.mu.Unlock()
 	s.ops.Wait()

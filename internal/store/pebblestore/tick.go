@@ -172,7 +172,16 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 			}
 		}
 	}
-	return res, nil
+	for {
+		n := 0
+		err := s.updateIfChanged(p.Now, func(t *txn) (err error) {
+			n, err = t.expireTasks(tickLimit)
+			return err
+		})
+		if err != nil || n < tickLimit {
+			return res, err
+		}
+	}
 }
 
 func (t *txn) tickQueue(w *qwork, retry store.RetryFunc) (dueResult, error) {
@@ -225,7 +234,7 @@ func (t *txn) sweepRetention(w *qwork, limit int) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if err := t.remove(w, seq, &m); err != nil {
+		if err := t.dropExpired(w, seq, &m); err != nil {
 			return n, err
 		}
 		if !kept {

@@ -65,6 +65,10 @@ type txn struct {
 	order   []*qwork // in first-touch order, for deterministic writes
 	seqHigh uint64
 	wake    []string // queues whose watchers to signal on apply
+	// wakeTasks are tasks whose watchers to signal on apply.
+	wakeTasks []uint64
+	// taskCur, hookCur are pending values of the store's task-index cursors.
+	taskCur, hookCur globalCursor
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -72,7 +76,14 @@ type txn struct {
 // its fsync without the mutex, sharing it with concurrent callers. If fn
 // fails nothing is applied or changed.
 func (s *Store) update(now time.Time, fn func(t *txn) error) error {
-	return s.run(now, false, fn)
+	return s.run(now, false, nil, fn)
+}
+
+// updateKeep is update, except that when fn returns keep the batch is
+// applied all the same and keep is returned after its sync: for an answer
+// that reports an outcome the store has durably recorded (a cancelled task).
+func (s *Store) updateKeep(now time.Time, keep error, fn func(t *txn) error) error {
+	return s.run(now, false, keep, fn)
 }
 
 // updateQueue runs fn as a transaction on the existing queue named name.
@@ -89,22 +100,23 @@ func (s *Store) updateQueue(now time.Time, name string, fn func(t *txn, w *qwork
 // updateIfChanged is update, except that a transaction that changed nothing
 // is not written at all (background work that found nothing to do).
 func (s *Store) updateIfChanged(now time.Time, fn func(t *txn) error) error {
-	return s.run(now, true, fn)
+	return s.run(now, true, nil, fn)
 }
 
-func (s *Store) run(now time.Time, skipEmpty bool, fn func(t *txn) error) error {
+func (s *Store) run(now time.Time, skipEmpty bool, keep error, fn func(t *txn) error) error {
 	s.mu.Lock()
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
 		return err
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
-	if err := fn(t); err != nil {
+	result := fn(t)
+	if result != nil && (keep == nil || result != keep) {
 		s.mu.Unlock()
 		t.b.Close()
-		return err
+		return result
 	}
-	if skipEmpty && t.b.Empty() && !t.changed() {
+	if skipEmpty && t.b.Empty() && !t.changed() && len(t.wakeTasks) == 0 {
 		s.mu.Unlock()
 		t.b.Close()
 		return nil
@@ -126,7 +138,7 @@ func (s *Store) run(now time.Time, skipEmpty bool, fn func(t *txn) error) error 
 		s.mu.Unlock()
 		return s.broken
 	}
-	return nil
+	return result
 }
 
 // apply writes the working state into the batch, applies the batch without
@@ -168,7 +180,27 @@ func (t *txn) apply() error {
 	for _, name := range t.wake {
 		s.signal(name)
 	}
+	for _, seq := range t.wakeTasks {
+		if ch, ok := s.taskWatchers[seq]; ok {
+			close(ch)
+			delete(s.taskWatchers, seq)
+		}
+	}
+	if t.taskCur.set {
+		s.taskTTLCur = t.taskCur.key
+	}
+	if t.hookCur.set {
+		s.hookCur = t.hookCur.key
+	}
 	return nil
+}
+
+// globalCursor returns the store-wide cursor of a task index. Requires mu.
+func (s *Store) globalCursor(tag byte) []byte {
+	if tag == tagTaskTTL {
+		return s.taskTTLCur
+	}
+	return s.hookCur
 }
 
 // changed reports whether the txn changed any queue's state.

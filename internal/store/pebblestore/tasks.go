@@ -1,0 +1,158 @@
+package pebblestore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// A task is a message with a record under a 'T' key, keyed by the message's
+// seq, so its id is the message's id. The message carries flagTask, and
+// every change of the message that matters to the requester (leased, failed
+// and retried, acked, dead-lettered, dropped) updates the record in the same
+// batch. A finished task keeps its record for its ResultTTL ('E' index) and,
+// if it has a webhook, is listed for delivery ('N' index).
+
+// taskRecord is the JSON form of a task record. Tasks change a few times in
+// their life, so an evolvable encoding beats a compact one here.
+type taskRecord struct {
+	Queue           string              `json:"queue"`
+	State           store.TaskState     `json:"state"`
+	Attempt         int                 `json:"attempt"`
+	Progress        float64             `json:"progress"`
+	ProgressMessage string              `json:"progress_message,omitempty"`
+	Result          json.RawMessage     `json:"result,omitempty"`
+	Error           string              `json:"error,omitempty"`
+	CreatedAt       time.Time           `json:"created_at"`
+	UpdatedAt       time.Time           `json:"updated_at"`
+	FinishedAt      time.Time           `json:"finished_at"`
+	ExpiresAt       time.Time           `json:"expires_at"`
+	Version         uint64              `json:"version"`
+	CancelRequested bool                `json:"cancel_requested,omitempty"`
+	Request         store.NewTask       `json:"request"`
+	Webhook         store.WebhookStatus `json:"webhook"`
+}
+
+func (r *taskRecord) task(seq uint64) store.Task {
+	return store.Task{ID: formatID(seq), Queue: r.Queue, State: r.State, Attempt: r.Attempt,
+		Progress: r.Progress, ProgressMessage: r.ProgressMessage, Result: r.Result, Error: r.Error,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt, ExpiresAt: r.ExpiresAt,
+		Version: r.Version, CancelRequested: r.CancelRequested, Request: r.Request, Webhook: r.Webhook}
+}
+
+// getTask reads a task record through the batch.
+func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
+	v, ok, err := t.get(taskKey(seq))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	var r taskRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, false, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
+	}
+	return &r, true, nil
+}
+
+// putTask writes a changed task record: a new version, and its watchers woken.
+func (t *txn) putTask(seq uint64, r *taskRecord) {
+	r.Version++
+	r.UpdatedAt = t.now
+	b, _ := json.Marshal(r) // plain data: cannot fail
+	t.b.Set(taskKey(seq), b, nil)
+	t.wakeTasks = append(t.wakeTasks, seq)
+}
+
+// newTask stores the record of a task sent as message seq of queue w.
+func (t *txn) newTask(w *qwork, seq uint64, req *store.NewTask) {
+	t.putTask(seq, &taskRecord{Queue: w.q.name, State: store.TaskQueued, CreatedAt: t.now, Request: *req})
+}
+
+// taskChanged applies fn to the task of message m, if m is a task's.
+func (t *txn) taskChanged(seq uint64, m *msg, fn func(r *taskRecord)) error {
+	if !m.task {
+		return nil
+	}
+	r, ok, err := t.getTask(seq)
+	if err != nil || !ok || r.State.Finished() {
+		return err
+	}
+	fn(r)
+	t.putTask(seq, r)
+	return nil
+}
+
+// finishTask ends the task of message m (if m is a task's and it has not
+// ended): its final state, result or error, the end of its result TTL, its
+// webhook due, and its outcome sent to its reply_to queue — all in this batch.
+func (t *txn) finishTask(seq uint64, m *msg, state store.TaskState, result []byte, reason string) error {
+	if !m.task {
+		return nil
+	}
+	r, ok, err := t.getTask(seq)
+	if err != nil || !ok || r.State.Finished() {
+		return err
+	}
+	r.State, r.Error, r.CancelRequested = state, reason, false
+	if state == store.TaskSucceeded {
+		r.Result, r.Error = result, ""
+	}
+	r.FinishedAt, r.ExpiresAt = t.now, t.now.Add(r.Request.ResultTTL)
+	k := globalTimeKey(tagTaskTTL, r.ExpiresAt, seq)
+	t.b.Set(k, nil, nil)
+	t.lowerGlobal(&t.taskCur, k)
+	if r.Request.NotifyURL != "" {
+		r.Webhook.Pending, r.Webhook.NextAttemptAt = true, t.now
+		hk := globalTimeKey(tagHookDue, t.now, seq)
+		t.b.Set(hk, nil, nil)
+		t.lowerGlobal(&t.hookCur, hk)
+	}
+	t.putTask(seq, r)
+	if r.Request.ReplyTo != "" {
+		return t.reply(seq, r)
+	}
+	return nil
+}
+
+// taskOutcome is the body of the message a finished task sends to reply_to.
+type taskOutcome struct {
+	ID     string          `json:"id"`
+	Queue  string          `json:"queue"`
+	State  store.TaskState `json:"state"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// reply sends a finished task's outcome to its reply_to queue, created with
+// defaults if missing, with the task's id in a correlation header.
+func (t *txn) reply(seq uint64, r *taskRecord) error {
+	name := r.Request.ReplyTo
+	w, ok := t.queue(name)
+	if !ok {
+		w = t.createQueue(name, store.DefaultConfig(name))
+	}
+	id := formatID(seq)
+	body, _ := json.Marshal(taskOutcome{ID: id, Queue: r.Queue, State: r.State, Result: r.Result, Error: r.Error})
+	m := &msg{kind: store.BodyJSON, sentAt: t.now,
+		headers: map[string]string{store.HeaderTaskID: id, store.HeaderTaskState: string(r.State)}}
+	if err := t.insert(w, t.nextSeq(), m, body); err != nil {
+		return err
+	}
+	w.c.sent++
+	return nil
+}
+
+// lowerGlobal lowers a global cursor held by the txn (applied on success).
+func (t *txn) lowerGlobal(cur *globalCursor, k []byte) {
+	if !cur.set {
+		*cur = globalCursor{key: t.s.globalCursor(k[0]), set: true}
+	}
+	lower(&cur.key, k)
+}
+
+// globalCursor is a txn's pending value of a store-wide cursor.
+type globalCursor struct {
+	key []byte
+	set bool
+}
