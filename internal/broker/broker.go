@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"time"
 
@@ -43,6 +44,11 @@ type Options struct {
 	NoAutoCreate bool
 	// Rand supplies jitter; default a randomly seeded source.
 	Rand *rand.Rand
+	// MaxResultBytes bounds a task's result; default DefaultMaxResult.
+	MaxResultBytes int
+	// CheckURL vets a webhook URL at submit (e.g. refuses literal private
+	// addresses); nil accepts any http(s) URL. Delivery checks again at dial.
+	CheckURL func(u *url.URL) error
 }
 
 // Broker is the semantic core. Safe for concurrent use.
@@ -51,6 +57,9 @@ type Broker struct {
 	clock  clock.Clock
 	log    *slog.Logger
 	noAuto bool
+
+	maxResult int
+	checkURL  func(u *url.URL) error
 
 	randMu sync.Mutex // guards rnd
 	rnd    *rand.Rand
@@ -67,7 +76,11 @@ func New(st store.Store, o Options) *Broker {
 	if o.Rand == nil {
 		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return &Broker{st: st, clock: o.Clock, log: o.Logger, noAuto: o.NoAutoCreate, rnd: o.Rand}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = DefaultMaxResult
+	}
+	return &Broker{st: st, clock: o.Clock, log: o.Logger, noAuto: o.NoAutoCreate, rnd: o.Rand,
+		maxResult: o.MaxResultBytes, checkURL: o.CheckURL}
 }
 
 // Now is the broker's clock reading.

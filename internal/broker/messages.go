@@ -26,6 +26,11 @@ type Message struct {
 // Send stores messages in a queue (created on first send unless disabled),
 // all or none, and returns their ids in order.
 func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]store.SendResult, error) {
+	return b.send(ctx, queue, msgs, nil)
+}
+
+// send stores messages; with task set, each is a task with that request.
+func (b *Broker) send(ctx context.Context, queue string, msgs []Message, task *store.NewTask) ([]store.SendResult, error) {
 	if err := ValidName(queue); err != nil {
 		return nil, err
 	}
@@ -50,6 +55,9 @@ func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]stor
 	out, err := b.checkMessages(msgs, q.Config, now)
 	if err != nil {
 		return nil, err
+	}
+	for i := range out {
+		out[i].Task = task
 	}
 	res, err := b.st.Send(ctx, &store.SendParams{Queue: queue, Messages: out, Now: now})
 	return res, wrap("send", err)
@@ -221,14 +229,39 @@ func (b *Broker) waitUntil(ctx context.Context, watch <-chan struct{}, d time.Du
 
 // Ack acknowledges leases; the result has one error (or nil) per lease.
 func (b *Broker) Ack(ctx context.Context, queue string, leases []string) ([]error, error) {
+	return b.AckResults(ctx, queue, leases, nil)
+}
+
+// AckResults acknowledges leases and, for the messages of tasks, records
+// their results: results is nil or holds one JSON result (or nil) per lease.
+func (b *Broker) AckResults(ctx context.Context, queue string, leases []string, results [][]byte) ([]error, error) {
 	if err := ValidName(queue); err != nil {
 		return nil, err
 	}
 	if len(leases) == 0 || len(leases) > MaxBatch {
 		return nil, invalidf("an ack carries 1 to %d leases, got %d", MaxBatch, len(leases))
 	}
-	res, err := b.st.Ack(ctx, &store.AckParams{Queue: queue, Leases: leases, Now: b.clock.Now()})
+	if results != nil && len(results) != len(leases) {
+		return nil, invalidf("an ack carries one result per lease: %d leases, %d results", len(leases), len(results))
+	}
+	for _, r := range results {
+		if len(r) > b.maxResult {
+			return nil, fmt.Errorf("%w: a result is %d bytes, the server allows %d", ErrTooLarge, len(r), b.maxResult)
+		}
+	}
+	res, err := b.st.Ack(ctx, &store.AckParams{Queue: queue, Leases: leases, Results: results, Now: b.clock.Now()})
 	return res, wrap("ack", err)
+}
+
+// Terminate dead-letters a message at once, whatever its attempts, with a
+// reason; a task ends failed with that reason.
+func (b *Broker) Terminate(ctx context.Context, queue, lease, reason string) error {
+	if err := ValidName(queue); err != nil {
+		return err
+	}
+	_, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Error: cutText(reason, MaxErrorLen),
+		Terminate: true, Now: b.clock.Now(), Retry: b.retry})
+	return wrap("terminate", err)
 }
 
 // Nack gives a message back, after delay (nil: the queue's backoff), or
@@ -242,14 +275,7 @@ func (b *Broker) Nack(ctx context.Context, queue, lease string, delay *time.Dura
 			return store.NackResult{}, err
 		}
 	}
-	if len(reason) > MaxErrorLen {
-		n := MaxErrorLen // cut before the character that crosses the limit, not inside it
-		for n > MaxErrorLen-utf8.UTFMax && !utf8.RuneStart(reason[n]) {
-			n--
-		}
-		reason = reason[:n]
-	}
-	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: reason,
+	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: cutText(reason, MaxErrorLen),
 		Now: b.clock.Now(), Retry: b.retry})
 	return res, wrap("nack", err)
 }
@@ -272,4 +298,16 @@ func (b *Broker) Extend(ctx context.Context, queue, lease string, visibility tim
 // store as text (PostgreSQL's text rejects both NUL and invalid UTF-8).
 func isText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// cutText cuts s to at most n bytes, before the character that crosses the
+// limit rather than inside it, so the text stays valid UTF-8.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
