@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/courierhq/courier/internal/store"
@@ -34,6 +35,9 @@ type BackoffSettings struct {
 func ValidName(name string) error {
 	if name == "" || len(name) > MaxNameLen {
 		return invalidf("queue name must be 1 to %d characters, got %d", MaxNameLen, len(name))
+	}
+	if strings.Trim(name, ".") == "" { // "." and ".." cannot stand in a URL path
+		return invalidf("queue name %q is only dots", name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	courier "github.com/courierhq/courier"
 )
@@ -46,8 +46,11 @@ func invalidf(format string, args ...any) error {
 // Unknown fields and data after the object are rejected; a body over the
 // limit answers 413 too_large.
 func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	br := bufio.NewReader(http.MaxBytesReader(w, r.Body, a.maxBytes))
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBytes))
+	if err != nil {
+		return decodeError(err)
+	}
+	if len(body) == 0 {
 		return nil
 	}
 	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
@@ -56,7 +59,13 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return invalidf("Content-Type must be application/json, got %q", ct)
 	}
-	dec := json.NewDecoder(br)
+	// JSON text is UTF-8 (RFC 8259). encoding/json would quietly turn bad
+	// bytes in strings into U+FFFD, and keep them in raw bodies, which would
+	// then make every answer that carries the body invalid JSON.
+	if !utf8.Valid(body) {
+		return invalidf("request body is not valid UTF-8, as JSON text must be")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

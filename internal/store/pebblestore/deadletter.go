@@ -68,16 +68,18 @@ func (s *Store) Redrive(ctx context.Context, p *store.RedriveParams) (int, error
 		}
 		defer it.Close()
 		for ok := it.First(); ok && moved < p.Max; ok = it.Next() {
-			m, err := decodeMsg(it.Value())
-			if err != nil {
-				return err
-			}
-			if m.deadFrom != w.rec.ID || m.state == stInFlight {
-				continue
-			}
 			seq, err := keySeq(it.Key())
 			if err != nil {
 				return err
+			}
+			// Through the batch, not the snapshot: moving a group's head
+			// out of the DLQ changed the next member's state.
+			m, found, err := t.getMsg(dlq, seq)
+			if err != nil {
+				return err
+			}
+			if !found || m.deadFrom != w.rec.ID || m.state == stInFlight {
+				continue
 			}
 			if err := t.redriveOne(w, dlq, seq, &m); err != nil {
 				return err

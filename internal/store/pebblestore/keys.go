@@ -13,7 +13,7 @@ import (
 // tombstones. Each state of a message has its own keyspace, so a scan for
 // ready messages never walks delayed, in-flight or deleted ones:
 //
-//	'a' name                      store metadata (next queue id, id high-water)
+//	'a' name                      store metadata: format, next queue id, seq bound
 //	'Q' name                      queue record (id, config, paused)
 //	'S' qid                       queue counters
 //	'M' qid seq                   message metadata (state, attempt, lease, headers…)

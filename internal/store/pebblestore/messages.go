@@ -101,46 +101,63 @@ const leaseDueLimit = 1000
 
 // lease takes up to max messages from the ready index, starting at the cursor.
 func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, error) {
+	var out []store.Message
+	for {
+		more, dropped, err := t.leaseScan(w, max-len(out), vis)
+		out = append(out, more...)
+		// Dropping an expired group head made its next member ready, which
+		// this scan's snapshot does not hold: scan again while that happens.
+		if err != nil || dropped == 0 || len(out) >= max {
+			return out, err
+		}
+	}
+}
+
+// leaseScan takes up to max ready messages in one pass over the ready
+// index, dropping those past retention; it reports how many it dropped.
+func (t *txn) leaseScan(w *qwork, max int, vis time.Duration) ([]store.Message, int, error) {
 	lo := w.cur.ready
 	if lo == nil {
 		lo = qprefix(tagReady, w.rec.ID)
 	}
 	it, err := t.iter(lo, prefixEnd(qprefix(tagReady, w.rec.ID)))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer it.Close()
 	recs, err := t.records(w)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer recs.close()
 	var out []store.Message
+	dropped := 0
 	pos := w.cur.ready
 	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
 		k := append([]byte(nil), it.Key()...)
 		advance(&w.cur.ready, &pos, k) // everything before k is consumed below
 		seq, err := keySeq(k)
 		if err != nil {
-			return nil, err
+			return nil, dropped, err
 		}
 		m, err := recs.get(seq)
 		if err != nil {
-			return nil, err
+			return nil, dropped, err
 		}
 		if t.expired(w, &m) {
 			if err := t.dropExpired(w, seq, &m); err != nil {
-				return nil, err
+				return nil, dropped, err
 			}
+			dropped++
 			continue
 		}
 		lm, err := t.take(w, seq, &m, vis)
 		if err != nil {
-			return nil, err
+			return nil, dropped, err
 		}
 		out = append(out, lm)
 	}
-	return out, it.Error()
+	return out, dropped, it.Error()
 }
 
 // dropExpired removes a message that outlived its retention; its task fails.

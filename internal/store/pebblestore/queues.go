@@ -31,6 +31,14 @@ func (s *Store) load() error {
 		return err
 	}
 	s.lastSeq = s.seqHigh
+	if v, closer, err := s.db.Get(metaKey("nextqid")); err == nil {
+		if len(v) == 4 {
+			s.nextQID = binary.BigEndian.Uint32(v)
+		}
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagQueue}, UpperBound: []byte{tagQueue + 1}})
 	if err != nil {
 		return err
@@ -107,10 +115,7 @@ func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (st
 
 // createQueue adds a queue in this txn.
 func (t *txn) createQueue(name string, cfg store.QueueConfig) *qwork {
-	id := t.s.nextQID
-	for _, w := range t.order { // queues created earlier in this txn hold ids too
-		id = max(id, w.rec.ID+1)
-	}
+	id := t.nextQID() // queues created earlier in this txn hold ids too
 	q := &queue{name: name}
 	w := &qwork{q: q, rec: queueRecord{ID: id, Config: cfg, CreatedAt: t.now}, created: true, touched: true}
 	t.work[q] = w

@@ -201,3 +201,50 @@ func TestTaskSmoke(t *testing.T) {
 		t.Fatalf("queue not empty: %+v", q.Stats)
 	}
 }
+
+// TestQueueIDsNotReused: a queue created after a restart never gets the id
+// of a deleted one, whose dead letters (naming their source by id) would
+// otherwise be redriven into it.
+func TestQueueIDsNotReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := store.DefaultConfig("x")
+	cfg.MaxAttempts, cfg.DeadLetterQueue = 1, "shared"
+	for _, name := range []string{"shared", "alpha"} {
+		if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: name, Config: cfg, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Send(ctx, &store.SendParams{Queue: "alpha", Now: now, Messages: []store.NewMessage{{Body: []byte(`"secret"`), Kind: store.BodyJSON}}})
+	lr, _ := s.Lease(ctx, &store.LeaseParams{Queue: "alpha", Max: 1, Now: now, Retry: retryNow})
+	if res, err := s.Nack(ctx, &store.NackParams{Queue: "alpha", Lease: lr.Messages[0].Lease, Now: now, Retry: retryNow}); err != nil || !res.DeadLettered {
+		t.Fatal(res, err)
+	}
+	alphaID := s.queues["alpha"].rec.ID
+	if err := s.DeleteQueue(ctx, &store.DeleteQueueParams{Name: "alpha", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "beta", Config: cfg, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if id := s.queues["beta"].rec.ID; id == alphaID {
+		t.Fatalf("beta got the deleted alpha's id %d", id)
+	}
+	if n, err := s.Redrive(ctx, &store.RedriveParams{Queue: "beta", Max: 10, Now: now}); err != nil || n != 0 {
+		t.Fatalf("redrive of beta moved %d (%v); alpha's dead letter must stay", n, err)
+	}
+}

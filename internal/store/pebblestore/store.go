@@ -183,7 +183,9 @@ func (s *Store) Watch(queue string) <-chan struct{} {
 	ch, ok := s.watchers[queue]
 	if !ok {
 		ch = make(chan struct{})
-		if s.closed {
+		// Closed at once for a missing queue: the caller's lease will say it
+		// is missing, and names that never become queues leave nothing here.
+		if _, exists := s.queues[queue]; s.closed || !exists {
 			close(ch)
 			return ch
 		}

@@ -2,6 +2,8 @@ package pebblestore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -138,6 +140,7 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 	s.mu.Unlock()
 	slices.Sort(names)
 	var res store.TickResult
+	var errs []error // one failing queue must not stop the others' upkeep
 	for _, name := range names {
 		for {
 			if err := ctx.Err(); err != nil {
@@ -158,7 +161,8 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 				return err
 			})
 			if err != nil {
-				return res, err
+				errs = append(errs, fmt.Errorf("queue %q: %w", name, err))
+				break
 			}
 			res.Promoted += r.promoted
 			res.Expired += r.expired
@@ -179,7 +183,7 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 			return err
 		})
 		if err != nil || n < tickLimit {
-			return res, err
+			return res, errors.Join(append(errs, err)...)
 		}
 	}
 }
@@ -213,9 +217,18 @@ func (t *txn) sweepRetention(w *qwork, limit int) (int, error) {
 	pos, kept, n := w.cur.retain, false, 0
 	for ok := it.First(); ok && n < limit; ok = it.Next() {
 		k := append([]byte(nil), it.Key()...)
-		m, err := decodeMsg(it.Value())
+		seq, err := keySeq(k)
 		if err != nil {
 			return n, err
+		}
+		// Read through the batch, not the iterator's snapshot: dropping a
+		// group's head earlier in this scan changed the next member's state.
+		m, found, err := t.getMsg(w, seq)
+		if err != nil {
+			return n, err
+		}
+		if !found { // removed earlier in this scan
+			continue
 		}
 		if !t.expired(w, &m) {
 			if !kept {
@@ -229,10 +242,6 @@ func (t *txn) sweepRetention(w *qwork, limit int) (int, error) {
 			}
 			kept = true
 			continue
-		}
-		seq, err := keySeq(k)
-		if err != nil {
-			return n, err
 		}
 		if err := t.dropExpired(w, seq, &m); err != nil {
 			return n, err

@@ -153,6 +153,11 @@ func (t *txn) apply() error {
 			t.b.Set(statsKey(w.rec.ID), w.c.encode(), nil)
 		}
 	}
+	if next := t.nextQID(); next > t.s.nextQID {
+		// Persisted, so ids of deleted queues are never handed out again:
+		// their dead letters elsewhere name their source queue by id.
+		t.b.Set(metaKey("nextqid"), binary.BigEndian.AppendUint32(nil, next), nil)
+	}
 	if t.seqHigh > t.s.seqHigh {
 		t.b.Set(metaKey("seqhigh"), binary.BigEndian.AppendUint64(nil, t.seqHigh), nil)
 	}
@@ -201,6 +206,17 @@ func (s *Store) globalCursor(tag byte) []byte {
 		return s.taskTTLCur
 	}
 	return s.hookCur
+}
+
+// nextQID is the queue id after every queue created in this txn.
+func (t *txn) nextQID() uint32 {
+	next := t.s.nextQID
+	for _, w := range t.order {
+		if w.created {
+			next = max(next, w.rec.ID+1)
+		}
+	}
+	return next
 }
 
 // changed reports whether the txn changed any queue's state.

@@ -115,6 +115,63 @@ func testGroups(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// Several members of one group leaving at once, in one store operation,
+	// each pass the head to the next: the queue must stay consistent.
+	t.Run("RetentionDropsWholeGroup", func(t *testing.T) {
+		t.Parallel()
+		for _, byTick := range []bool{true, false} {
+			e := setup(t, newStore)
+			cfg := config()
+			cfg.Retention = time.Second
+			e.createQueue("q", cfg)
+			e.send("q", gmsg("g1", "g"), gmsg("g2", "g"), gmsg("g3", "g"))
+			e.advance(2 * time.Second)
+			if byTick {
+				e.tick()
+			}
+			e.leaseNone("q")
+			if s := e.stats("q"); s.Ready+s.Delayed+s.InFlight != 0 {
+				t.Fatalf("byTick=%v: stats after retention %+v, want empty", byTick, s)
+			}
+			later := e.send("q", gmsg("g4", "g"), msg("plain"))
+			got := e.lease("q", 10)
+			wantIDs(t, "after retention", got, later...)
+		}
+	})
+
+	t.Run("RedriveWholeGroup", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		cfg := config()
+		cfg.MaxAttempts = 1
+		cfg.DeadLetterQueue = "q.dead"
+		e.createQueue("q", cfg)
+		ids := e.send("q", gmsg("g1", "g"), gmsg("g2", "g"), gmsg("g3", "g"))
+		for _, id := range ids {
+			e.nackOK("q", e.leaseOne("q", id).Lease, nil, "dead")
+		}
+		if n := e.redrive("q", 10); n != 3 {
+			t.Fatalf("redrove %d, want 3", n)
+		}
+		e.leaseNone("q.dead")
+		for _, id := range ids { // back in order, one at a time
+			e.ackOK("q", e.leaseOne("q", id).Lease)
+		}
+		e.leaseNone("q")
+	})
+
+	t.Run("PurgeWholeGroup", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		e.send("q", gmsg("g1", "g"), gmsg("g2", "g"), gmsg("g3", "g"))
+		if n, err := e.s.PurgeQueue(e.ctx, &store.PurgeQueueParams{Name: "q", Now: e.now}); err != nil || n != 3 {
+			t.Fatalf("purge: %d, %v; want 3", n, err)
+		}
+		later := e.send("q", gmsg("g4", "g"))
+		e.leaseOne("q", later[0])
+	})
+
 	t.Run("RedrivenOlderMemberRejoins", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
