@@ -6,8 +6,9 @@ import "time"
 // the broker enforces them.
 const (
 	MaxNameLen        = 80
-	MaxBatch          = 1000 // messages per send, leases per ack
-	MaxReceive        = 1000 // messages per receive
+	MaxBatch          = 1000     // messages per send, leases per ack
+	MaxReceive        = 1000     // messages per receive
+	MaxReceiveBytes   = 16 << 20 // bodies per receive: it stops early past this (always at least one)
 	MaxWait           = 60 * time.Second
 	MaxVisibility     = 12 * time.Hour
 	MinVisibility     = time.Millisecond

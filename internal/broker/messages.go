@@ -202,7 +202,8 @@ func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([
 }
 
 func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (store.LeaseResult, error) {
-	p := &store.LeaseParams{Queue: queue, Max: o.Max, Visibility: o.Visibility, Now: b.clock.Now(), Retry: b.retry}
+	p := &store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility,
+		Now: b.clock.Now(), Retry: b.retry}
 	res, err := b.st.Lease(ctx, p)
 	if errors.Is(err, store.ErrQueueNotFound) {
 		if err := b.ensureQueue(ctx, queue); err != nil {

@@ -340,8 +340,11 @@ type (
 		Now      time.Time
 	}
 	LeaseParams struct {
-		Queue      string
-		Max        int
+		Queue string
+		Max   int
+		// MaxBytes stops a lease early once the bodies handed out reach it
+		// (at least one message is handed out); 0 = no limit.
+		MaxBytes   int
 		Visibility time.Duration // 0 = the queue's VisibilityTimeout
 		Now        time.Time
 		Retry      RetryFunc

@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"math"
 	"encoding/binary"
 	"maps"
 	"time"
@@ -82,7 +83,7 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 			if vis == 0 {
 				vis = w.rec.Config.VisibilityTimeout
 			}
-			msgs, err := t.lease(w, p.Max, vis)
+			msgs, err := t.lease(w, p.Max, p.MaxBytes, vis)
 			if err != nil {
 				return err
 			}
@@ -100,14 +101,18 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 const leaseDueLimit = 1000
 
 // lease takes up to max messages from the ready index, starting at the cursor.
-func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, error) {
+func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Message, error) {
 	var out []store.Message
+	budget := maxBytes
+	if budget <= 0 {
+		budget = math.MaxInt
+	}
 	for {
-		more, dropped, err := t.leaseScan(w, max-len(out), vis)
+		more, dropped, err := t.leaseScan(w, max-len(out), &budget, vis)
 		out = append(out, more...)
 		// Dropping an expired group head made its next member ready, which
 		// this scan's snapshot does not hold: scan again while that happens.
-		if err != nil || dropped == 0 || len(out) >= max {
+		if err != nil || dropped == 0 || len(out) >= max || budget <= 0 {
 			return out, err
 		}
 	}
@@ -115,7 +120,7 @@ func (t *txn) lease(w *qwork, max int, vis time.Duration) ([]store.Message, erro
 
 // leaseScan takes up to max ready messages in one pass over the ready
 // index, dropping those past retention; it reports how many it dropped.
-func (t *txn) leaseScan(w *qwork, max int, vis time.Duration) ([]store.Message, int, error) {
+func (t *txn) leaseScan(w *qwork, max int, budget *int, vis time.Duration) ([]store.Message, int, error) {
 	lo := w.cur.ready
 	if lo == nil {
 		lo = qprefix(tagReady, w.rec.ID)
@@ -133,7 +138,7 @@ func (t *txn) leaseScan(w *qwork, max int, vis time.Duration) ([]store.Message, 
 	var out []store.Message
 	dropped := 0
 	pos := w.cur.ready
-	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+	for ok := it.First(); ok && len(out) < max && *budget > 0; ok = it.Next() {
 		k := append([]byte(nil), it.Key()...)
 		advance(&w.cur.ready, &pos, k) // everything before k is consumed below
 		seq, err := keySeq(k)
@@ -156,6 +161,7 @@ func (t *txn) leaseScan(w *qwork, max int, vis time.Duration) ([]store.Message, 
 			return nil, dropped, err
 		}
 		out = append(out, lm)
+		*budget -= len(lm.Body)
 	}
 	return out, dropped, it.Error()
 }

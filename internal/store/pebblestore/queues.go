@@ -212,6 +212,9 @@ func (s *Store) snapshot(q *queue, now time.Time) (store.Queue, error) {
 	}, nil
 }
 
+// dueDelayedScan bounds the records dueDelayed reads.
+const dueDelayedScan = 10000
+
 // dueDelayed counts the delayed messages whose time has come but that no
 // Lease or Tick has promoted yet (the maintenance loop does so at once, so
 // there are few), and the oldest send time among them: stats are as of now.
@@ -230,7 +233,9 @@ func (s *Store) dueDelayed(q *queue, now time.Time) (int64, time.Time, error) {
 	defer it.Close()
 	var n int64
 	var oldest time.Time
-	for ok := it.First(); ok; ok = it.Next() {
+	// Bounded: this runs under the store's mutex. Past the bound the count
+	// is low until the maintenance loop, which runs at once, catches up.
+	for ok := it.First(); ok && n < dueDelayedScan; ok = it.Next() {
 		seq, err := keySeq(it.Key())
 		if err != nil {
 			return 0, time.Time{}, err

@@ -248,3 +248,28 @@ func TestQueueIDsNotReused(t *testing.T) {
 		t.Fatalf("redrive of beta moved %d (%v); alpha's dead letter must stay", n, err)
 	}
 }
+
+// TestLeaseMaxBytes: a lease stops once the bodies handed out reach
+// MaxBytes, and always hands out at least one message.
+func TestLeaseMaxBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(Options{Dir: "db", FS: vfs.NewMem(), FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now})
+	body := make([]byte, 100)
+	msgs := []store.NewMessage{{Body: body, Kind: store.BodyBinary}, {Body: body, Kind: store.BodyBinary}, {Body: body, Kind: store.BodyBinary}}
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: msgs, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ maxBytes, want int }{{150, 2}, {10, 1}} {
+		lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, MaxBytes: tc.maxBytes, Now: now, Retry: retryNow})
+		if err != nil || len(lr.Messages) != tc.want {
+			t.Fatalf("MaxBytes %d: %d messages, %v; want %d", tc.maxBytes, len(lr.Messages), err, tc.want)
+		}
+	}
+}
