@@ -43,10 +43,6 @@ type Config struct {
 	// FreeBytes reports the data directory's free disk space; default asks
 	// the filesystem. Tests inject it to simulate a filling disk.
 	FreeBytes func() (uint64, error)
-	// CORSOrigins are the web origins whose pages may call the API from a
-	// browser ("https://app.example.com", or "*" for any); default none:
-	// no CORS headers.
-	CORSOrigins []string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -85,11 +81,6 @@ func (c Config) Validate() error {
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
-	}
-	for _, o := range c.CORSOrigins {
-		if err := httpapi.CheckOrigin(o); err != nil {
-			return fmt.Errorf("cors origin %q: %w", o, err)
-		}
 	}
 	return nil
 }
@@ -131,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, st: st, ln: ln, cancel: cancel, served: make(chan error, 1),
 		loop: maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
-			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes, CORSOrigins: cfg.CORSOrigins}),
+			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bounds a slow upload of a large body; answers (long-polls, event
 			// streams) have no write timeout: their handlers bound them.
