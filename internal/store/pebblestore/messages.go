@@ -2,9 +2,9 @@ package pebblestore
 
 import (
 	"context"
-	"math"
 	"encoding/binary"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/courierhq/courier/internal/store"
