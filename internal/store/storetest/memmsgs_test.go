@@ -36,7 +36,11 @@ func (s *memStore) Send(ctx context.Context, p *store.SendParams) ([]store.SendR
 		}
 		s.seq++
 		m := &memMsg{id: fmt.Sprintf("%020d", s.seq), body: slices.Clone(nm.Body), kind: nm.Kind,
-			headers: maps.Clone(nm.Headers), priority: nm.Priority, group: nm.Group, sentAt: p.Now}
+			headers: maps.Clone(nm.Headers), priority: nm.Priority, group: nm.Group, sentAt: p.Now,
+			task: nm.Task != nil}
+		if nm.Task != nil {
+			s.newTask(m.id, p.Queue, *nm.Task, p.Now)
+		}
 		if nm.NotBefore.After(p.Now) {
 			m.readyAt, m.delayed = nm.NotBefore, true
 		}
@@ -58,13 +62,19 @@ func (s *memStore) due(q *memQueue, now time.Time, retry store.RetryFunc, r *sto
 		if m.lease == "" || now.Before(m.leaseExp) {
 			continue
 		}
+		if s.cancelPending(m) {
+			s.endCancelled(q, m, now)
+			r.Expired++
+			continue
+		}
 		delay, dead := retry(q.q.Config, m.attempt, nil)
 		if dead {
-			s.deadLetter(q, m, now, "lease expired")
+			s.deadLetter(q, m, now, "lease expired", store.DeadMaxAttempts)
 			r.DeadLettered++
 			continue
 		}
 		m.lease, m.readyAt, m.delayed = "", m.leaseExp.Add(delay), true
+		s.taskRetried(m, now, "lease expired")
 		r.Expired++
 		s.signal(q.q.Name)
 	}
@@ -77,6 +87,7 @@ func (s *memStore) due(q *memQueue, now time.Time, retry store.RetryFunc, r *sto
 			r.Promoted++
 		}
 		if !now.Before(m.sentAt.Add(q.q.Config.Retention)) {
+			s.finishTask(m, now, store.TaskFailed, nil, "expired: the queue's retention ended before it ran")
 			delete(q.msgs, id)
 			r.Dropped++
 		}
@@ -88,8 +99,11 @@ func (s *memStore) due(q *memQueue, now time.Time, retry store.RetryFunc, r *sto
 	}
 }
 
-// deadLetter moves m out of q into q's dead-letter queue, or drops it.
-func (s *memStore) deadLetter(q *memQueue, m *memMsg, now time.Time, errText string) {
+// deadLetter moves m out of q into q's dead-letter queue, or drops it, for
+// reason why; its task ends failed.
+func (s *memStore) deadLetter(q *memQueue, m *memMsg, now time.Time, errText, why string) {
+	s.finishTask(m, now, store.TaskFailed, nil, errText)
+	m.task = false // a dead letter is a plain message
 	delete(q.msgs, m.id)
 	name := q.q.Config.DeadLetterQueue
 	if name == "" {
@@ -105,7 +119,7 @@ func (s *memStore) deadLetter(q *memQueue, m *memMsg, now time.Time, errText str
 	m.headers[store.HeaderSourceQueue] = q.q.Name
 	m.headers[store.HeaderAttempts] = strconv.Itoa(m.attempt)
 	m.headers[store.HeaderError] = errText
-	m.headers[store.HeaderDeadReason] = "max_attempts"
+	m.headers[store.HeaderDeadReason] = why
 	// The dead letter keeps its group: in the dead-letter queue, and back
 	// in its queue after a redrive, it holds its place by send order.
 	m.attempt, m.lease, m.readyAt, m.delayed, m.deadFrom = 0, "", time.Time{}, false, q.q.Name
@@ -174,6 +188,7 @@ func (s *memStore) Lease(_ context.Context, p *store.LeaseParams) (store.LeaseRe
 			s.leases++
 			m.attempt++
 			m.lease, m.leaseExp = fmt.Sprintf("%d.%s", s.leases, m.id), p.Now.Add(vis)
+			s.taskStarted(m, p.Now)
 			res.Messages = append(res.Messages, store.Message{ID: m.id, Queue: p.Queue, Body: slices.Clone(m.body),
 				Kind: m.kind, Headers: maps.Clone(m.headers), Priority: m.priority, Group: m.group,
 				Attempt: m.attempt, SentAt: m.sentAt, Lease: m.lease, LeaseExpiresAt: m.leaseExp})
@@ -212,6 +227,11 @@ func (s *memStore) Ack(_ context.Context, p *store.AckParams) ([]error, error) {
 			out[i] = err
 			continue
 		}
+		var result []byte
+		if p.Results != nil {
+			result = p.Results[i]
+		}
+		s.finishTask(m, p.Now, store.TaskSucceeded, result, "")
 		delete(q.msgs, m.id)
 		q.acked++
 		if m.group != "" {
@@ -234,12 +254,21 @@ func (s *memStore) Nack(_ context.Context, p *store.NackParams) (store.NackResul
 	if err != nil {
 		return store.NackResult{}, err
 	}
+	if p.Terminate {
+		s.deadLetter(q, m, p.Now, p.Error, store.DeadTerminated)
+		return store.NackResult{DeadLettered: true}, nil
+	}
+	if s.cancelPending(m) {
+		s.endCancelled(q, m, p.Now)
+		return store.NackResult{DeadLettered: true}, nil
+	}
 	delay, dead := p.Retry(q.q.Config, m.attempt, p.Delay)
 	if dead {
-		s.deadLetter(q, m, p.Now, p.Error)
+		s.deadLetter(q, m, p.Now, p.Error, store.DeadMaxAttempts)
 		return store.NackResult{DeadLettered: true}, nil
 	}
 	m.lease, m.readyAt, m.delayed = "", p.Now.Add(delay), delay > 0
+	s.taskRetried(m, p.Now, p.Error)
 	s.signal(p.Queue)
 	return store.NackResult{RetryAt: m.readyAt}, nil
 }
@@ -256,6 +285,10 @@ func (s *memStore) Extend(_ context.Context, p *store.ExtendParams) (time.Time, 
 	m, err := held(q, p.Lease, p.Now)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if s.cancelPending(m) {
+		s.endCancelled(q, m, p.Now)
+		return time.Time{}, store.ErrTaskCancelled
 	}
 	vis := p.Visibility
 	if vis == 0 {
@@ -309,6 +342,7 @@ func (s *memStore) Tick(_ context.Context, p *store.TickParams) (store.TickResul
 			s.due(q, p.Now, p.Retry, &r)
 		}
 	}
+	s.expireTasks(p.Now)
 	for _, q := range s.queues {
 		if t := nextDue(q, p.Now); !t.IsZero() && (r.NextDue.IsZero() || t.Before(r.NextDue)) {
 			r.NextDue = t

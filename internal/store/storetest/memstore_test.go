@@ -21,6 +21,10 @@ type memStore struct {
 	seq    uint64 // last message number
 	leases uint64 // last lease number
 	watch  map[string]chan struct{}
+	// tasks holds every task record by id, a finished one until a Tick
+	// after its ExpiresAt; taskWatch the WatchTask channels by task id.
+	tasks     map[string]*store.Task
+	taskWatch map[string]chan struct{}
 }
 
 type memQueue struct {
@@ -49,12 +53,14 @@ type memMsg struct {
 	lease    string    // current lease; "" when not in flight
 	leaseExp time.Time
 	deadFrom string // the queue it was dead-lettered from
+	task     bool   // the message of a task (its dead letter is not)
 }
 
 var _ store.Store = (*memStore)(nil)
 
 func newMemStore() *memStore {
-	return &memStore{queues: map[string]*memQueue{}, watch: map[string]chan struct{}{}}
+	return &memStore{queues: map[string]*memQueue{}, watch: map[string]chan struct{}{},
+		tasks: map[string]*store.Task{}, taskWatch: map[string]chan struct{}{}}
 }
 
 var leaseRE = regexp.MustCompile(`^[0-9]+\.[0-9]{20}$`)
@@ -175,8 +181,12 @@ func (s *memStore) DeleteQueue(_ context.Context, p *store.DeleteQueueParams) er
 		return err
 	}
 	defer s.mu.Unlock()
-	if _, err := s.queue(p.Name); err != nil {
+	q, err := s.queue(p.Name)
+	if err != nil {
 		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(q.msgs)) {
+		s.finishTask(q.msgs[id], p.Now, store.TaskCancelled, nil, "queue deleted")
 	}
 	delete(s.queues, p.Name)
 	return nil
@@ -194,6 +204,7 @@ func (s *memStore) PurgeQueue(_ context.Context, p *store.PurgeQueueParams) (int
 	n := 0
 	for id, m := range q.msgs {
 		if m.lease == "" {
+			s.finishTask(m, p.Now, store.TaskCancelled, nil, "purged")
 			delete(q.msgs, id)
 			n++
 		}

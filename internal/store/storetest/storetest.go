@@ -67,6 +67,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Stats", testStats},
 		{"Watch", testWatch},
 		{"Concurrency", testConcurrency},
+		{"Tasks", testTasks},
+		{"TaskEnds", testTaskEnds},
+		{"TaskDeadLetters", testTaskDeadLetters},
+		{"TaskCancel", testTaskCancel},
+		{"TaskProgress", testTaskProgress},
+		{"TaskWebhooks", testTaskWebhooks},
+		{"TaskReplyTo", testTaskReplyTo},
+		{"TaskTTL", testTaskTTL},
+		{"TaskWatch", testTaskWatch},
+		{"TaskConcurrency", testTaskConcurrency},
 		{"Close", testClose},
 	}
 	for _, a := range areas {
