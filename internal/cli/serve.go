@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,10 @@ change is fsynced. SIGINT or SIGTERM stop the server cleanly: it stops
 accepting requests, answers open long-polls, waits up to --shutdown-timeout
 for requests in flight, and closes the store.
 
+Webhooks of tasks reach public addresses only: loopback, private, link-local
+(cloud metadata) and other reserved addresses are refused, also when a name
+resolves to them, unless --webhook-allow names a CIDR that contains them.
+
 Flags can also be set by environment variables: COURIER_ADDR, COURIER_DATA,
 COURIER_LOG_LEVEL, COURIER_LOG_FORMAT.`
 
@@ -34,6 +39,7 @@ type serveFlags struct {
 	cache               string
 	noAutoCreate        bool
 	shutdownTimeout     time.Duration
+	webhookAllow        []string
 }
 
 // newServeCmd returns `courier serve`.
@@ -68,6 +74,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.cache, "cache", "64MiB", "store block cache size")
 	fl.BoolVar(&f.noAutoCreate, "no-auto-create", false, "answer 404 to sends and receives on missing queues instead of creating them")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests in flight")
+	fl.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "CIDR (like 10.0.0.0/8) or address that webhooks may reach although private or loopback; repeatable")
 	return cmd
 }
 
@@ -89,11 +96,16 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	allow, err := parsePrefixes("--webhook-allow", f.webhookAllow)
+	if err != nil {
+		return server.Config{}, err
+	}
 	if f.shutdownTimeout <= 0 {
 		return server.Config{}, fmt.Errorf("--shutdown-timeout must be positive, got %v", f.shutdownTimeout)
 	}
 	cfg := server.Config{Addr: f.addr, DataDir: f.data, MaxRequestBytes: int64(maxReq),
 		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger}
+	cfg.WebhookAllow = allow
 	return cfg, cfg.WithDefaults().Validate()
 }
 
@@ -147,4 +159,22 @@ func parseBytes(flag, s string) (uint64, error) {
 		return 0, fmt.Errorf("%s %q: want a size like 1048576, 512KiB, 64MiB or 2GiB", flag, s)
 	}
 	return n * mult, nil
+}
+
+// parsePrefixes reads CIDRs like 10.0.0.0/8 or fd00::/8; a bare address
+// stands for itself alone (/32 or /128).
+func parsePrefixes(flag string, ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%s %q: want a CIDR like 10.0.0.0/8 or an IP address", flag, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

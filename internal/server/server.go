@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 	"github.com/courierhq/courier/internal/clock"
 	"github.com/courierhq/courier/internal/httpapi"
 	"github.com/courierhq/courier/internal/maintenance"
+	"github.com/courierhq/courier/internal/netguard"
 	"github.com/courierhq/courier/internal/store/pebblestore"
+	"github.com/courierhq/courier/internal/webhook"
 )
 
 // Config configures a server. Zero values take the defaults named.
@@ -43,6 +46,10 @@ type Config struct {
 	// FreeBytes reports the data directory's free disk space; default asks
 	// the filesystem. Tests inject it to simulate a filling disk.
 	FreeBytes func() (uint64, error)
+	// WebhookAllow lists the prefixes that webhooks may reach although
+	// netguard denies them (loopback, private, link-local …); default none:
+	// public addresses only.
+	WebhookAllow []netip.Prefix
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -82,6 +89,11 @@ func (c Config) Validate() error {
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
 	}
+	for _, p := range c.WebhookAllow {
+		if !p.IsValid() {
+			return fmt.Errorf("webhook allow %v: want a CIDR prefix", p)
+		}
+	}
 	return nil
 }
 
@@ -90,6 +102,7 @@ type Server struct {
 	cfg    Config
 	st     *pebblestore.Store
 	loop   *maintenance.Loop
+	hooks  *webhook.Dispatcher
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc // ends long-polls on Stop
@@ -106,12 +119,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	guard, err := netguard.New(cfg.WebhookAllow)
+	if err != nil {
+		return nil, err
+	}
 	st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
 		MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	b := broker.New(st, broker.Options{Clock: cfg.Clock, Logger: cfg.Logger, NoAutoCreate: cfg.NoAutoCreate})
+	b := broker.New(st, broker.Options{Clock: cfg.Clock, Logger: cfg.Logger, NoAutoCreate: cfg.NoAutoCreate,
+		CheckURL: guard.CheckURL})
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		st.Close()
@@ -120,7 +138,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, st: st, ln: ln, cancel: cancel, served: make(chan error, 1),
-		loop: maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
+		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
+		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
 			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes}),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -133,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	s.loop.Start()
+	s.hooks.Start()
 	go func() { s.served <- s.http.Serve(ln) }()
 	return s, nil
 }
@@ -148,7 +168,7 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 
 // Stop stops accepting requests, ends long-polls (they answer with what they
 // have), waits for requests in flight until ctx ends, then stops maintenance
-// and closes the store. Safe to call more than once.
+// and webhook deliveries and closes the store. Safe to call more than once.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.cancel()
@@ -159,7 +179,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
-		err = errors.Join(err, s.loop.Stop(ctx), s.st.Close())
+		err = errors.Join(err, s.loop.Stop(ctx), s.hooks.Stop(ctx), s.st.Close())
 		s.stopErr = err
 	})
 	return s.stopErr
