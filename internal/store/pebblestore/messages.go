@@ -192,6 +192,7 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 	t.setState(w, seq, m, stInFlight)
 	err = t.taskChanged(seq, m, func(r *taskRecord) {
 		r.State, r.Attempt = store.TaskRunning, m.attempt
+		r.Progress, r.ProgressMessage = 0, "" // a new attempt starts afresh
 	})
 	if err != nil {
 		return store.Message{}, err
@@ -271,6 +272,16 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 // fail applies the retry policy to an in-flight message that failed at
 // time at (now for a nack; the lease's end for an expiry noticed later).
 func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string, at time.Time) (store.NackResult, error) {
+	// A task whose cancel was requested is not tried again: it ends here.
+	if cancelled, err := t.cancelRequested(seq, m); err != nil || cancelled {
+		if err == nil {
+			err = t.finishTask(seq, m, store.TaskCancelled, nil, "cancelled")
+		}
+		if err == nil {
+			err = t.remove(w, seq, m)
+		}
+		return store.NackResult{}, err
+	}
 	delay, dead := retry(w.rec.Config, m.attempt, explicit)
 	m.lastError = reason
 	if dead {

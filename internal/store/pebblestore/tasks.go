@@ -23,7 +23,7 @@ type taskRecord struct {
 	Attempt         int                 `json:"attempt"`
 	Progress        float64             `json:"progress"`
 	ProgressMessage string              `json:"progress_message,omitempty"`
-	Result          json.RawMessage     `json:"result,omitempty"`
+	Result          []byte              `json:"result,omitempty"` // bytes, not RawMessage: kept exactly as given
 	Error           string              `json:"error,omitempty"`
 	CreatedAt       time.Time           `json:"created_at"`
 	UpdatedAt       time.Time           `json:"updated_at"`

@@ -84,6 +84,16 @@ func (t *txn) cancel(seq uint64, r *taskRecord) error {
 	return t.remove(w, seq, &m)
 }
 
+// cancelRequested reports whether m is the message of a task whose cancel
+// was requested.
+func (t *txn) cancelRequested(seq uint64, m *msg) (bool, error) {
+	if !m.task {
+		return false, nil
+	}
+	r, ok, err := t.getTask(seq)
+	return ok && r.CancelRequested, err
+}
+
 // endIfCancelled ends a running task whose cancel was requested: its
 // message is removed and the caller (extend, progress) gets ErrTaskCancelled.
 func (t *txn) endIfCancelled(w *qwork, seq uint64, m *msg) error {
@@ -129,8 +139,8 @@ func (s *Store) Progress(ctx context.Context, p *store.ProgressParams) (store.Ta
 		if err != nil {
 			return err
 		}
-		if held != seq {
-			return store.ErrLeaseExpired // a lease, but of another message
+		if held != seq || !m.task || r.State.Finished() {
+			return store.ErrLeaseExpired // a lease, but not of this running task
 		}
 		if err := t.endIfCancelled(w, seq, &m); err != nil {
 			return err

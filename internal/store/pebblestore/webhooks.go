@@ -46,7 +46,8 @@ func (s *Store) DueWebhooks(ctx context.Context, p *store.DueWebhooksParams) ([]
 		if err != nil {
 			return nil, err
 		}
-		if found && r.Webhook.Pending {
+		// A result nobody can read any more is not announced.
+		if found && r.Webhook.Pending && r.ExpiresAt.After(p.Now) {
 			out = append(out, r.task(seq))
 		}
 	}
