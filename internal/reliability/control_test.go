@@ -1,0 +1,131 @@
+package reliability
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestCatchesALyingServer is the negative control of the tests above: a
+// proxy between the clients and a healthy server answers some sends 201
+// without storing them, and some acks 200 without applying them — what a
+// server that acknowledges before it persists would do. The same workload,
+// drain and check must count every faked send as lost and see the faked acks'
+// messages come back.
+func TestCatchesALyingServer(t *testing.T) {
+	seed := seed(t)
+	t.Logf("seed %d (COURIER_SEED=%d replays the workload)", seed, seed)
+	const vis = 2 * time.Second
+	p := &liar{}
+	h := newHarnessVia(t, seed, p.front)
+	t.Cleanup(p.close)
+	h.setupQueue("liar", vis)
+	w := &workload{h: h, queue: "liar", vis: vis, producers: 2, consumers: 2,
+		interval: 10 * time.Millisecond, maxBatch: 8}
+	p.lying.Store(true)
+	w.run()
+	timer := time.NewTimer(3 * time.Second)
+	<-timer.C
+	w.halt()
+	p.lying.Store(false)
+	_, err := h.drain(w.queue, vis+backoffMax+time.Second, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkUnexpected()
+
+	r := h.report()
+	sends, acks := p.sends.Load(), p.acks.Load()
+	t.Logf("summary liar: seed=%d faked sends=%d faked acks=%d; %v", seed, sends, acks, r)
+	if sends == 0 || acks == 0 {
+		t.Fatalf("the proxy faked %d sends and %d acks: the control controls nothing", sends, acks)
+	}
+	if r.Lost != int(sends) {
+		t.Errorf("lost = %d, want the %d faked sends", r.Lost, sends)
+	}
+	if r.AckedThenRedelivered < int(acks) {
+		t.Errorf("acked-then-redelivered = %d, want at least the %d faked acks", r.AckedThenRedelivered, acks)
+	}
+	if r.OverlappingLeases != 0 || r.UnexplainedDuplicates != 0 || r.Phantoms != 0 {
+		t.Errorf("violations the proxy did not cause: %v", r)
+	}
+}
+
+// liar is a reverse proxy that, while lying, fakes the answers to one in
+// fifteen single sends and one in ten single-lease acks.
+type liar struct {
+	lying       atomic.Bool
+	sends, acks atomic.Int64 // answers faked
+	n           atomic.Int64 // requests seen
+
+	mu         sync.Mutex // guards servers and transports
+	servers    []*httptest.Server
+	transports []*http.Transport
+}
+
+// front starts a proxy to the server at target and returns its URL.
+func (p *liar) front(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		panic(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	rp.Transport = tr
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.lying.Load() && r.Method == http.MethodPost && p.fake(w, r) {
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.servers = append(p.servers, s)
+	p.transports = append(p.transports, tr)
+	return s.URL
+}
+
+// fake answers r itself, without the server, when it picks r.
+func (p *liar) fake(w http.ResponseWriter, r *http.Request) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return false
+	}
+	n := p.n.Add(1)
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/messages") && fields["body"] != nil && n%15 == 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"id":"FAKE%d"}`, p.sends.Add(1))
+		return true
+	case strings.HasSuffix(r.URL.Path, "/ack") && fields["lease"] != nil && n%10 == 0:
+		p.acks.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"acked":1}`)
+		return true
+	}
+	return false
+}
+
+func (p *liar) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.servers {
+		s.Close()
+	}
+	for _, tr := range p.transports {
+		tr.CloseIdleConnections()
+	}
+}
