@@ -187,7 +187,6 @@ func CheckEvents(events []Event) Report {
 // index reads the events: sends with their outcomes, deliveries, then the
 // acks and nacks that settle the deliveries' leases.
 func (c *checker) index(events []Event) {
-	inv := make(map[int64]Event)  // invocations by Seq
 	outc := make(map[int64]Event) // outcomes by the Seq of their invocation
 	for _, e := range events {
 		switch {
@@ -196,9 +195,7 @@ func (c *checker) index(events []Event) {
 			c.crashes = append(c.crashes, e.Time)
 		case e.Op == OpRestart:
 			c.r.Restarts++
-		case e.Outcome == Invoked:
-			inv[e.Seq] = e
-		default:
+		case e.Outcome != Invoked:
 			if _, seen := outc[e.Call]; !seen {
 				outc[e.Call] = e
 			}

@@ -235,6 +235,9 @@ func (h *harness) drain(queue string, quiet, limit time.Duration) (courier.Queue
 	start := time.Now()
 	last := start
 	for {
+		if time.Since(start) > limit {
+			return courier.QueueStats{}, fmt.Errorf("drain: still receiving after %v", limit)
+		}
 		ctx, cancel := context.WithTimeout(h.t.Context(), callTimeout)
 		rc := h.log.Receive(vis)
 		msgs, err := c.Receive(ctx, queue, courier.ReceiveRequest{Max: 100, Wait: "1s", Visibility: vis.String()})

@@ -48,7 +48,6 @@ func TestKill9UnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := h.restart(); err != nil {
-			w.halt()
 			t.Fatalf("restart after kill -9 (seed %d): %v", seed, err)
 		}
 		down += time.Since(t0)

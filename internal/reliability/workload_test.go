@@ -22,14 +22,17 @@ type workload struct {
 	interval  time.Duration // between two sends of one producer
 	maxBatch  int           // largest batch a producer sends
 
-	stop chan struct{} // closed: finish the call in progress, then return
-	wg   sync.WaitGroup
-	next atomic.Int64 // numbers the bodies
+	stop     chan struct{} // closed: finish the call in progress, then return
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	next     atomic.Int64 // numbers the bodies
 }
 
 // run starts the workers; each draws from its own random stream of seed.
+// They run until halt, which also happens when the test ends.
 func (w *workload) run() {
 	w.stop = make(chan struct{})
+	w.h.t.Cleanup(w.halt)
 	for i := range w.producers {
 		rng := rand.New(rand.NewPCG(w.h.seed, uint64(100+i)))
 		w.wg.Go(func() { w.produce(rng) })
@@ -40,9 +43,9 @@ func (w *workload) run() {
 	}
 }
 
-// halt stops the workers and waits for them.
+// halt stops the workers and waits for them. It may be called again.
 func (w *workload) halt() {
-	close(w.stop)
+	w.stopOnce.Do(func() { close(w.stop) })
 	w.wg.Wait()
 }
 
