@@ -127,10 +127,16 @@ type ReceiveResult struct {
 	Messages []Message `json:"messages"`
 }
 
-// AckRequest acknowledges one lease (Lease) or many (Leases).
+// AckRequest acknowledges one lease (Lease) or many (Leases). A message that
+// is a task ends succeeded, with Result (one lease) or the element of Results
+// at its lease's index (many leases); a result is any JSON value, up to the
+// server's result limit (1 MiB by default). Results, when set, has exactly
+// one element per lease. Both are ignored for messages that are not tasks.
 type AckRequest struct {
-	Lease  string   `json:"lease,omitempty"`
-	Leases []string `json:"leases,omitempty"`
+	Lease   string            `json:"lease,omitempty"`
+	Leases  []string          `json:"leases,omitempty"`
+	Result  json.RawMessage   `json:"result,omitempty"`
+	Results []json.RawMessage `json:"results,omitempty"`
 }
 
 // AckResult reports how many leases were acknowledged. A single-lease ack
@@ -148,11 +154,15 @@ type AckFailure struct {
 	Message string `json:"message"`
 }
 
-// NackRequest hands a message back: after Delay, or the queue's backoff when empty.
+// NackRequest hands a message back: after Delay, or the queue's backoff when
+// empty. With Terminate it is dead-lettered at once, whatever its attempts,
+// with Error as the reason (a task ends failed with it); Delay must then be
+// empty.
 type NackRequest struct {
-	Lease string `json:"lease"`
-	Delay string `json:"delay,omitempty"`
-	Error string `json:"error,omitempty"`
+	Lease     string `json:"lease"`
+	Delay     string `json:"delay,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Terminate bool   `json:"terminate,omitempty"`
 }
 
 // ExtendRequest keeps a lease for Visibility from now.
@@ -224,3 +234,95 @@ type Health struct {
 // CodeMethodNotAllowed answers a known path called with a method it does not
 // serve; the Allow header lists the methods it does.
 const CodeMethodNotAllowed = "method_not_allowed" // 405
+
+// ---------------------------------------------------------------------------
+// Tasks: asynchronous request-reply (API.md "Tasks", docs/api.md "Tasks").
+
+// TaskState is where a task is in its life.
+type TaskState string
+
+// The states of a task. Succeeded, failed and cancelled are final.
+const (
+	TaskQueued    TaskState = "queued"
+	TaskRunning   TaskState = "running"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+	TaskCancelled TaskState = "cancelled"
+)
+
+// Finished reports whether s is a final state.
+func (s TaskState) Finished() bool {
+	return s == TaskSucceeded || s == TaskFailed || s == TaskCancelled
+}
+
+// SubmitTask is the body of POST /v1/queues/{queue}/tasks: one message, as
+// for a send, and what the requester asks beyond it.
+type SubmitTask struct {
+	NewMessage
+	// Notify is a webhook called when the task finishes; nil = none.
+	Notify *TaskNotify `json:"notify,omitempty"`
+	// ReplyTo is a queue that receives the outcome as a message, with the
+	// task's id in the courier-task-id header; "" = none.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// ResultTTL is how long the finished task is kept (1s to 720h); "" = 24h.
+	ResultTTL string `json:"result_ttl,omitempty"`
+}
+
+// TaskNotify is a webhook: an http(s) URL of at most 2048 bytes, and the
+// secret (at most 256 bytes) its calls are signed with. The secret is never
+// answered back.
+type TaskNotify struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+}
+
+// Task is the task object. FinishedAt is nil (absent) until the task has
+// finished; Result is set (possibly to the JSON null) only when it succeeded
+// with a result; Webhook is nil when no webhook was asked for.
+type Task struct {
+	ID              string          `json:"id"`
+	Queue           string          `json:"queue"`
+	State           TaskState       `json:"state"`
+	Attempt         int             `json:"attempt"`
+	Progress        float64         `json:"progress"`
+	ProgressMessage string          `json:"progress_message,omitempty"`
+	Result          json.RawMessage `json:"result,omitempty"`
+	Error           string          `json:"error,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
+	CancelRequested bool            `json:"cancel_requested"`
+	ReplyTo         string          `json:"reply_to,omitempty"`
+	ResultTTL       string          `json:"result_ttl"`
+	Webhook         *TaskWebhook    `json:"webhook,omitempty"`
+}
+
+// TaskWebhook is the delivery state of a task's webhook. Pending means a
+// delivery is still to be made, at NextAttemptAt; Delivered that one was
+// answered 2xx. Attempts lists every delivery attempt, oldest first.
+type TaskWebhook struct {
+	URL           string           `json:"url"`
+	Attempts      []WebhookAttempt `json:"attempts"`
+	Delivered     bool             `json:"delivered"`
+	Pending       bool             `json:"pending"`
+	NextAttemptAt *time.Time       `json:"next_attempt_at,omitempty"`
+}
+
+// WebhookAttempt is one delivery attempt of a webhook: the HTTP status
+// answered (0 when none came) and why it failed, if it did.
+type WebhookAttempt struct {
+	At     time.Time `json:"at"`
+	Status int       `json:"status"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// ProgressRequest is the body of POST /v1/tasks/{id}/progress: a running
+// task's progress (0 to 1) and a note about it, reported by the worker that
+// holds Lease. It also extends the lease by Visibility ("" = the queue's
+// visibility timeout).
+type ProgressRequest struct {
+	Lease      string  `json:"lease"`
+	Progress   float64 `json:"progress"`
+	Message    string  `json:"message,omitempty"`
+	Visibility string  `json:"visibility,omitempty"`
+}

@@ -40,6 +40,7 @@ type serveFlags struct {
 	noAutoCreate        bool
 	shutdownTimeout     time.Duration
 	webhookAllow        []string
+	corsOrigins         []string
 }
 
 // newServeCmd returns `courier serve`.
@@ -75,6 +76,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.BoolVar(&f.noAutoCreate, "no-auto-create", false, "answer 404 to sends and receives on missing queues instead of creating them")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests in flight")
 	fl.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "CIDR (like 10.0.0.0/8) or address that webhooks may reach although private or loopback; repeatable")
+	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (like https://app.example.com, or *) whose pages may call the API from a browser; repeatable")
 	return cmd
 }
 
@@ -104,7 +106,8 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 		return server.Config{}, fmt.Errorf("--shutdown-timeout must be positive, got %v", f.shutdownTimeout)
 	}
 	cfg := server.Config{Addr: f.addr, DataDir: f.data, MaxRequestBytes: int64(maxReq),
-		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger}
+		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger,
+		CORSOrigins: f.corsOrigins}
 	cfg.WebhookAllow = allow
 	return cfg, cfg.WithDefaults().Validate()
 }

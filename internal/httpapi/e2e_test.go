@@ -34,8 +34,15 @@ func start(t *testing.T) *client {
 // startWith starts a server on clk (nil: the wall clock).
 func startWith(t *testing.T, clk clock.Clock) *client {
 	t.Helper()
-	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
-		MinFreeBytes: 1, Clock: clk})
+	return startConfig(t, server.Config{Clock: clk})
+}
+
+// startConfig starts a server of cfg on a free port of 127.0.0.1 and a
+// fresh data directory.
+func startConfig(t *testing.T, cfg server.Config) *client {
+	t.Helper()
+	cfg.Addr, cfg.DataDir, cfg.MinFreeBytes = "127.0.0.1:0", t.TempDir(), 1
+	s, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,12 @@ var errorTable = []errorClass{
 	{broker.ErrInvalid, http.StatusBadRequest, courier.CodeInvalidArgument, errorText, ""},
 	{broker.ErrTooLarge, http.StatusRequestEntityTooLarge, courier.CodeTooLarge, errorText, ""},
 	{store.ErrQueueNotFound, http.StatusNotFound, courier.CodeQueueNotFound, queueNotFound, ""},
+	{store.ErrTaskNotFound, http.StatusNotFound, courier.CodeTaskNotFound, taskNotFound, ""},
+	// A running task whose cancel was requested, on its worker's next extend
+	// or progress report (which end it). A code of its own is not needed:
+	// lease_expired is the other 409 of those calls, so conflict is unambiguous.
+	{store.ErrTaskCancelled, http.StatusConflict, courier.CodeConflict,
+		fixed("the task was cancelled: stop working on it (its message is gone, and no ack is needed)"), ""},
 	{store.ErrLeaseExpired, http.StatusConflict, courier.CodeLeaseExpired,
 		fixed("the lease has expired or is no longer current: the message may have been handed to another consumer"), ""},
 	{store.ErrInvalidLease, http.StatusBadRequest, courier.CodeInvalidArgument,
@@ -52,6 +58,10 @@ func errorText(_ *http.Request, err error) string { return err.Error() }
 
 func queueNotFound(r *http.Request, _ error) string {
 	return fmt.Sprintf("queue %q does not exist", r.PathValue("queue"))
+}
+
+func taskNotFound(r *http.Request, _ error) string {
+	return fmt.Sprintf("task %q does not exist, or its result_ttl has passed", r.PathValue("id"))
 }
 
 func fixed(msg string) func(*http.Request, error) string {

@@ -93,3 +93,43 @@ func (f *fixture) lease() string {
 	}
 	return res.Messages[0].Lease
 }
+
+// FuzzDecodeSubmit: whatever the body of a submit, no panic, never a 5xx,
+// and a 202 always carries a task object with its Location.
+func FuzzDecodeSubmit(f *testing.F) {
+	f.Add([]byte(`{"body":{"a":1},"notify":{"url":"https://example.com/h","secret":"s"},"reply_to":"r","result_ttl":"1h"}`))
+	f.Add([]byte(`{"body_base64":"AAE=","headers":{"type":"x"},"delay":"1s","priority":-5,"dedup_key":"d","group":"g"}`))
+	f.Add([]byte(`{"body":null,"notify":{"url":"http://[::1]:80/x"}}`))
+	f.Add([]byte(`{"body":1,"notify":{"url":"ftp://x"},"result_ttl":"0s"}`))
+	f.Add([]byte(`{"body":1,"notify":null,"reply_to":""}`))
+	f.Add([]byte(`{"messages":[{"body":1}]}`))
+	fx := setup(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fx := fx.with(t)
+		w := fx.do("POST", tasksURL, string(body))
+		checkAnswer(t, tasksURL, body, w.Code, w.Body.Bytes())
+		if w.Code == http.StatusAccepted {
+			var tk courier.Task
+			if err := decodeStrict(w.Body.Bytes(), &tk); err != nil || tk.ID == "" ||
+				w.Header().Get("Location") != "/v1/tasks/"+tk.ID || tk.State != courier.TaskQueued {
+				t.Fatalf("202 answer %s, Location %q (%v)", w.Body, w.Header().Get("Location"), err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeProgress sends each body as a progress report of a running
+// task; LEASE in it is replaced by the task's current lease.
+func FuzzDecodeProgress(f *testing.F) {
+	f.Add([]byte(`{"lease":"LEASE","progress":0.5,"message":"half","visibility":"1m"}`))
+	f.Add([]byte(`{"lease":"LEASE","progress":1e308}`))
+	fx := setup(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fx := fx.with(t)
+		tk := fx.submit(`{"body":0}`)
+		b := strings.ReplaceAll(string(body), "LEASE", fx.take().Lease)
+		path := "/v1/tasks/" + tk.ID + "/progress"
+		w := fx.do("POST", path, b)
+		checkAnswer(t, path, []byte(b), w.Code, w.Body.Bytes())
+	})
+}

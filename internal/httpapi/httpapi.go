@@ -1,5 +1,5 @@
-// Package httpapi is courier's HTTP/JSON adapter for queues and messages: it
-// serves the contract of API.md on typed routes of the standard ServeMux,
+// Package httpapi is courier's HTTP/JSON adapter for queues, messages and
+// tasks: it serves the contract of API.md on typed routes of the standard ServeMux,
 // decodes and validates requests, calls the broker, and maps the broker's and
 // the store's errors to HTTP statuses and stable error codes.
 //
@@ -9,14 +9,18 @@
 //
 // Layout: httpapi.go (New, the route list, middleware), respond.go (the one
 // decode and respond helper), errors.go (the one error table), queues.go,
-// messages.go, leases.go, ops.go, one per resource, and openapi.go with the
-// embedded OpenAPI document, which a test keeps equal to the route list.
+// messages.go, leases.go, tasks.go, events.go (a task's server-sent event
+// stream), ops.go, one per resource, cors.go (the CORS middleware), and
+// openapi.go with the embedded OpenAPI document, which a test keeps equal to
+// the route list.
 package httpapi
 
 import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"time"
 
 	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/broker"
@@ -35,6 +39,19 @@ type Options struct {
 	// MaxRequestBytes limits a request body; a larger one answers 413
 	// too_large. Default (0) DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// CORSOrigins are the web origins whose pages may call the API from a
+	// browser (fetch, EventSource): exact origins as browsers send them
+	// ("https://app.example.com"; see CheckOrigin), or "*" for any. Default
+	// (nil) none: no CORS headers are sent.
+	CORSOrigins []string
+	// EventHeartbeat is how long a task's event stream may be quiet before
+	// it sends a comment line, so proxies keep it open. Default (0)
+	// DefaultEventHeartbeat.
+	EventHeartbeat time.Duration
+	// EventWriteTimeout bounds each write to an event stream; a reader that
+	// takes longer loses its stream (and may resume it). Default (0)
+	// DefaultEventWriteTimeout.
+	EventWriteTimeout time.Duration
 }
 
 // api is the handler's state, shared by every route.
@@ -42,8 +59,12 @@ type api struct {
 	b        *broker.Broker
 	log      *slog.Logger
 	maxBytes int64
-	mux      *http.ServeMux
-	patterns []string // as registered on mux, in order; the OpenAPI test reads it
+	origins  []string // Options.CORSOrigins
+	// eventHeartbeat and eventWriteTimeout are Options.EventHeartbeat and
+	// Options.EventWriteTimeout.
+	eventHeartbeat, eventWriteTimeout time.Duration
+	mux                               *http.ServeMux
+	patterns                          []string // as registered on mux, in order; the OpenAPI test reads it
 }
 
 // handlerFunc is a route's handler. It writes a success answer itself and
@@ -78,6 +99,12 @@ func (a *api) routes() []route {
 		{"POST", "/v1/queues/{queue}/ack", a.ack},
 		{"POST", "/v1/queues/{queue}/nack", a.nack},
 		{"POST", "/v1/queues/{queue}/extend", a.extend},
+
+		{"POST", "/v1/queues/{queue}/tasks", a.submit},
+		{"GET", "/v1/tasks/{id}", a.getTask},
+		{"GET", "/v1/tasks/{id}/events", a.taskEvents},
+		{"POST", "/v1/tasks/{id}/progress", a.progress},
+		{"POST", "/v1/tasks/{id}/cancel", a.cancelTask},
 	}
 }
 
@@ -96,7 +123,14 @@ func newAPI(o Options) *api {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	a := &api{b: o.Broker, log: o.Logger, maxBytes: o.MaxRequestBytes, mux: http.NewServeMux()}
+	if o.EventHeartbeat <= 0 {
+		o.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if o.EventWriteTimeout <= 0 {
+		o.EventWriteTimeout = DefaultEventWriteTimeout
+	}
+	a := &api{b: o.Broker, log: o.Logger, maxBytes: o.MaxRequestBytes, origins: slices.Clone(o.CORSOrigins),
+		eventHeartbeat: o.EventHeartbeat, eventWriteTimeout: o.EventWriteTimeout, mux: http.NewServeMux()}
 	for _, rt := range a.routes() {
 		p := rt.method + " " + rt.path
 		a.mux.Handle(p, a.serve(rt.h))
@@ -114,10 +148,14 @@ func (a *api) serve(h handlerFunc) http.Handler {
 	})
 }
 
-// ServeHTTP recovers from panics and makes the mux's own answers (404 for an
-// unknown path, 405 for a known path with another method) JSON like all others.
+// ServeHTTP recovers from panics, adds CORS headers (answering preflights),
+// and makes the mux's own answers (404 for an unknown path, 405 for a known
+// path with another method) JSON like all others.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer a.recover(w, r)
+	if a.cors(w, r) {
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return

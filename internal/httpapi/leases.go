@@ -8,24 +8,20 @@ import (
 	"github.com/courierhq/courier/internal/store"
 )
 
-// ack takes {"lease": …} or {"leases": […]}. A single ack answers its
-// lease's error (409 lease_expired when stale); a batch ack applies every
-// valid lease and lists the others, each with the code a single ack would get.
+// ack takes {"lease": …} or {"leases": […]}, with the result of a task
+// ("result") or of each ("results"). A single ack answers its lease's error
+// (409 lease_expired when stale); a batch ack applies every valid lease and
+// lists the others, each with the code a single ack would get.
 func (a *api) ack(w http.ResponseWriter, r *http.Request) error {
 	var req courier.AckRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
-	leases := req.Leases
-	switch {
-	case req.Lease != "" && req.Leases != nil:
-		return invalidf("set lease or leases, not both")
-	case req.Lease != "":
-		leases = []string{req.Lease}
-	case req.Leases == nil:
-		return invalidf("lease (one) or leases (a list) is required")
+	leases, results, err := ackLeases(&req)
+	if err != nil {
+		return err
 	}
-	errs, err := a.b.Ack(r.Context(), r.PathValue("queue"), leases)
+	errs, err := a.b.AckResults(r.Context(), r.PathValue("queue"), leases, results)
 	if err != nil {
 		return err
 	}
@@ -53,9 +49,41 @@ func (a *api) ack(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// ackLeases reads the leases of an ack and the results of its tasks: result
+// goes with lease, results (one per lease, by index) with leases. A result
+// is JSON as sent ("null" included); nil results means none.
+func ackLeases(req *courier.AckRequest) (leases []string, results [][]byte, err error) {
+	switch {
+	case req.Lease != "" && req.Leases != nil:
+		return nil, nil, invalidf("set lease or leases, not both")
+	case req.Lease != "":
+		if req.Results != nil {
+			return nil, nil, invalidf("results goes with leases; with lease, give result")
+		}
+		if req.Result != nil {
+			results = [][]byte{req.Result}
+		}
+		return []string{req.Lease}, results, nil
+	case req.Leases == nil:
+		return nil, nil, invalidf("lease (one) or leases (a list) is required")
+	case req.Result != nil:
+		return nil, nil, invalidf("result goes with lease; with leases, give results (one per lease, in order)")
+	}
+	if req.Results != nil {
+		// The broker checks that the counts match.
+		results = make([][]byte, len(req.Results))
+		for i, r := range req.Results {
+			results[i] = r
+		}
+	}
+	return req.Leases, results, nil
+}
+
 // errLeaseCount is a store answering a different number of results than leases.
 var errLeaseCount = errors.New("ack: store answered a result count unlike the lease count")
 
+// nack gives a message back, or with "terminate" dead-letters it at once
+// with "error" as the reason (a task ends failed with it).
 func (a *api) nack(w http.ResponseWriter, r *http.Request) error {
 	var req courier.NackRequest
 	if err := a.decode(w, r, &req); err != nil {
@@ -63,6 +91,15 @@ func (a *api) nack(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Lease == "" {
 		return invalidf("lease is required")
+	}
+	if req.Terminate {
+		if req.Delay != "" {
+			return invalidf("terminate dead-letters the message at once: it takes no delay")
+		}
+		if err := a.b.Terminate(r.Context(), r.PathValue("queue"), req.Lease, req.Error); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, courier.NackResult{DeadLettered: true})
 	}
 	delay, err := optDuration("delay", optString(req.Delay))
 	if err != nil {

@@ -56,7 +56,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	for _, p := range registered {
 		method, path, _ := strings.Cut(p, " ")
-		r := httptest.NewRequest(method, strings.ReplaceAll(path, "{queue}", "q"), nil)
+		r := httptest.NewRequest(method, strings.NewReplacer("{queue}", "q", "{id}", "1HTSM7550ZFT2").Replace(path), nil)
 		if _, got := a.mux.Handler(r); got != p {
 			t.Errorf("mux routes %s to %q, want %q", r.URL, got, p)
 		}

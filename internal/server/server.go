@@ -50,6 +50,10 @@ type Config struct {
 	// netguard denies them (loopback, private, link-local …); default none:
 	// public addresses only.
 	WebhookAllow []netip.Prefix
+	// CORSOrigins are the web origins whose pages may call the API from a
+	// browser ("https://app.example.com", or "*" for any); default none:
+	// no CORS headers.
+	CORSOrigins []string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -88,6 +92,11 @@ func (c Config) Validate() error {
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
+	}
+	for _, o := range c.CORSOrigins {
+		if err := httpapi.CheckOrigin(o); err != nil {
+			return fmt.Errorf("cors origin %q: %w", o, err)
+		}
 	}
 	for _, p := range c.WebhookAllow {
 		if !p.IsValid() {
@@ -141,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
 		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
-			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes}),
+			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes, CORSOrigins: cfg.CORSOrigins}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bounds a slow upload of a large body; answers (long-polls, event
 			// streams) have no write timeout: their handlers bound them.
