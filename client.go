@@ -17,6 +17,9 @@ import (
 // misbehaving server or proxy must not make it buffer without limit.
 const maxErrorBody = 64 << 10
 
+// maxIdleConns is how many keep-alive connections a Client keeps to its server.
+const maxIdleConns = 256
+
 // Client calls a courier server's HTTP API. It is safe for concurrent use.
 //
 // Calls end when their context does: the client sets no timeouts of its own,
@@ -57,7 +60,15 @@ func NewClient(baseURL string, opts ...Option) *Client {
 	if c.hc == nil {
 		// A transport of its own, rather than http.DefaultTransport, so that
 		// CloseIdleConnections closes this client's connections only.
-		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		//
+		// More idle connections than the default 2 per host: a client
+		// talks to one server, and a Worker, a Producer and long-polls
+		// awaiting tasks use many connections at once. With 2, each
+		// request beyond them would open (and then close) a connection.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = maxIdleConns
+		t.MaxIdleConnsPerHost = maxIdleConns
+		c.hc = &http.Client{Transport: t}
 	}
 	return c
 }
@@ -93,17 +104,14 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = &buf
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := c.request(ctx, method, path, body)
 	if err != nil {
-		return fmt.Errorf("courier: %w", err)
+		return err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err // a *url.Error naming method and URL; wraps ctx errors
@@ -120,6 +128,18 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	// Drain what is left (a newline, usually) so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	return nil
+}
+
+// request makes a request of path with the client's credentials.
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("courier: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
 }
 
 // errorFrom turns an error answer into an *Error. An answer that is not the

@@ -69,6 +69,12 @@ func lookupCode(code string) (codeInfo, bool) {
 	return codeInfo{}, false
 }
 
+// codeStatus is the HTTP status of an API error code; 0 if unknown.
+func codeStatus(code string) int {
+	c, _ := lookupCode(code)
+	return c.status
+}
+
 // codeForStatus names the generic code of an HTTP status, for error answers
 // that carry no code of their own. Gateways' 502 and 504 count as unavailable.
 func codeForStatus(status int) string {

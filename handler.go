@@ -1,0 +1,123 @@
+package courier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Handler does the work a delivered message asks for. The Worker calls
+// HandleDelivery once per delivery, in a goroutine of its own, and settles
+// the message by what it returns:
+//
+//   - nil: the work is done; the message is acknowledged (with the result
+//     set by Delivery.SetResult, for a task).
+//   - an error from RetryAfter: the message is handed back to be delivered
+//     again after that delay.
+//   - an error from Terminate, or any error matching ErrTerminate: the
+//     message is dead-lettered at once, whatever attempts it has left (a task
+//     ends failed with the reason). For work that can never succeed.
+//   - any other error: the message is handed back with the error's text, and
+//     the queue's backoff decides when it comes again; after the queue's
+//     max attempts it is dead-lettered.
+//
+// A panic in HandleDelivery is recovered and handled like an error carrying the
+// panic value and the goroutine's stack.
+//
+// ctx is cancelled when the worker can no longer settle the message: its
+// lease was lost (the cause is ErrLeaseExpired), its task was cancelled
+// (ErrTaskCancelled), or the worker's Stop ran out of time (ErrWorkerStopped).
+// A handler that does long work should watch ctx. context.Cause(ctx) says why.
+//
+// The method is not called Handle so that Mux, itself a Handler, can
+// register handlers with Handle, as net/http's ServeMux does beside ServeHTTP.
+type Handler interface {
+	HandleDelivery(ctx context.Context, d *Delivery) error
+}
+
+// HandlerFunc lets an ordinary function be a Handler.
+type HandlerFunc func(ctx context.Context, d *Delivery) error
+
+// HandleDelivery calls f(ctx, d).
+func (f HandlerFunc) HandleDelivery(ctx context.Context, d *Delivery) error { return f(ctx, d) }
+
+// Middleware wraps a Handler in another: to log, trace, time, or refuse
+// deliveries. A Middleware may return the handler's error, or one of its own.
+type Middleware func(Handler) Handler
+
+// ErrTerminate marks an error as final: a handler that returns an error
+// matching it (errors.Is) has its message dead-lettered at once, without
+// the retries it has left. Terminate makes such errors with a reason.
+var ErrTerminate = errors.New("courier: terminate")
+
+// terminateError is the error of Terminate.
+type terminateError struct{ reason string }
+
+func (e *terminateError) Error() string { return e.reason }
+func (e *terminateError) Is(target error) bool {
+	return target == ErrTerminate
+}
+
+// Terminate returns an error that, returned by a Handler, dead-letters the
+// message at once with reason, the way a poisoned or malformed message
+// should be: retrying would only fail again. A task ends failed with reason
+// as its error.
+func Terminate(reason string) error {
+	return &terminateError{reason: reason}
+}
+
+// RetryAfterError is the error of RetryAfter. Take it apart with errors.As.
+type RetryAfterError struct {
+	Delay time.Duration // how long the message stays away
+	Err   error         // why; its text is recorded with the nack
+}
+
+func (e *RetryAfterError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("retry after %v", e.Delay)
+	}
+	return fmt.Sprintf("retry after %v: %v", e.Delay, e.Err)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns an error that, returned by a Handler, hands the
+// message back to be delivered again after delay rather than after the
+// queue's backoff: for a rate limit or a dependency that said when to come
+// back. err (may be nil) says why. The delivery still counts as an attempt.
+func RetryAfter(delay time.Duration, err error) error {
+	return &RetryAfterError{Delay: max(delay, 0), Err: err}
+}
+
+// HandleJSON makes a Handler of a function of typed arguments and result:
+// the message's JSON body is decoded into an A, and what fn returns is the
+// task's result, encoded as JSON. A body that does not decode into an A
+// terminates the message (see Terminate): it would never decode. fn's error
+// steers the outcome like any Handler's.
+//
+//	mux.Handle("email.send", courier.HandleJSON(func(ctx context.Context, e Email) (Receipt, error) { … }))
+//
+// For a message that is not a task there is no result to keep: use
+// struct{} as R, or anything, which is then ignored.
+func HandleJSON[A, R any](fn func(ctx context.Context, args A) (R, error)) Handler {
+	return HandlerFunc(func(ctx context.Context, d *Delivery) error {
+		var args A
+		body, err := d.BodyBytes()
+		if err == nil {
+			err = json.Unmarshal(body, &args)
+		}
+		if err != nil {
+			return Terminate(fmt.Sprintf("decode body of message %s into %T: %v", d.ID, args, err))
+		}
+		res, err := fn(ctx, args)
+		if err != nil {
+			return err
+		}
+		if err := d.SetResult(res); err != nil {
+			return Terminate(err.Error()) // the same result would fail again
+		}
+		return nil
+	})
+}

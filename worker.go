@@ -1,0 +1,388 @@
+package courier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// WorkerOptions configure a Worker. The zero value of each field (or a
+// negative one) means its default.
+type WorkerOptions struct {
+	// Concurrency is how many handlers run at once. Default 10.
+	Concurrency int
+	// MaxBatch is the most messages one receive asks for; a receive never
+	// asks for more than there are free handlers. Default 100, at most 1000.
+	MaxBatch int
+	// Wait is how long a receive long-polls for messages. Default 20s, at
+	// most 60s (the server's limit).
+	Wait time.Duration
+	// Visibility is the lease the worker asks for on every receive and
+	// extension, whatever the queue's visibility timeout. While a handler
+	// runs, the worker extends its lease each time a third of what is left
+	// has passed, so a handler may run far longer than Visibility; a short
+	// one makes a crashed worker's messages come back sooner. Default 30s.
+	Visibility time.Duration
+	// ReleaseDelay is how long a message released by Stop (its handler was
+	// still running at Stop's deadline) stays away before it is delivered
+	// again. Default 1s.
+	ReleaseDelay time.Duration
+	// ShutdownTimeout bounds the graceful stop that Run makes when its
+	// context ends (see Stop). Default 30s.
+	ShutdownTimeout time.Duration
+	// Logger receives what goes wrong outside handlers: failed receives,
+	// acks that came too late, lost leases. Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults and limits of WorkerOptions.
+const (
+	DefaultWorkerConcurrency = 10
+	DefaultWorkerMaxBatch    = 100
+	DefaultWorkerWait        = 20 * time.Second
+	DefaultWorkerVisibility  = 30 * time.Second
+	DefaultReleaseDelay      = time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	maxWait                  = 60 * time.Second // the server's longest long-poll
+)
+
+// WithDefaults returns o with its unset fields set to their defaults.
+func (o WorkerOptions) WithDefaults() WorkerOptions {
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultWorkerConcurrency
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultWorkerMaxBatch
+	}
+	o.MaxBatch = min(o.MaxBatch, maxReceive)
+	if o.Wait <= 0 {
+		o.Wait = DefaultWorkerWait
+	}
+	o.Wait = min(o.Wait, maxWait)
+	if o.Visibility <= 0 {
+		o.Visibility = DefaultWorkerVisibility
+	}
+	if o.ReleaseDelay <= 0 {
+		o.ReleaseDelay = DefaultReleaseDelay
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// ErrWorkerStopped is the cause of a handler's context cancelled at the
+// deadline of Stop, and the error of starting a worker that was stopped.
+var ErrWorkerStopped = errors.New("courier: worker stopped")
+
+// A Worker receives messages from one queue and hands each to a Handler,
+// up to Concurrency at a time, keeping their leases alive while the handlers
+// run and settling each message by its handler's outcome (see Handler).
+//
+// Start it with Start or Run; stop it with Stop (or by ending Run's
+// context). The worker installs no signal handlers: the program decides when
+// to stop, typically on SIGTERM with signal.NotifyContext and Run.
+type Worker struct {
+	c     *Client
+	queue string
+	h     Handler
+	opts  WorkerOptions
+	log   *slog.Logger
+
+	sem  chan struct{}  // a token per running handler; capacity Concurrency
+	acks chan *Delivery // successful deliveries, for the ackers to batch
+	// ackQuit tells the ackers to ack what is queued and end; ackersGone
+	// is closed when they have. The acks channel is never closed: a handler
+	// that outlived Stop's grace may still try to queue its ack.
+	ackQuit, ackersGone chan struct{}
+
+	// Set by start, read-only after.
+	base     context.Context    // parent of handler and settle contexts
+	stopRecv context.CancelFunc // ends the receive loop
+	loopDone chan struct{}      // closed when the receive loop has ended
+	handlers sync.WaitGroup     // handler goroutines, until their message is settled
+	ackers   sync.WaitGroup
+
+	mu       sync.Mutex // guards the fields below
+	state    workerState
+	inflight map[*Delivery]struct{}
+	fatal    error // why the receive loop gave up, if it did
+
+	failed   chan struct{} // closed when fatal is set
+	stopping chan struct{} // closed when Stop begins
+	stopped  chan struct{} // closed when Stop is done
+	stopOnce sync.Once
+	stopErr  error
+}
+
+type workerState int
+
+const (
+	workerNew workerState = iota
+	workerRunning
+	workerStopped
+)
+
+// ackerCount is how many batch acks a worker has in flight at most.
+const ackerCount = 2
+
+// NewWorker returns a Worker that hands messages of queue to h. Nothing
+// happens until it is started.
+func NewWorker(c *Client, queue string, h Handler, opts WorkerOptions) *Worker {
+	opts = opts.WithDefaults()
+	return &Worker{
+		c: c, queue: queue, h: h, opts: opts, log: opts.Logger.With("queue", queue),
+		sem:     make(chan struct{}, opts.Concurrency),
+		acks:    make(chan *Delivery, opts.Concurrency),
+		ackQuit: make(chan struct{}), ackersGone: make(chan struct{}),
+		inflight: make(map[*Delivery]struct{}),
+		failed:   make(chan struct{}),
+		stopping: make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+}
+
+// Start starts receiving and handling messages in the background, and
+// returns at once. It fails if the worker was started or stopped before.
+func (w *Worker) Start() error {
+	// The handlers' contexts derive from Background, not from a caller's:
+	// the worker's life ends with Stop, not with any one call's context.
+	return w.start(context.Background())
+}
+
+// Run starts the worker, runs it until ctx ends, then stops it gracefully,
+// giving handlers up to ShutdownTimeout to finish (see Stop). Handlers'
+// contexts carry ctx's values, not its cancellation. Run returns nil after
+// a clean stop, or the error that ended the worker: a receive that can never
+// succeed (an invalid queue name, say), or a stop that ran out of time.
+// Stop, called from elsewhere, also ends Run.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.failed:
+	case <-w.stopping:
+		<-w.stopped
+		return w.stopErr
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.ShutdownTimeout)
+	defer cancel()
+	return w.Stop(sctx)
+}
+
+func (w *Worker) start(base context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch w.state {
+	case workerRunning:
+		return errors.New("courier: worker already started")
+	case workerStopped:
+		return ErrWorkerStopped
+	}
+	if w.h == nil {
+		return errors.New("courier: worker has a nil handler")
+	}
+	if _, err := queuePath(w.queue); err != nil {
+		return err
+	}
+	w.state = workerRunning
+	w.base = base
+	var recvCtx context.Context
+	recvCtx, w.stopRecv = context.WithCancel(base)
+	w.loopDone = make(chan struct{})
+	for range ackerCount {
+		w.ackers.Add(1)
+		go w.ackLoop()
+	}
+	go w.receiveLoop(recvCtx)
+	return nil
+}
+
+// Stop stops the worker gracefully: it takes no new messages, then waits
+// for the handlers that are running to finish and their messages to be
+// settled, until ctx ends. At ctx's end it cancels the handlers' contexts
+// (with cause ErrWorkerStopped) and releases their messages: they are handed
+// back, to be delivered again after ReleaseDelay (this counts as an attempt,
+// as any nack does). Stop then returns ctx's error, wrapped; handlers that
+// ignore their context may outlive it, but their outcome is dropped.
+//
+// A receive in flight when Stop begins is abandoned. If the server had
+// already leased messages for it, they are delivered again once their
+// visibility timeout has passed.
+//
+// Stop waits for the handlers, so a handler that calls it (with a context
+// without deadline) waits for itself forever; call it from elsewhere.
+//
+// Stop may be called more than once, and concurrently: every call returns
+// when the first has done its work (or its own ctx ends). Stopping a worker
+// that was never started only prevents it from starting.
+func (w *Worker) Stop(ctx context.Context) error {
+	first := false
+	w.stopOnce.Do(func() { first = true })
+	if !first {
+		select {
+		case <-w.stopped:
+			return w.stopErr
+		case <-ctx.Done():
+			return fmt.Errorf("courier: stop worker: %w", ctx.Err())
+		}
+	}
+	close(w.stopping)
+	w.mu.Lock()
+	started := w.state == workerRunning
+	w.state = workerStopped
+	w.mu.Unlock()
+	if started {
+		w.stopErr = w.stop(ctx)
+	}
+	close(w.stopped)
+	return w.stopErr
+}
+
+func (w *Worker) stop(ctx context.Context) error {
+	w.stopRecv()
+	<-w.loopDone // the loop ends at once: its receive is cancelled
+
+	var err error
+	if !waitGroup(ctx, &w.handlers) {
+		err = w.abandon(ctx)
+	}
+	close(w.ackQuit)
+	w.ackers.Wait()
+	close(w.ackersGone)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return errors.Join(w.fatal, err)
+}
+
+// stopGrace is how long a stop that ran out of time still waits for the
+// handlers it cancelled to return, and for its releases to be answered.
+const stopGrace = 5 * time.Second
+
+// abandon ends what Stop could not wait for: it cancels every running
+// handler and releases the messages not yet settled.
+func (w *Worker) abandon(ctx context.Context) error {
+	w.mu.Lock()
+	held := make([]*Delivery, 0, len(w.inflight))
+	for d := range w.inflight {
+		held = append(held, d)
+	}
+	w.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	released := 0
+	for _, d := range held {
+		d.cancel(ErrWorkerStopped)
+		if !d.claim() {
+			continue // its handler returned meanwhile and settles it
+		}
+		released++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.release(rctx, d)
+		}()
+	}
+	wg.Wait()
+	// Cancelled handlers usually return at once; one that ignores its
+	// context is not waited for beyond the grace.
+	if !waitGroup(rctx, &w.handlers) {
+		w.mu.Lock()
+		n := len(w.inflight)
+		w.mu.Unlock()
+		return fmt.Errorf("courier: stop worker: released %d %s; %d %s still running: %w",
+			released, plural(released, "message"), n, plural(n, "handler"), ctx.Err())
+	}
+	return fmt.Errorf("courier: stop worker: released %d %s: %w", released, plural(released, "message"), ctx.Err())
+}
+
+// receiveLoop receives messages while there are free handlers, and starts
+// a handler for each, until ctx ends or a receive fails for good.
+func (w *Worker) receiveLoop(ctx context.Context) {
+	defer close(w.loopDone)
+	req := ReceiveRequest{Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
+	var backoff time.Duration
+	for {
+		// One free handler at least, and as many more as are free now.
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.opts.MaxBatch {
+			select {
+			case w.sem <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		req.Max = n
+		sent := time.Now()
+		msgs, err := w.c.Receive(ctx, w.queue, req)
+		leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
+		for range n - len(msgs) {
+			<-w.sem
+		}
+		for i := range msgs {
+			w.dispatch(&msgs[i], leasedAt)
+		}
+		if err == nil {
+			backoff = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrInvalidArgument) {
+			w.fail(fmt.Errorf("courier: worker of %q: receive: %w", w.queue, err))
+			return
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+		w.log.Warn("courier worker: receive failed; retrying", "err", err, "retry_in", backoff)
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+	}
+}
+
+// leaseStart estimates, on this machine's clock, when the server leased
+// the messages of a receive sent at sent and answered at answered: at sent
+// at the earliest, and shortly before the answer, since a long-poll answers
+// as soon as it has leased something. "Shortly" is taken as a third of the
+// visibility, so the lease is reckoned to end early, never late, unless
+// the server took longer than that between leasing and answering.
+func leaseStart(sent, answered time.Time, visibility time.Duration) time.Time {
+	if s := answered.Add(-visibility / 3); s.After(sent) {
+		return s
+	}
+	return sent
+}
+
+// fail ends the worker for an error that retrying cannot fix.
+func (w *Worker) fail(err error) {
+	w.log.Error("courier worker: giving up", "err", err)
+	w.mu.Lock()
+	w.fatal = err
+	w.mu.Unlock()
+	close(w.failed)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

@@ -1,0 +1,214 @@
+package courier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+	"unicode/utf8"
+)
+
+// maxErrorText bounds the error text of a nack or terminate: the server
+// keeps at most this much (a panic's stack is cut to fit).
+const maxErrorText = 4096
+
+// dispatch starts a handler for m, which holds one of w.sem's tokens.
+func (w *Worker) dispatch(m *Message, leasedAt time.Time) {
+	ctx, cancel := context.WithCancelCause(w.base)
+	d := &Delivery{Message: *m, queue: w.queue, c: w.c, visibility: w.opts.Visibility, cancel: cancel}
+	w.mu.Lock()
+	w.inflight[d] = struct{}{}
+	w.mu.Unlock()
+	w.handlers.Add(1)
+	go w.process(ctx, d, leasedAt)
+}
+
+// process runs the handler of d, keeping d's lease alive meanwhile, and
+// settles d by the handler's outcome.
+func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
+	defer w.handlers.Done()
+	defer func() {
+		d.cancel(nil)
+		w.mu.Lock()
+		delete(w.inflight, d)
+		w.mu.Unlock()
+	}()
+	stopLease := w.keepLease(ctx, d, leasedAt)
+	err := w.call(ctx, d)
+	stopLease()
+	<-w.sem // the handler is done: another may start while this one settles
+	if !d.claim() {
+		return // released by Stop
+	}
+	w.settle(ctx, d, err)
+}
+
+// call runs the handler, turning a panic into an error.
+func (w *Worker) call(ctx context.Context, d *Delivery) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n\n%s", v, debug.Stack())
+		}
+	}()
+	return w.h.HandleDelivery(ctx, d)
+}
+
+// settle acts on the handler's outcome: ack, retry, terminate or nack.
+func (w *Worker) settle(ctx context.Context, d *Delivery, err error) {
+	if ctx.Err() != nil {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, ErrLeaseExpired), errors.Is(cause, ErrTaskCancelled):
+			// Nothing to settle: the message is no longer ours.
+			w.log.Info("courier worker: handler ended without its lease", "id", d.ID, "cause", cause, "err", err)
+			return
+		case errors.Is(cause, ErrWorkerStopped) && err != nil:
+			rctx, cancel := w.settleContext()
+			defer cancel()
+			w.release(rctx, d)
+			return
+		}
+	}
+	sctx, cancel := w.settleContext()
+	defer cancel()
+	var (
+		retry *RetryAfterError
+		serr  error
+	)
+	switch {
+	case err == nil:
+		d.acked = make(chan error, 1)
+		select {
+		case w.acks <- d:
+			select {
+			case serr = <-d.acked:
+			case <-w.ackersGone:
+				serr = ErrWorkerStopped // too late: Stop gave up on this handler
+			}
+		case <-w.ackersGone:
+			serr = ErrWorkerStopped
+		}
+		if errors.Is(serr, ErrTooLarge) {
+			// The result is over the server's limit; it would be again.
+			err = fmt.Errorf("the result of %d bytes is too large for the server: %w", len(d.Result()), serr)
+			serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
+		}
+	case errors.As(err, &retry):
+		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Delay: retry.Delay.String(), Error: errorText(err)})
+	case errors.Is(err, ErrTerminate):
+		serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
+	default:
+		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Error: errorText(err)})
+	}
+	if serr != nil {
+		w.log.Warn("courier worker: could not settle a message", "id", d.ID, "handler_err", err, "err", serr)
+	}
+}
+
+// settleContext bounds a settling call: past the visibility timeout the
+// lease is gone anyway.
+func (w *Worker) settleContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(w.base, w.opts.Visibility)
+}
+
+// release hands d back for another delivery after ReleaseDelay.
+func (w *Worker) release(ctx context.Context, d *Delivery) {
+	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Delay: w.opts.ReleaseDelay.String(),
+		Error: "released by a stopping worker"})
+	if err != nil {
+		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
+	}
+}
+
+// errorText is err's text as a nack carries it: cut to maxErrorText bytes,
+// and never empty.
+func errorText(err error) string {
+	s := err.Error()
+	if s == "" {
+		s = fmt.Sprintf("%T", err)
+	}
+	if len(s) <= maxErrorText {
+		return s
+	}
+	n := maxErrorText
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// ackLoop acknowledges successful deliveries in batches: it takes one, and
+// every other that is waiting, up to a full batch, and acks them in one
+// call. While a call is out, new deliveries gather for the next. Told to
+// quit, it acks what is queued and ends.
+func (w *Worker) ackLoop() {
+	defer w.ackers.Done()
+	batch := make([]*Delivery, 0, maxReceive)
+	for {
+		var d *Delivery
+		select {
+		case d = <-w.acks:
+		case <-w.ackQuit:
+			select {
+			case d = <-w.acks:
+			default:
+				return
+			}
+		}
+		batch = append(batch[:0], d)
+	gather:
+		for len(batch) < maxReceive {
+			select {
+			case d := <-w.acks:
+				batch = append(batch, d)
+			default:
+				break gather
+			}
+		}
+		w.ackBatch(batch)
+	}
+}
+
+// ackBatch acknowledges batch, with the results its handlers set, and
+// tells each delivery the outcome of its ack. A batch that the server
+// refuses as too large (a result over its limit) is acked one by one, so
+// that only the deliveries at fault fail.
+func (w *Worker) ackBatch(batch []*Delivery) {
+	ctx, cancel := w.settleContext()
+	defer cancel()
+	leases := make([]string, len(batch))
+	var results []json.RawMessage
+	for i, d := range batch {
+		leases[i] = d.Lease
+		if r := d.Result(); r != nil {
+			if results == nil {
+				results = make([]json.RawMessage, len(batch))
+			}
+			results[i] = r
+		}
+	}
+	for i := range results {
+		if results[i] == nil {
+			results[i] = json.RawMessage("null") // a JSON array has no holes
+		}
+	}
+	res, err := w.c.ackResults(ctx, w.queue, leases, results)
+	if errors.Is(err, ErrTooLarge) && len(batch) > 1 {
+		for _, d := range batch {
+			w.ackBatch([]*Delivery{d})
+		}
+		return
+	}
+	failed := make(map[string]AckFailure, len(res.Failed))
+	for _, f := range res.Failed {
+		failed[f.Lease] = f
+	}
+	for _, d := range batch {
+		derr := err
+		if f, ok := failed[d.Lease]; ok {
+			derr = &Error{Status: codeStatus(f.Code), Code: f.Code, Message: f.Message}
+		}
+		d.acked <- derr
+	}
+}
