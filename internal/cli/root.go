@@ -110,6 +110,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newAckCmd(e),
 		newNackCmd(e),
 		newExtendCmd(e),
+		newTaskCmd(e),
 		// serve is the lead's: serve.go defines newServeCmd(*env).
 		newServeCmd(e),
 	)
