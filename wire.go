@@ -1,6 +1,9 @@
 // Package courier is the Go SDK for courier, an asynchronous messaging and
-// task service: a Client for every call of the HTTP/JSON API, typed errors,
-// and the API's wire types. It imports only the standard library.
+// task service: a Client for every call of the HTTP/JSON API with typed
+// errors; a Producer that batches sends; a Worker framework shaped like
+// net/http (Handler, Mux, middleware) that leases, extends and settles
+// messages; task submission with a Future that awaits the outcome; and the
+// API's wire types. It imports only the standard library.
 package courier
 
 // The wire types below are the request and answer bodies of the HTTP API

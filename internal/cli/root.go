@@ -1,6 +1,6 @@
 // Package cli is courier's command line: queue administration, send,
-// receive, ack/nack/extend through the Go SDK, and `serve`, which runs a
-// server. Commands write only to the writers they are given, so tests run
+// receive, ack/nack/extend and tasks (submit, get, watch, cancel) through the
+// Go SDK, and `serve`, which runs a server. Commands write only to the writers they are given, so tests run
 // them in-process; the process-wide parts (os.Args, signals, os.Exit) stay in
 // cmd/courier.
 package cli
