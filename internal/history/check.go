@@ -115,8 +115,13 @@ func (r Report) String() string {
 // delivery is a Delivery with what the rest of the history says about it.
 type delivery struct {
 	Delivery
-	seq   int64     // the receive's ok event
-	start time.Time // when the server granted the lease (or, visibility unknown, the latest it can have)
+	seq int64 // the receive's ok event
+	// The lease was granted between granted and answered. granted is the
+	// server's stamp, lease_expires_at minus the visibility (the server may
+	// read its clock before it waits for its store, so the real grant can be
+	// later), or the receive's invocation when the visibility is not known;
+	// answered is when the answer reached the client.
+	granted, answered time.Time
 
 	acked        bool      // an ack of its lease returned 2xx and was not refused
 	ackUnknownAt time.Time // an ack of its lease was invoked then and had an unknown outcome; zero: none
@@ -258,9 +263,9 @@ func (c *checker) addSend(e, out Event) {
 func (c *checker) addDeliveries(e, out Event) {
 	for _, d := range out.Deliveries {
 		c.r.Deliveries++
-		dl := &delivery{Delivery: d, seq: out.Seq, start: out.Time}
+		dl := &delivery{Delivery: d, seq: out.Seq, granted: e.Time, answered: out.Time}
 		if e.Visibility > 0 && !d.LeaseExpiresAt.IsZero() {
-			dl.start = d.LeaseExpiresAt.Add(-e.Visibility)
+			dl.granted = d.LeaseExpiresAt.Add(-e.Visibility)
 		}
 		c.byID[d.ID] = append(c.byID[d.ID], dl)
 		c.byLease[d.Lease] = dl
@@ -338,8 +343,9 @@ func (c *checker) checkMessage(id string, ds []*delivery) {
 			return
 		}
 	}
+	// In the order the server granted them: attempts count the grants.
 	slices.SortStableFunc(ds, func(a, b *delivery) int {
-		return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.Attempt, b.Attempt), cmp.Compare(a.seq, b.seq))
+		return cmp.Or(cmp.Compare(a.Attempt, b.Attempt), a.granted.Compare(b.granted), cmp.Compare(a.seq, b.seq))
 	})
 	for i := 1; i < len(ds); i++ {
 		c.checkRedelivery(id, ds[:i], ds[i])
@@ -358,12 +364,15 @@ func (c *checker) checkRedelivery(id string, before []*delivery, cur *delivery) 
 			return
 		}
 	}
+	// Certain overlaps only: the new lease reached its consumer before the
+	// old one ended. A lease stamped before the old one ended but answered
+	// after it may have been granted after it.
 	for _, p := range before {
-		if cur.start.Before(p.end()) {
+		if cur.answered.Before(p.end()) {
 			c.r.OverlappingLeases++
 			c.violate(KindOverlappingLeases, id, cur.Body,
-				"attempt %d (receive #%d) leased at %s while attempt %d (receive #%d) was leased until %s",
-				cur.Attempt, cur.seq, fmtTime(cur.start), p.Attempt, p.seq, fmtTime(p.end()))
+				"attempt %d (receive #%d) was handed out by %s while attempt %d (receive #%d) was leased until %s",
+				cur.Attempt, cur.seq, fmtTime(cur.answered), p.Attempt, p.seq, fmtTime(p.end()))
 			return
 		}
 	}
@@ -389,7 +398,7 @@ func (c *checker) cause(prev *delivery) Cause {
 		return CauseAckUnknown
 	}
 	for _, t := range c.crashes {
-		if !t.Before(prev.start) && t.Before(prev.end()) {
+		if !t.Before(prev.granted) && t.Before(prev.end()) {
 			return CauseCrash
 		}
 	}

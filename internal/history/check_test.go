@@ -158,6 +158,23 @@ func TestLegalHistories(t *testing.T) {
 			causes: map[history.Cause]int{history.CauseNack: 1},
 		},
 		{
+			// Seen in a soak: the server read its clock for the second
+			// lease before it waited for its store, where the nack went
+			// first. The stamp precedes the nack; the answer follows it.
+			name: "a lease stamped before the nack that freed it",
+			write: func(h *hist) {
+				h.sendOK("a", "1")
+				l1 := h.at(100).recv("1", "a", 3)
+				r2 := h.at(95).l.Receive(vis)
+				d2 := h.delivery("1", "a", 4) // stamped at 95
+				h.at(101).l.Nack(l1).OK(false)
+				h.at(102)
+				r2.OK(d2)
+				h.ack(d2.Lease)
+			},
+			causes: map[history.Cause]int{history.CauseNack: 1},
+		},
+		{
 			name: "redelivery after a nack whose outcome is unknown",
 			write: func(h *hist) {
 				h.sendOK("a", "1")
@@ -448,12 +465,13 @@ func TestOverlappingLeases(t *testing.T) {
 			h.at(100).l.Nack(l1).Failed(errors.New("invalid_argument"))
 			h.at(300).ack(h.recv("1", "a", 2))
 		}},
-		{"a lease granted before the nack was invoked", func(h *hist) {
+		{"a lease handed out before the nack was invoked", func(h *hist) {
 			l1 := h.at(10).recv("1", "a", 1)
 			r2 := h.at(50).l.Receive(vis)
 			d2 := h.delivery("1", "a", 2) // granted at 50
-			h.at(100).l.Nack(l1).OK(false)
+			h.at(60)
 			r2.OK(d2)
+			h.at(100).l.Nack(l1).OK(false)
 			h.ack(d2.Lease)
 		}},
 		{"visibility unknown: answered before the first lease ended", func(h *hist) {

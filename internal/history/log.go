@@ -18,9 +18,11 @@
 //     id that ties a send to its deliveries. A send retried with the same
 //     body after an unknown outcome may legitimately be stored twice.
 //   - Lease windows are in the server's time, compared with the log's clock:
-//     run the server on the same host. A receive records the visibility it
-//     asked for, so that a lease's start is known exactly (lease_expires_at
-//     minus visibility); without it, the answer's arrival bounds the start.
+//     run the server on the same host. Two leases of a message overlap when
+//     the second reached its consumer before the first ended; a lease handed
+//     out later than that is legal even if its stamp (lease_expires_at minus
+//     the visibility asked for) is earlier, because a server may read its
+//     clock before it waits for its store.
 //   - A lease ends at its lease_expires_at, or earlier when a nack of it is
 //     invoked that returns 2xx (or whose outcome is unknown). A crash does
 //     not end a lease: leases are durable, so after a restart a message may
