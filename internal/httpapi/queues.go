@@ -9,27 +9,6 @@ import (
 	"github.com/courierhq/courier/internal/store"
 )
 
-// putQueueRequest is the body of PUT /v1/queues/{queue}: the JSON of
-// courier.QueueSettings, decoded into pointers all the way down, because in
-// courier.Backoff a zero multiplier or jitter cannot be told from an absent
-// one, and `"jitter": 0` is a setting someone means.
-type putQueueRequest struct {
-	VisibilityTimeout *string         `json:"visibility_timeout"`
-	MaxAttempts       *int            `json:"max_attempts"`
-	Backoff           *backoffRequest `json:"backoff"`
-	DeadLetterQueue   *string         `json:"dead_letter_queue"`
-	Retention         *string         `json:"retention"`
-	MaxMessageBytes   *int            `json:"max_message_bytes"`
-	DedupWindow       *string         `json:"dedup_window"`
-}
-
-type backoffRequest struct {
-	Initial    *string  `json:"initial"`
-	Max        *string  `json:"max"`
-	Multiplier *float64 `json:"multiplier"`
-	Jitter     *float64 `json:"jitter"`
-}
-
 // durationField is a duration setting to parse: its JSON name, its text (nil
 // when absent), and where the parsed value goes.
 type durationField struct {
@@ -38,8 +17,10 @@ type durationField struct {
 	out   **time.Duration
 }
 
-// settings parses the durations, naming the field of a bad one.
-func (p *putQueueRequest) settings() (broker.QueueSettings, error) {
+// queueSettings parses the durations of the body of PUT /v1/queues/{queue},
+// naming the field of a bad one. The wire type has pointers all the way
+// down, so a setting given as zero ("jitter": 0) is told from one left out.
+func queueSettings(p *courier.QueueSettings) (broker.QueueSettings, error) {
 	s := broker.QueueSettings{MaxAttempts: p.MaxAttempts, DeadLetterQueue: p.DeadLetterQueue,
 		MaxMessageBytes: p.MaxMessageBytes}
 	fields := []durationField{
@@ -64,11 +45,11 @@ func (p *putQueueRequest) settings() (broker.QueueSettings, error) {
 }
 
 func (a *api) putQueue(w http.ResponseWriter, r *http.Request) error {
-	var req putQueueRequest
+	var req courier.QueueSettings
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
-	s, err := req.settings()
+	s, err := queueSettings(&req)
 	if err != nil {
 		return err
 	}
