@@ -60,6 +60,9 @@ type Options struct {
 	FreeBytes func() (uint64, error)
 	// Logger receives Pebble's events worth knowing; default discards.
 	Logger *slog.Logger
+	// SkipVerify skips reading every key at open to check the tables'
+	// checksums (verify.go), for stores too large to read at each start.
+	SkipVerify bool
 }
 
 // Store is the Pebble-backed store.Store.
@@ -115,7 +118,7 @@ func Open(o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(o.Dir, pebbleOptions(o, cache))
+	db, err := openChecked(o, pebbleOptions(o, cache))
 	// The lock is refused with EAGAIN from another process, and with a
 	// message of Pebble's own from this one (it keeps no sentinel for it).
 	if err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) ||
