@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/clock"
 	"github.com/courierhq/courier/internal/httpapi"
@@ -46,6 +48,9 @@ type Config struct {
 	// FreeBytes reports the data directory's free disk space; default asks
 	// the filesystem. Tests inject it to simulate a filling disk.
 	FreeBytes func() (uint64, error)
+	// FS is the filesystem the store lives on; default the operating
+	// system's. Tests pass a small one (pebblestore/quotafs) to fill it.
+	FS vfs.FS
 	// WebhookAllow lists the prefixes that webhooks may reach although
 	// netguard denies them (loopback, private, link-local …); default none:
 	// public addresses only.
@@ -133,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
-		MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, Logger: cfg.Logger})
+		MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, FS: cfg.FS, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
