@@ -68,11 +68,12 @@ var (
 	ErrProducerClosed = errors.New("courier: producer closed")
 )
 
-// A Producer sends messages asynchronously, gathering those for each queue
-// into batch requests: Send returns at once, and the message's id (or
-// error) comes later, from its PendingSend. This is how a Go program sends
-// many thousands of messages a second: one request, and one fsync on the
-// server, carries up to MaxBatch of them.
+// A Producer sends messages (Send) and submits tasks (Submit)
+// asynchronously, gathering those for each queue into batch requests: Send
+// returns at once, and the message's id (or error) comes later, from its
+// PendingSend. This is how a Go program sends many thousands of messages a
+// second: one request, and one fsync on the server, carries up to MaxBatch
+// of them.
 //
 // A batch is sent when it is full (MaxBatch, MaxBatchBytes) or has waited
 // Linger, by one of Concurrency senders. A batch is stored all or none;
@@ -98,17 +99,25 @@ type Producer struct {
 	mu       sync.Mutex // guards the fields below
 	wake     *sync.Cond // on mu: a batch is ready, or the producer closed
 	closed   bool
-	open     map[string]*batch // the batch gathering for each queue
-	ready    []*batch          // batches to send, oldest first
-	inflight map[*batch]bool   // ready or being sent
+	open     map[batchKey]*batch // the batch gathering for each queue and kind
+	ready    []*batch            // batches to send, oldest first
+	inflight map[*batch]bool     // ready or being sent
 	closeErr error
 	done     chan struct{} // closed when Close has finished
 }
 
-// batch is messages for one queue, sent in one request.
+// batchKey tells batches apart: sends and submits to one queue go in
+// different requests.
+type batchKey struct {
+	queue string
+	tasks bool
+}
+
+// batch is messages, or tasks, for one queue, sent in one request.
 type batch struct {
-	queue   string
-	msgs    []NewMessage
+	key     batchKey
+	msgs    []NewMessage // when !key.tasks
+	tasks   []SubmitTask // when key.tasks
 	pending []*PendingSend
 	bytes   int
 	timer   *time.Timer   // the linger; stopped when the batch is dispatched
@@ -124,7 +133,7 @@ func NewProducer(c *Client, opts ProducerOptions) *Producer {
 	p := &Producer{
 		c: c, opts: opts, space: make(chan struct{}, opts.BufferSize),
 		ctx: ctx, cancel: cancel, closing: make(chan struct{}),
-		open: make(map[string]*batch), inflight: make(map[*batch]bool), done: make(chan struct{}),
+		open: make(map[batchKey]*batch), inflight: make(map[*batch]bool), done: make(chan struct{}),
 	}
 	p.wake = sync.NewCond(&p.mu)
 	for range opts.Concurrency {
@@ -167,7 +176,27 @@ func (ps *PendingSend) Wait(ctx context.Context) (string, error) {
 // bounds only that wait; a message taken in is sent even if ctx ends later.
 // A message refused here has its error in the PendingSend, already done.
 func (p *Producer) Send(ctx context.Context, queue string, m NewMessage) *PendingSend {
-	if _, err := queuePath(queue); err != nil {
+	return p.add(ctx, batchKey{queue: queue}, messageSize(&m), func(b *batch) { b.msgs = append(b.msgs, m) })
+}
+
+// Submit gives a task to the producer, to be submitted to queue in a batch
+// with others (one request stores up to MaxBatch tasks); otherwise it is
+// like Send. The PendingSend's id is the task's: Client.AwaitTask(ctx, id)
+// awaits its outcome, or give the tasks a ReplyTo queue and receive the
+// outcomes from it in batches, which is how a program hears back from
+// thousands of tasks a second.
+func (p *Producer) Submit(ctx context.Context, queue string, t SubmitTask) *PendingSend {
+	size := messageSize(&t.NewMessage) + len(t.ReplyTo) + len(t.ResultTTL)
+	if t.Notify != nil {
+		size += len(t.Notify.URL) + len(t.Notify.Secret)
+	}
+	return p.add(ctx, batchKey{queue: queue, tasks: true}, size, func(b *batch) { b.tasks = append(b.tasks, t) })
+}
+
+// add waits for room in the buffer, then appends an item of size bytes to
+// the batch gathering for key (by put), dispatching batches that are full.
+func (p *Producer) add(ctx context.Context, key batchKey, size int, put func(*batch)) *PendingSend {
+	if _, err := queuePath(key.queue); err != nil {
 		return failedSend(err)
 	}
 	if p.opts.NonBlocking {
@@ -186,7 +215,6 @@ func (p *Producer) Send(ctx context.Context, queue string, m NewMessage) *Pendin
 		}
 	}
 	ps := &PendingSend{done: make(chan struct{})}
-	size := messageSize(&m)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -194,20 +222,20 @@ func (p *Producer) Send(ctx context.Context, queue string, m NewMessage) *Pendin
 		<-p.space
 		return failedSend(ErrProducerClosed)
 	}
-	b := p.open[queue]
+	b := p.open[key]
 	if b != nil && b.bytes+size > p.opts.MaxBatchBytes {
 		p.dispatch(b)
 		b = nil
 	}
 	if b == nil {
-		b = &batch{queue: queue, done: make(chan struct{})}
-		p.open[queue] = b
+		b = &batch{key: key, done: make(chan struct{})}
+		p.open[key] = b
 		b.timer = time.AfterFunc(p.opts.Linger, func() { p.linger(b) })
 	}
-	b.msgs = append(b.msgs, m)
+	put(b)
 	b.pending = append(b.pending, ps)
 	b.bytes += size
-	if len(b.msgs) >= p.opts.MaxBatch || b.bytes >= p.opts.MaxBatchBytes {
+	if len(b.pending) >= p.opts.MaxBatch || b.bytes >= p.opts.MaxBatchBytes {
 		p.dispatch(b)
 	}
 	return ps
@@ -229,15 +257,15 @@ func messageSize(m *NewMessage) int {
 func (p *Producer) linger(b *batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.open[b.queue] == b {
+	if p.open[b.key] == b {
 		p.dispatch(b)
 	}
 }
 
 // dispatch moves b from gathering to the senders' line. p.mu is held.
 func (p *Producer) dispatch(b *batch) {
-	if p.open[b.queue] == b {
-		delete(p.open, b.queue)
+	if p.open[b.key] == b {
+		delete(p.open, b.key)
 	}
 	b.timer.Stop()
 	p.ready = append(p.ready, b)
@@ -262,7 +290,7 @@ func (p *Producer) sendLoop() {
 		p.ready = p.ready[1:]
 		p.mu.Unlock()
 
-		p.send(b.queue, b.msgs, b.pending)
+		p.send(b)
 
 		p.mu.Lock()
 		delete(p.inflight, b)
@@ -271,10 +299,10 @@ func (p *Producer) sendLoop() {
 	}
 }
 
-// send sends msgs in one request and completes their pending sends. A
-// refusal that one message can cause (invalid, too large) splits the batch
-// in halves, recursively, so that only the messages at fault fail.
-func (p *Producer) send(queue string, msgs []NewMessage, pending []*PendingSend) {
+// send sends b in one request and completes its pending sends. A refusal
+// that one item can cause (invalid, too large) splits the batch in halves,
+// recursively, so that only the items at fault fail.
+func (p *Producer) send(b *batch) {
 	var (
 		ids []string
 		err error
@@ -282,21 +310,20 @@ func (p *Producer) send(queue string, msgs []NewMessage, pending []*PendingSend)
 	if p.ctx.Err() != nil {
 		err = fmt.Errorf("%w before the message was sent", ErrProducerClosed)
 	} else {
-		ids, err = p.c.SendBatch(p.ctx, queue, msgs)
+		ids, err = p.request(b)
 		if err != nil && p.ctx.Err() != nil {
 			err = fmt.Errorf("%w while sending: the message may or may not be stored: %w", ErrProducerClosed, err)
 		}
 	}
-	if err != nil && len(msgs) > 1 && (errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrTooLarge)) {
-		half := len(msgs) / 2
-		p.send(queue, msgs[:half], pending[:half])
-		p.send(queue, msgs[half:], pending[half:])
+	if n := len(b.pending); err != nil && n > 1 && (errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrTooLarge)) {
+		p.send(b.slice(0, n/2))
+		p.send(b.slice(n/2, n))
 		return
 	}
-	if err == nil && len(ids) != len(msgs) {
-		err = fmt.Errorf("courier: producer: the server answered %d ids for %d messages", len(ids), len(msgs))
+	if err == nil && len(ids) != len(b.pending) {
+		err = fmt.Errorf("courier: producer: the server answered %d ids for %d items", len(ids), len(b.pending))
 	}
-	for i, ps := range pending {
+	for i, ps := range b.pending {
 		if err != nil {
 			ps.err = err
 		} else {
@@ -305,6 +332,33 @@ func (p *Producer) send(queue string, msgs []NewMessage, pending []*PendingSend)
 		close(ps.done)
 		<-p.space
 	}
+}
+
+// request makes b's one request: a batch send or a batch submit.
+func (p *Producer) request(b *batch) ([]string, error) {
+	if !b.key.tasks {
+		return p.c.SendBatch(p.ctx, b.key.queue, b.msgs)
+	}
+	fs, err := p.c.SubmitBatch(p.ctx, b.key.queue, b.tasks)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(fs))
+	for i, f := range fs {
+		ids[i] = f.ID()
+	}
+	return ids, nil
+}
+
+// slice is the part [i, j) of b's items, for sending apart.
+func (b *batch) slice(i, j int) *batch {
+	out := &batch{key: b.key, pending: b.pending[i:j]}
+	if b.key.tasks {
+		out.tasks = b.tasks[i:j]
+	} else {
+		out.msgs = b.msgs[i:j]
+	}
+	return out
 }
 
 // Flush sends every message given to Send so far, without waiting for the

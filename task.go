@@ -56,6 +56,32 @@ func (c *Client) Submit(ctx context.Context, queue string, t SubmitTask) (*Futur
 	return &Future{c: c, id: task.ID, submitted: task}, nil
 }
 
+// SubmitBatch hands 1 to 1000 tasks to queue in one request, stored all or
+// none (a task refused for its fields refuses the batch, and the error
+// names its index), and returns their Futures in order. A Producer's Submit
+// batches for you.
+func (c *Client) SubmitBatch(ctx context.Context, queue string, ts []SubmitTask) ([]*Future, error) {
+	p, err := queuePath(queue, "tasks")
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, invalidArgument("a batch submit needs at least one task")
+	}
+	var out TaskList
+	if err := c.call(ctx, http.MethodPost, p, SubmitBatch{Tasks: ts}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Tasks) != len(ts) {
+		return nil, fmt.Errorf("courier: submit batch: the server answered %d tasks for %d", len(out.Tasks), len(ts))
+	}
+	fs := make([]*Future, len(ts))
+	for i, t := range out.Tasks {
+		fs[i] = &Future{c: c, id: t.ID, submitted: t}
+	}
+	return fs, nil
+}
+
 // GetTask returns the task id. With wait > 0 (at most 60s) the server holds
 // the answer until the task has finished or the wait has passed, and then
 // answers the task as it is; with 0 it answers at once. A task whose

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,4 +270,127 @@ func TestAwaitSurvivesRestart(t *testing.T) {
 		t.Error(err)
 	}
 	c.CloseIdleConnections()
+}
+
+// TestProducerSubmits: a Producer gathers tasks into batch submits; a task
+// refused for its fields fails alone; the outcomes come back through a
+// reply_to queue, each with its task's id and result.
+func TestProducerSubmits(t *testing.T) {
+	t.Parallel()
+	_, url := setupURL(t)
+	var submits atomic.Int32
+	c := watchedClient(t, url, func(r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/tasks") {
+			submits.Add(1)
+		}
+	})
+	p := courier.NewProducer(c, courier.ProducerOptions{})
+	const n = 1500
+	pending := make([]*courier.PendingSend, n)
+	for i := range n {
+		st := courier.SubmitTask{NewMessage: courier.NewMessage{Body: json.RawMessage(fmt.Sprint(i))}, ReplyTo: "answers"}
+		if i == 700 {
+			st.ReplyTo = "no way" // refused: only this one fails
+		}
+		pending[i] = p.Submit(t.Context(), "work", st)
+	}
+	want := map[string]int{} // task id → its number
+	for i, ps := range pending {
+		id, err := ps.Wait(t.Context())
+		if i == 700 {
+			if !errors.Is(err, courier.ErrInvalidArgument) || !strings.Contains(err.Error(), "reply_to") {
+				t.Fatalf("the bad task: %q, %v", id, err)
+			}
+			continue
+		}
+		if err != nil || id == "" {
+			t.Fatalf("task %d: %q, %v", i, id, err)
+		}
+		want[id] = i
+	}
+	closeProducer(t, p)
+	if len(want) != n-1 {
+		t.Fatalf("%d distinct task ids, want %d", len(want), n-1)
+	}
+	// 1500 tasks in batches of up to 1000, plus the splits that isolate the
+	// bad one (about 2·log2(1000) requests).
+	if r := submits.Load(); r > 30 {
+		t.Errorf("%d submit requests for %d tasks", r, n)
+	}
+
+	w := courier.NewWorker(c, "work", courier.HandleJSON(func(ctx context.Context, n int) (int, error) {
+		return 2 * n, nil
+	}), courier.WorkerOptions{Concurrency: 100, MaxBatch: 100})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(t.Context())
+	for len(want) > 0 {
+		ms, err := c.Receive(t.Context(), "answers", courier.ReceiveRequest{Max: 1000, Wait: "10s"})
+		if err != nil || len(ms) == 0 {
+			t.Fatalf("receive outcomes (%d left): %d, %v", len(want), len(ms), err)
+		}
+		leases := make([]string, len(ms))
+		for j, m := range ms {
+			var out struct {
+				ID     string `json:"id"`
+				State  string `json:"state"`
+				Result int    `json:"result"`
+			}
+			if err := json.Unmarshal(m.Body, &out); err != nil {
+				t.Fatalf("outcome %s: %v", m.Body, err)
+			}
+			i, ok := want[out.ID]
+			if !ok || m.Headers["courier-task-id"] != out.ID || out.State != "succeeded" || out.Result != 2*i {
+				t.Fatalf("outcome %s (headers %v); known: %v", m.Body, m.Headers, ok)
+			}
+			delete(want, out.ID)
+			leases[j] = m.Lease
+		}
+		if _, err := c.AckBatch(t.Context(), "answers", leases); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSubmitBatch: one request stores every task, answered in order; a bad
+// one refuses the batch, naming its index, and stores nothing.
+func TestSubmitBatch(t *testing.T) {
+	t.Parallel()
+	c := setup(t, server.Config{})
+	ts := []courier.SubmitTask{
+		{NewMessage: courier.NewMessage{Body: json.RawMessage(`"a"`)}},
+		{NewMessage: courier.NewMessage{Body: json.RawMessage(`"b"`)}, ResultTTL: "1h"},
+	}
+	fs, err := c.SubmitBatch(t.Context(), "sb", ts)
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("SubmitBatch = %d futures, %v", len(fs), err)
+	}
+	if fs[0].ID() == fs[1].ID() || fs[1].Submitted().ResultTTL != "1h0m0s" || fs[0].Submitted().State != courier.TaskQueued {
+		t.Fatalf("futures %+v %+v", fs[0].Submitted(), fs[1].Submitted())
+	}
+	for i, f := range fs {
+		m := receiveOne(t, c, "sb")
+		if m.ID != f.ID() {
+			t.Fatalf("message %d is %s, want %s", i, m.ID, f.ID())
+		}
+		if err := c.AckResult(t.Context(), "sb", m.Lease, m.Body); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.Await(t.Context()); err != nil || string(got.Result) != string(ts[i].Body) {
+			t.Fatalf("Await %d = %+v, %v", i, got, err)
+		}
+	}
+
+	bad := append(ts, courier.SubmitTask{NewMessage: courier.NewMessage{Body: json.RawMessage(`1`), Priority: 500}})
+	if _, err := c.SubmitBatch(t.Context(), "sb", bad); !errors.Is(err, courier.ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "tasks[2]: priority") {
+		t.Fatalf("bad batch: %v", err)
+	}
+	if _, err := c.SubmitBatch(t.Context(), "sb", nil); !errors.Is(err, courier.ErrInvalidArgument) {
+		t.Fatalf("empty batch: %v", err)
+	}
+	if s := stats(t, c, "sb"); s.SentTotal != 2 || s.Ready != 0 {
+		t.Fatalf("stats after bad batches: %+v", s)
+	}
 }

@@ -271,6 +271,17 @@ type SubmitTask struct {
 	ResultTTL string `json:"result_ttl,omitempty"`
 }
 
+// SubmitBatch is the body of a batch submit: 1 to 1000 tasks for one queue,
+// stored all or none. The answer is a TaskList of the tasks, in order.
+type SubmitBatch struct {
+	Tasks []SubmitTask `json:"tasks"`
+}
+
+// TaskList is a list of task objects: the answer to a batch submit.
+type TaskList struct {
+	Tasks []Task `json:"tasks"`
+}
+
 // TaskNotify is a webhook: an http(s) URL of at most 2048 bytes, and the
 // secret (at most 256 bytes) its calls are signed with. The secret is never
 // answered back.

@@ -29,9 +29,21 @@ var (
 	ErrTooLarge = errors.New("too large")
 )
 
+// invalidf is an error that matches ErrInvalid and whose text is only the
+// message, so that wrapping it ("tasks[3]: …") reads well.
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return &userError{msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
 }
+
+// userError is a refusal whose text is written for the API's user; it
+// matches kind (ErrInvalid or ErrTooLarge) with errors.Is.
+type userError struct {
+	msg  string
+	kind error
+}
+
+func (e *userError) Error() string        { return e.msg }
+func (e *userError) Is(target error) bool { return target == e.kind }
 
 // Options configure a Broker. The zero value is usable with Clock and Logger defaulted.
 type Options struct {

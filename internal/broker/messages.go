@@ -30,7 +30,9 @@ func (b *Broker) Send(ctx context.Context, queue string, msgs []Message) ([]stor
 }
 
 // send stores messages; with task set, each is a task with that request.
-func (b *Broker) send(ctx context.Context, queue string, msgs []Message, task *store.NewTask) ([]store.SendResult, error) {
+// send stores msgs in queue, atomically. tasks, when not nil, holds one
+// entry per message: tasks[i] makes msgs[i] a task.
+func (b *Broker) send(ctx context.Context, queue string, msgs []Message, tasks []*store.NewTask) ([]store.SendResult, error) {
 	if err := ValidName(queue); err != nil {
 		return nil, err
 	}
@@ -43,7 +45,7 @@ func (b *Broker) send(ctx context.Context, queue string, msgs []Message, task *s
 	case errors.Is(err, store.ErrQueueNotFound):
 		// Check against the settings auto-creation would give first, so a
 		// refused send creates no queue.
-		if _, err := b.checkMessages(msgs, store.DefaultConfig(queue), now); err != nil {
+		if _, err := b.checkMessages(msgs, tasks != nil, store.DefaultConfig(queue), now); err != nil {
 			return nil, err
 		}
 		if q, err = b.queueFor(ctx, queue, now); err != nil {
@@ -52,24 +54,30 @@ func (b *Broker) send(ctx context.Context, queue string, msgs []Message, task *s
 	case err != nil:
 		return nil, wrap("get queue", err)
 	}
-	out, err := b.checkMessages(msgs, q.Config, now)
+	out, err := b.checkMessages(msgs, tasks != nil, q.Config, now)
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		out[i].Task = task
+	for i := range tasks {
+		out[i].Task = tasks[i]
 	}
 	res, err := b.st.Send(ctx, &store.SendParams{Queue: queue, Messages: out, Now: now})
 	return res, wrap("send", err)
 }
 
-func (b *Broker) checkMessages(msgs []Message, cfg store.QueueConfig, now time.Time) ([]store.NewMessage, error) {
+// checkMessages checks msgs against cfg. An error in a batch names the
+// message's index: tasks[i] when the requester sent tasks, else messages[i].
+func (b *Broker) checkMessages(msgs []Message, tasks bool, cfg store.QueueConfig, now time.Time) ([]store.NewMessage, error) {
+	label := "messages"
+	if tasks {
+		label = "tasks"
+	}
 	out := make([]store.NewMessage, len(msgs))
 	for i := range msgs {
 		nm, err := b.checkMessage(&msgs[i], cfg, now)
 		if err != nil {
 			if len(msgs) > 1 {
-				return nil, fmt.Errorf("messages[%d]: %w", i, err)
+				return nil, fmt.Errorf("%s[%d]: %w", label, i, err)
 			}
 			return nil, err
 		}
@@ -111,7 +119,7 @@ func (b *Broker) checkMessage(m *Message, cfg store.QueueConfig, now time.Time) 
 		return store.NewMessage{}, invalidf("dedup_key and group must be UTF-8 text without NUL")
 	}
 	if size > cfg.MaxMessageBytes {
-		return store.NewMessage{}, fmt.Errorf("%w: message is %d bytes (body and headers), the queue allows %d", ErrTooLarge, size, cfg.MaxMessageBytes)
+		return store.NewMessage{}, &userError{kind: ErrTooLarge, msg: fmt.Sprintf("message is %d bytes (body and headers), the queue allows %d", size, cfg.MaxMessageBytes)}
 	}
 	if m.Priority < MinPriority || m.Priority > MaxPriority {
 		return store.NewMessage{}, invalidf("priority must be %d to %d, got %d", MinPriority, MaxPriority, m.Priority)
@@ -247,7 +255,7 @@ func (b *Broker) AckResults(ctx context.Context, queue string, leases []string, 
 	}
 	for _, r := range results {
 		if len(r) > b.maxResult {
-			return nil, fmt.Errorf("%w: a result is %d bytes, the server allows %d", ErrTooLarge, len(r), b.maxResult)
+			return nil, &userError{kind: ErrTooLarge, msg: fmt.Sprintf("a result is %d bytes, the server allows %d", len(r), b.maxResult)}
 		}
 	}
 	res, err := b.st.Ack(ctx, &store.AckParams{Queue: queue, Leases: leases, Results: results, Now: b.clock.Now()})

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 
@@ -32,17 +33,46 @@ type TaskRequest struct {
 // Submit stores a task: its message in queue (created on first use unless
 // disabled) and its record, atomically. A dedup hit returns the first task.
 func (b *Broker) Submit(ctx context.Context, queue string, r TaskRequest) (store.Task, error) {
-	if err := b.checkTask(&r); err != nil {
-		return store.Task{}, err
-	}
-	m := r.Message
-	res, err := b.send(ctx, queue, []Message{m}, &store.NewTask{NotifyURL: r.NotifyURL,
-		NotifySecret: r.NotifySecret, ReplyTo: r.ReplyTo, ResultTTL: r.ResultTTL})
+	ts, err := b.SubmitBatch(ctx, queue, []TaskRequest{r})
 	if err != nil {
 		return store.Task{}, err
 	}
-	t, err := b.st.GetTask(ctx, &store.GetTaskParams{ID: res[0].ID, Now: b.clock.Now()})
-	return t, wrap("get task", err)
+	return ts[0], nil
+}
+
+// SubmitBatch stores 1 to MaxBatch tasks in queue, all or none, and returns
+// them in order. A task refused for its fields refuses the batch, and the
+// error names its index.
+func (b *Broker) SubmitBatch(ctx context.Context, queue string, rs []TaskRequest) ([]store.Task, error) {
+	if len(rs) == 0 || len(rs) > MaxBatch {
+		return nil, invalidf("a submit carries 1 to %d tasks, got %d", MaxBatch, len(rs))
+	}
+	msgs := make([]Message, len(rs))
+	tasks := make([]*store.NewTask, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		if err := b.checkTask(r); err != nil {
+			if len(rs) > 1 {
+				return nil, fmt.Errorf("tasks[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		msgs[i] = r.Message
+		tasks[i] = &store.NewTask{NotifyURL: r.NotifyURL, NotifySecret: r.NotifySecret,
+			ReplyTo: r.ReplyTo, ResultTTL: r.ResultTTL}
+	}
+	res, err := b.send(ctx, queue, msgs, tasks)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Task, len(res))
+	now := b.clock.Now()
+	for i := range res {
+		if out[i], err = b.st.GetTask(ctx, &store.GetTaskParams{ID: res[i].ID, Now: now}); err != nil {
+			return nil, wrap("get task", err)
+		}
+	}
+	return out, nil
 }
 
 func (b *Broker) checkTask(r *TaskRequest) error {

@@ -78,7 +78,7 @@ var badSends = []badCase{
 	{name: "delay and not_before", body: `{"body":1,"delay":"1s","not_before":"2030-01-01T00:00:00Z"}`, msg: "not both"},
 	{name: "not_before syntax", body: `{"body":1,"not_before":"tomorrow"}`, msg: "not_before must be an RFC 3339 time"},
 	{name: "priority 101", body: `{"body":1,"priority":101}`, msg: "priority must be -100 to 100, got 101"},
-	{name: "priority -101", body: `{"messages":[{"body":1},{"body":1,"priority":-101}]}`, msg: "messages[1]: invalid argument: priority must be -100 to 100"},
+	{name: "priority -101", body: `{"messages":[{"body":1},{"body":1,"priority":-101}]}`, msg: "messages[1]: priority must be -100 to 100"},
 	{name: "trailing data", body: `{"body":1} {"body":2}`, msg: "data after the JSON object"},
 	{name: "trailing brace", body: `{"body":1}}`, msg: "data after the JSON object"},
 	{name: "text content type", contentType: "text/plain", body: `{"body":1}`, msg: "Content-Type must be application/json"},

@@ -10,35 +10,78 @@ import (
 	"github.com/courierhq/courier/internal/store"
 )
 
-// submit stores a task: 202 Accepted, its URL in Location, and the task
-// object. The message's checks are send's; the task's (result_ttl, reply_to,
-// notify) are the broker's.
+// submitRequest is the body of a submit: one task, or {"tasks": [...]}. As
+// in sendRequest, the single task's fields are embedded so that one decode
+// takes both forms and still refuses unknown fields.
+type submitRequest struct {
+	courier.SubmitTask
+	Tasks []courier.SubmitTask `json:"tasks"`
+}
+
+// submit stores a task, or a batch of them: 202 Accepted and the task
+// object, with its URL in Location; for a batch {"tasks": [...]}, in order.
+// The message's checks are send's; the task's (result_ttl, reply_to, notify)
+// are the broker's.
 func (a *api) submit(w http.ResponseWriter, r *http.Request) error {
-	var req courier.SubmitTask
+	var req submitRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
-	m, err := brokerMessage(&req.NewMessage)
+	if req.Tasks == nil {
+		tr, err := taskRequest(&req.SubmitTask)
+		if err != nil {
+			return err
+		}
+		t, err := a.b.Submit(r.Context(), r.PathValue("queue"), tr)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", taskPath(t.ID))
+		return a.writeTask(w, http.StatusAccepted, &t)
+	}
+	if !isZeroTask(&req.SubmitTask) {
+		return invalidf("a batch submit has only the field \"tasks\"; put every task's fields inside it")
+	}
+	if len(req.Tasks) == 0 || len(req.Tasks) > broker.MaxBatch {
+		return invalidf("tasks must hold 1 to %d tasks, got %d", broker.MaxBatch, len(req.Tasks))
+	}
+	trs := make([]broker.TaskRequest, len(req.Tasks))
+	for i := range req.Tasks {
+		tr, err := taskRequest(&req.Tasks[i])
+		if err != nil {
+			return invalidf("tasks[%d]: %v", i, err)
+		}
+		trs[i] = tr
+	}
+	ts, err := a.b.SubmitBatch(r.Context(), r.PathValue("queue"), trs)
 	if err != nil {
 		return err
 	}
+	return a.writeTasks(w, http.StatusAccepted, ts)
+}
+
+func isZeroTask(t *courier.SubmitTask) bool {
+	return isZeroMessage(&t.NewMessage) && t.Notify == nil && t.ReplyTo == "" && t.ResultTTL == ""
+}
+
+// taskRequest checks the form of one task; its ranges are the broker's.
+func taskRequest(req *courier.SubmitTask) (broker.TaskRequest, error) {
+	m, err := brokerMessage(&req.NewMessage)
+	if err != nil {
+		return broker.TaskRequest{}, err
+	}
 	ttl, err := duration("result_ttl", req.ResultTTL)
 	if err != nil {
-		return err
+		return broker.TaskRequest{}, err
 	}
 	tr := broker.TaskRequest{Message: m, ReplyTo: req.ReplyTo, ResultTTL: ttl}
 	if req.Notify != nil {
 		if req.Notify.URL == "" {
-			return invalidf("notify.url is required when notify is given")
+			return tr, invalidf("notify.url is required when notify is given")
 		}
 		tr.NotifyURL, tr.NotifySecret = req.Notify.URL, req.Notify.Secret
 	}
-	t, err := a.b.Submit(r.Context(), r.PathValue("queue"), tr)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", taskPath(t.ID))
-	return a.writeTask(w, http.StatusAccepted, &t)
+	return tr, nil
 }
 
 // taskPath is the URL path of a task. Ids are URL-safe; escaping is a guard.
@@ -132,6 +175,14 @@ func (a *api) cancelTask(w http.ResponseWriter, r *http.Request) error {
 
 func (a *api) writeTask(w http.ResponseWriter, status int, t *store.Task) error {
 	return writeJSON(w, status, a.taskObject(t))
+}
+
+func (a *api) writeTasks(w http.ResponseWriter, status int, ts []store.Task) error {
+	out := courier.TaskList{Tasks: make([]courier.Task, len(ts))}
+	for i := range ts {
+		out.Tasks[i] = a.taskObject(&ts[i])
+	}
+	return writeJSON(w, status, out)
 }
 
 // taskObject renders a task as the API's task object. The webhook's secret

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -373,6 +374,15 @@ func TestBadSubmits(t *testing.T) {
 		{name: "over queue limit", body: `{"body":"` + strings.Repeat("x", 200) + `"}`, status: 413, code: tooLarge, msg: "the queue allows 100"},
 		{name: "over server limit", body: `{"body":"` + strings.Repeat("x", 70<<10) + `"}`, status: 413, code: tooLarge, msg: "larger than 65536 bytes"},
 		{name: "bad queue name", url: "/v1/queues/a%20b/tasks", body: `{"body":1}`, msg: "outside A-Z"},
+		{name: "batch empty", body: `{"tasks":[]}`, msg: "tasks must hold 1 to 1000 tasks, got 0"},
+		{name: "batch too many", body: `{"tasks":[` + strings.Repeat(`{"body":1},`, 1000) + `{"body":1}]}`, msg: "tasks must hold 1 to 1000 tasks, got 1001"},
+		{name: "batch mixed", body: `{"body":1,"tasks":[{"body":1}]}`, msg: `a batch submit has only the field "tasks"`},
+		{name: "batch mixed notify", body: `{"notify":{"url":"https://example.com/"},"tasks":[{"body":1}]}`, msg: `a batch submit has only the field "tasks"`},
+		{name: "batch no body", body: `{"tasks":[{"body":1},{"reply_to":"r"}]}`, msg: "tasks[1]: a message needs body"},
+		{name: "batch bad reply_to", body: `{"tasks":[{"body":1},{"body":1,"reply_to":"no way"}]}`, msg: "tasks[1]: reply_to"},
+		{name: "batch bad priority", body: `{"tasks":[{"body":1},{"body":2},{"body":1,"priority":101}]}`, msg: "tasks[2]: priority must be -100 to 100"},
+		{name: "batch over queue limit", body: `{"tasks":[{"body":1},{"body":"` + strings.Repeat("x", 200) + `"}]}`, status: 413, code: tooLarge, msg: "tasks[1]"},
+		{name: "batch unknown field", body: `{"tasks":[{"body":1,"callback":"x"}]}`, msg: `unknown field "callback"`},
 		{name: "text content type", contentType: "text/plain", body: `{"body":1}`, msg: "Content-Type must be application/json"},
 	}
 	for _, c := range cases {
@@ -404,5 +414,55 @@ func TestSubmitDedup(t *testing.T) {
 	b := f.submit(`{"body":2,"dedup_key":"k"}`)
 	if a.ID != b.ID || f.queue("q").Stats.Ready != 1 {
 		t.Fatalf("dedup: %s and %s", a.ID, b.ID)
+	}
+}
+
+// TestSubmitBatch: {"tasks": [...]} stores every task, answers them in order
+// with 202 and no Location, and each is a task like a single submit's.
+func TestSubmitBatch(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	w := f.do("POST", tasksURL, `{"tasks":[{"body":{"n":0},"reply_to":"answers"},{"body":{"n":1},"result_ttl":"1h"},
+		{"body_base64":"AAE=","dedup_key":"k"},{"body":3,"dedup_key":"k"}]}`)
+	if w.Code != 202 || w.Header().Get("Location") != "" {
+		t.Fatalf("batch submit: %d Location %q %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	var got courier.TaskList
+	if err := decodeStrict(w.Body.Bytes(), &got); err != nil {
+		t.Fatalf("answer %s: %v", w.Body, err)
+	}
+	if len(got.Tasks) != 4 {
+		t.Fatalf("answered %d tasks, want 4", len(got.Tasks))
+	}
+	ts := got.Tasks
+	if ts[0].ReplyTo != "answers" || ts[1].ResultTTL != "1h0m0s" || ts[0].ResultTTL != "24h0m0s" {
+		t.Fatalf("task fields: %+v / %+v", ts[0], ts[1])
+	}
+	// The dedup key repeats within the batch: the second is the first.
+	if ts[2].ID != ts[3].ID || ts[0].ID == ts[1].ID || ts[1].ID == ts[2].ID {
+		t.Fatalf("ids %s %s %s %s", ts[0].ID, ts[1].ID, ts[2].ID, ts[3].ID)
+	}
+	for _, tk := range ts {
+		if stored := f.task(tk.ID); mustJSON(t, stored) != mustJSON(t, tk) || stored.State != courier.TaskQueued {
+			t.Fatalf("stored task %+v, answered %+v", stored, tk)
+		}
+	}
+	if n := f.queue("q").Stats.Ready; n != 3 {
+		t.Fatalf("ready = %d, want 3", n)
+	}
+	// Delivered in order, and each one finishes its own task.
+	for i, want := range []string{`{"n":0}`, `{"n":1}`, `"AAE="`} {
+		m := f.take()
+		body := string(m.Body)
+		if m.BodyBase64 != nil {
+			body = `"` + *m.BodyBase64 + `"`
+		}
+		if m.ID != ts[i].ID || body != want {
+			t.Fatalf("message %d: %s %s, want %s %s", i, m.ID, body, ts[i].ID, want)
+		}
+		f.must("POST", "/v1/queues/q/ack", `{"lease":"`+m.Lease+`","result":`+strconv.Itoa(i)+`}`, 200, nil)
+		if tk := f.task(m.ID); tk.State != courier.TaskSucceeded || string(tk.Result) != strconv.Itoa(i) {
+			t.Fatalf("task %d after ack: %+v", i, tk)
+		}
 	}
 }
