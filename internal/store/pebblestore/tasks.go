@@ -3,7 +3,6 @@ package pebblestore
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/courierhq/courier/internal/store"
 )
@@ -15,41 +14,14 @@ import (
 // batch. A finished task keeps its record for its ResultTTL ('E' index) and,
 // if it has a webhook, is listed for delivery ('N' index).
 
-// taskRecord is the JSON form of a task record. Tasks change a few times in
-// their life, so an evolvable encoding beats a compact one here.
-type taskRecord struct {
-	Queue           string              `json:"queue"`
-	State           store.TaskState     `json:"state"`
-	Attempt         int                 `json:"attempt"`
-	Progress        float64             `json:"progress"`
-	ProgressMessage string              `json:"progress_message,omitempty"`
-	Result          []byte              `json:"result,omitempty"` // bytes, not RawMessage: kept exactly as given
-	Error           string              `json:"error,omitempty"`
-	CreatedAt       time.Time           `json:"created_at"`
-	UpdatedAt       time.Time           `json:"updated_at"`
-	FinishedAt      time.Time           `json:"finished_at"`
-	ExpiresAt       time.Time           `json:"expires_at"`
-	Version         uint64              `json:"version"`
-	CancelRequested bool                `json:"cancel_requested,omitempty"`
-	Request         store.NewTask       `json:"request"`
-	Webhook         store.WebhookStatus `json:"webhook"`
-}
-
-func (r *taskRecord) task(seq uint64) store.Task {
-	return store.Task{ID: formatID(seq), Queue: r.Queue, State: r.State, Attempt: r.Attempt,
-		Progress: r.Progress, ProgressMessage: r.ProgressMessage, Result: r.Result, Error: r.Error,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt, ExpiresAt: r.ExpiresAt,
-		Version: r.Version, CancelRequested: r.CancelRequested, Request: r.Request, Webhook: r.Webhook}
-}
-
 // getTask reads a task record through the batch.
 func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 	v, ok, err := t.get(taskKey(seq))
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	var r taskRecord
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, err := decodeTaskRecord(v)
+	if err != nil {
 		return nil, false, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
 	}
 	return &r, true, nil
@@ -59,8 +31,7 @@ func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 func (t *txn) putTask(seq uint64, r *taskRecord) {
 	r.Version++
 	r.UpdatedAt = t.now
-	b, _ := json.Marshal(r) // plain data: cannot fail
-	t.b.Set(taskKey(seq), b, nil)
+	t.b.Set(taskKey(seq), r.encode(), nil)
 	t.wakeTasks = append(t.wakeTasks, seq)
 }
 
