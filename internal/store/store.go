@@ -41,8 +41,20 @@ var (
 	ErrTaskCancelled = errors.New("task cancelled")
 )
 
+// WebhookWatcher is an optional capability of a Store: it tells when a
+// task with a webhook has finished, so that the webhook goes out at once
+// rather than at the dispatcher's next poll, which stays the authority.
+type WebhookWatcher interface {
+	// WatchWebhooks returns a channel closed at the next durable change
+	// that makes a webhook due.
+	WatchWebhooks() <-chan struct{}
+}
+
 // Store is the storage port. All methods are safe for concurrent use. Every
-// method that changes state returns only once the change is durable.
+// method that changes state returns only once the change is durable, and
+// reads answer only durable state: never a change a crash could still undo
+// (GetQueue with ConfigOnly excepted; it serves the broker's checks before
+// a write).
 type Store interface {
 	// CreateQueue creates a queue; ErrQueueExists if it exists.
 	CreateQueue(ctx context.Context, p *CreateQueueParams) (Queue, error)

@@ -152,8 +152,18 @@ func (s *Store) SetPaused(ctx context.Context, p *store.SetPausedParams) (store.
 
 // GetQueue returns a queue and its stats.
 func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Queue, error) {
+	var mark uint64
+	q, err := s.getQueue(p, &mark)
+	if err := s.dur.wait(ctx, mark); err != nil {
+		return store.Queue{}, err
+	}
+	return q, err
+}
+
+func (s *Store) getQueue(p *store.GetQueueParams, mark *uint64) (store.Queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	*mark = s.dur.mark()
 	if err := s.usable(); err != nil {
 		return store.Queue{}, err
 	}
@@ -162,6 +172,10 @@ func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Qu
 		return store.Queue{}, store.ErrQueueNotFound
 	}
 	if p.ConfigOnly {
+		// The broker's look before a write, which that write's own sync
+		// covers: waiting here would make each send wait for the fsync
+		// before it, and group commit would group nothing.
+		*mark = 0
 		return store.Queue{Name: q.name, Config: q.rec.Config, Paused: q.rec.Paused, CreatedAt: q.rec.CreatedAt}, nil
 	}
 	return s.snapshot(q, p.Now)
@@ -169,8 +183,18 @@ func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Qu
 
 // ListQueues returns every queue by name.
 func (s *Store) ListQueues(ctx context.Context, p *store.ListQueuesParams) ([]store.Queue, error) {
+	var mark uint64
+	qs, err := s.listQueues(p, &mark)
+	if err := s.dur.wait(ctx, mark); err != nil {
+		return nil, err
+	}
+	return qs, err
+}
+
+func (s *Store) listQueues(p *store.ListQueuesParams, mark *uint64) ([]store.Queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	*mark = s.dur.mark()
 	if err := s.usable(); err != nil {
 		return nil, err
 	}

@@ -82,12 +82,19 @@ type Store struct {
 	watchers map[string]chan struct{}
 	// taskWatchers are woken at their task's next change, by seq.
 	taskWatchers map[uint64]chan struct{}
+	// hookWatch is closed when a webhook becomes due (see WatchWebhooks).
+	hookWatch chan struct{}
 	// Store-wide cursors of the task indexes ('E', 'N'): no live key below.
 	taskTTLCur, hookCur []byte
 	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
+
+	dur durability // which applied batches are synced: reads wait for theirs
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.WebhookWatcher = (*Store)(nil)
+)
 
 // Open opens (or creates) the store in o.Dir and rebuilds its in-memory state.
 func Open(o Options) (*Store, error) {
@@ -153,6 +160,10 @@ func (s *Store) Close() error {
 	for name, ch := range s.watchers { // wake long-polls: they will see ErrClosed
 		close(ch)
 		delete(s.watchers, name)
+	}
+	if s.hookWatch != nil {
+		close(s.hookWatch)
+		s.hookWatch = nil
 	}
 	for seq, ch := range s.taskWatchers {
 		close(ch)

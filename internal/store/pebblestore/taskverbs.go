@@ -9,12 +9,23 @@ import (
 
 // GetTask returns a task; ErrTaskNotFound once its result TTL has passed.
 func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task, error) {
+	var mark uint64
+	t, err := s.getTask(p, &mark)
+	if err := s.dur.wait(ctx, mark); err != nil {
+		return store.Task{}, err
+	}
+	return t, err
+}
+
+// getTask reads a task; *mark is set to the batch the read may have seen.
+func (s *Store) getTask(p *store.GetTaskParams, mark *uint64) (store.Task, error) {
 	seq, err := parseID(p.ID)
 	if err != nil {
 		return store.Task{}, store.ErrTaskNotFound
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	*mark = s.dur.mark()
 	if err := s.usable(); err != nil {
 		return store.Task{}, err
 	}
@@ -163,6 +174,21 @@ func (t *txn) extend(w *qwork, seq uint64, m *msg, vis time.Duration) time.Time 
 	m.leaseExp = t.now.Add(vis)
 	t.setState(w, seq, m, stInFlight)
 	return m.leaseExp
+}
+
+// WatchWebhooks returns a channel closed once a task with a webhook has
+// finished durably, or the store closes. On a closed store it is nil, so
+// that a loop on it waits for its own timer instead of spinning.
+func (s *Store) WatchWebhooks() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if s.hookWatch == nil {
+		s.hookWatch = make(chan struct{})
+	}
+	return s.hookWatch
 }
 
 // WatchTask returns a channel closed at the task's next change.

@@ -67,6 +67,8 @@ type txn struct {
 	wake    []string // queues whose watchers to signal on apply
 	// wakeTasks are tasks whose watchers to signal on apply.
 	wakeTasks []uint64
+	// hookDue: a webhook became due; its watchers are woken after the sync.
+	hookDue bool
 	// taskCur, hookCur are pending values of the store's task-index cursors.
 	taskCur, hookCur globalCursor
 }
@@ -127,16 +129,23 @@ func (s *Store) run(now time.Time, skipEmpty bool, keep error, fn func(t *txn) e
 		s.mu.Unlock()
 		return s.broken
 	}
+	n := s.dur.noteApplied()
 	s.ops.Add(1)
 	s.mu.Unlock()
 	defer s.ops.Done()
 	err = t.b.SyncWait()
 	t.b.Close()
 	if err != nil {
+		broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
 		s.mu.Lock()
-		s.broken = fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
+		s.broken = broken
 		s.mu.Unlock()
-		return s.broken
+		s.dur.noteFailed(broken)
+		return broken
+	}
+	s.dur.noteSynced(n)
+	if t.hookDue {
+		s.wakeWebhooks()
 	}
 	return result
 }
@@ -306,4 +315,14 @@ func seed() [32]byte {
 	var b [32]byte
 	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return b
+}
+
+// wakeWebhooks wakes WatchWebhooks callers.
+func (s *Store) wakeWebhooks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hookWatch != nil {
+		close(s.hookWatch)
+		s.hookWatch = nil
+	}
 }

@@ -12,9 +12,21 @@ import (
 const maxWebhookAttempts = 20
 
 // DueWebhooks lists finished tasks whose webhook delivery is due.
+// Like every read, it answers once what it read is durable: a webhook posts
+// a task's outcome to the world, which must not see one a crash could undo.
 func (s *Store) DueWebhooks(ctx context.Context, p *store.DueWebhooksParams) ([]store.Task, error) {
+	var mark uint64
+	ts, err := s.dueWebhooks(p, &mark)
+	if err := s.dur.wait(ctx, mark); err != nil {
+		return nil, err
+	}
+	return ts, err
+}
+
+func (s *Store) dueWebhooks(p *store.DueWebhooksParams, mark *uint64) ([]store.Task, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	*mark = s.dur.mark()
 	if err := s.usable(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,122 @@
+package pebblestore
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// gateFS holds WAL fsyncs while its gate is shut: a write is then applied
+// (visible) but not yet durable, for as long as the test likes.
+type gateFS struct {
+	vfs.FS
+	mu      sync.Mutex
+	gate    chan struct{} // nil: open; else syncs wait for it to close
+	entered chan struct{} // gets a value when a sync starts waiting
+}
+
+func (fs *gateFS) shut() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.gate, fs.entered = make(chan struct{}), make(chan struct{}, 16)
+}
+
+// open lets held syncs go on; open when open is a no-op.
+func (fs *gateFS) open() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.gate != nil {
+		close(fs.gate)
+		fs.gate = nil
+	}
+}
+
+func (fs *gateFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, cat)
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return &gatedFile{File: f, fs: fs}, nil
+}
+
+type gatedFile struct {
+	vfs.File
+	fs *gateFS
+}
+
+func (f *gatedFile) Sync() error     { f.wait(); return f.File.Sync() }
+func (f *gatedFile) SyncData() error { f.wait(); return f.File.SyncData() }
+
+func (f *gatedFile) wait() {
+	f.fs.mu.Lock()
+	gate, entered := f.fs.gate, f.fs.entered
+	f.fs.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
+}
+
+// TestReadsWaitForSync: a task acked but not yet fsynced is not shown as
+// succeeded; the read answers once the ack is durable, and shows it.
+func TestReadsWaitForSync(t *testing.T) {
+	ctx := context.Background()
+	fs := &gateFS{FS: vfs.NewMem()}
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waiting := make(chan struct{}, 1)
+	s.dur.onWait = func() { waiting <- struct{}{} }
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now, Messages: []store.NewMessage{
+		{Body: []byte(`1`), Kind: store.BodyJSON, Task: &store.NewTask{ResultTTL: time.Hour}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow})
+	if err != nil || len(lr.Messages) != 1 {
+		t.Fatal(lr, err)
+	}
+
+	fs.shut()
+	defer fs.open() // before Close, which waits for the held ack, even if the test fails
+	acked := make(chan error, 1)
+	go func() {
+		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease},
+			Results: [][]byte{[]byte(`"done"`)}, Now: now})
+		acked <- err
+	}()
+	<-fs.entered // the ack is applied and its fsync is held
+	type answer struct {
+		t   store.Task
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		tk, err := s.GetTask(ctx, &store.GetTaskParams{ID: res[0].ID, Now: now})
+		got <- answer{tk, err}
+	}()
+	select {
+	case <-waiting:
+	case a := <-got:
+		t.Fatalf("GetTask answered %s before the ack was durable (err %v)", a.t.State, a.err)
+	}
+	fs.open()
+	if a := <-got; a.err != nil || a.t.State != store.TaskSucceeded || string(a.t.Result) != `"done"` {
+		t.Fatalf("GetTask after the sync = %+v, %v", a.t, a.err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+}
