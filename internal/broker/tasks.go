@@ -174,6 +174,15 @@ func (b *Broker) Progress(ctx context.Context, id, lease string, progress float6
 	return t, wrap("progress", err)
 }
 
+// WatchWebhooks returns a channel closed when a webhook may have become
+// due, or nil when the store cannot tell (then polling alone finds them).
+func (b *Broker) WatchWebhooks() <-chan struct{} {
+	if w, ok := b.st.(store.WebhookWatcher); ok {
+		return w.WatchWebhooks()
+	}
+	return nil
+}
+
 // DueWebhooks lists finished tasks whose webhook is due now.
 func (b *Broker) DueWebhooks(ctx context.Context, max int) ([]store.Task, error) {
 	ts, err := b.st.DueWebhooks(ctx, &store.DueWebhooksParams{Now: b.clock.Now(), Max: max})

@@ -122,3 +122,44 @@ func TestSubmitRefusesDeniedLiterals(t *testing.T) {
 		t.Errorf("Submit with a public name: %v", err)
 	}
 }
+
+// TestFinishedTaskWakesDispatcher: a started dispatcher delivers a task's
+// webhook as soon as the task finishes, woken by the store: its clock never
+// moves, so its poll never comes.
+func TestFinishedTaskWakesDispatcher(t *testing.T) {
+	t.Parallel()
+	guard, err := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, clk := newBroker(t, guard)
+	got := make(chan string, 10)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		got <- r.Header.Get("Courier-Task-Id")
+	})
+	ctx := t.Context()
+	d := webhook.New(b, webhook.Options{Guard: guard, Clock: clk})
+	d.Start()
+	t.Cleanup(func() { d.Stop(t.Context()) })
+	for i := range 3 { // each finish wakes it anew
+		task, err := b.Submit(ctx, "jobs", broker.TaskRequest{
+			Message: broker.Message{Body: []byte(`1`), Kind: store.BodyJSON}, NotifyURL: rc.URL + "/hook"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := b.Receive(ctx, "jobs", broker.ReceiveOptions{})
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("Receive: %d messages, %v", len(msgs), err)
+		}
+		if i == 1 { // a failure (dead-lettered at once) is an end too
+			if err := b.Terminate(ctx, "jobs", msgs[0].Lease, "no"); err != nil {
+				t.Fatal(err)
+			}
+		} else if errs, err := b.AckResults(ctx, "jobs", []string{msgs[0].Lease}, [][]byte{[]byte(`2`)}); err != nil || errs[0] != nil {
+			t.Fatalf("AckResults: %v %v", errs, err)
+		}
+		if id := await(t, got, "the webhook"); id != task.ID {
+			t.Fatalf("delivered %s, want %s", id, task.ID)
+		}
+	}
+}

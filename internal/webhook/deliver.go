@@ -146,7 +146,10 @@ func (d *Dispatcher) post(ctx context.Context, t store.Task, now time.Time) (int
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		// The attempt's deadline, or the transport's timers (set to the same
+		// bound, so either may fire first): one outcome, one text.
+		var ne net.Error
+		if ctx.Err() == nil && (errors.Is(actx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
 			return 0, fmt.Errorf("timed out after %v", d.o.Timeout)
 		}
 		var ue *url.Error // its text holds the URL, which may hold a token: leave it out

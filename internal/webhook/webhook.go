@@ -50,6 +50,14 @@ type Source interface {
 	RecordWebhook(ctx context.Context, id string, a store.WebhookAttempt, delivered bool, next time.Time) error
 }
 
+// Watcher is optional for a Source: WatchWebhooks returns a channel closed
+// when a webhook may have become due (nil: it cannot tell). The dispatcher
+// then looks at once instead of at its next Interval, which still bounds
+// the wait when a wake-up is missed or not offered.
+type Watcher interface {
+	WatchWebhooks() <-chan struct{}
+}
+
 // Options configure a Dispatcher. Zero values take the defaults named.
 type Options struct {
 	// Guard decides which addresses may be dialled; default a guard with
@@ -120,7 +128,9 @@ type Dispatcher struct {
 	wake      chan struct{}  // buffered 1: a look for due webhooks is wanted
 	wg        sync.WaitGroup // deliveries in flight
 
-	dispatchMu sync.Mutex // serializes dispatch, so slots are not handed out twice
+	// dispatchMu serializes dispatch, so slots are not handed out twice, and
+	// orders the end of a delivery after any dispatch that listed it.
+	dispatchMu sync.Mutex
 
 	mu       sync.Mutex // guards inflight, cancel, done
 	inflight map[string]struct{}
@@ -180,7 +190,12 @@ func (d *Dispatcher) Wake() {
 func (d *Dispatcher) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	defer d.wg.Wait()
+	watcher, _ := d.src.(Watcher)
 	for {
+		var due <-chan struct{}
+		if watcher != nil {
+			due = watcher.WatchWebhooks() // before looking, so no change falls between
+		}
 		d.dispatch(ctx)
 		t := d.o.Clock.NewTimer(d.o.Interval)
 		select {
@@ -188,6 +203,8 @@ func (d *Dispatcher) run(ctx context.Context, done chan struct{}) {
 			t.Stop()
 			return
 		case <-d.wake:
+			t.Stop()
+		case <-due:
 			t.Stop()
 		case <-t.C():
 		}
@@ -243,9 +260,14 @@ func (d *Dispatcher) dispatch(ctx context.Context) []chan struct{} {
 			defer d.wg.Done()
 			defer close(c)
 			d.deliver(ctx, t)
+			// Under dispatchMu: a dispatch that listed t as due before its
+			// attempt was recorded must still find it in flight, or it would
+			// deliver it again.
+			d.dispatchMu.Lock()
 			d.mu.Lock()
 			delete(d.inflight, t.ID)
 			d.mu.Unlock()
+			d.dispatchMu.Unlock()
 			d.Wake() // a slot is free: more may be due
 		}()
 	}

@@ -75,6 +75,7 @@ func (t *txn) finishTask(seq uint64, m *msg, state store.TaskState, result []byt
 	t.lowerGlobal(&t.taskCur, k)
 	if r.Request.NotifyURL != "" {
 		r.Webhook.Pending, r.Webhook.NextAttemptAt = true, t.now
+		t.hookDue = true
 		hk := globalTimeKey(tagHookDue, t.now, seq)
 		t.b.Set(hk, nil, nil)
 		t.lowerGlobal(&t.hookCur, hk)
