@@ -1,0 +1,277 @@
+// Package pgstore is courier's PostgreSQL backend: the storage port over one
+// database that several courier nodes share. Each verb is one transaction
+// (READ COMMITTED); leases are taken with FOR UPDATE SKIP LOCKED, so that
+// consumers on any node never wait for each other's rows, and every lease
+// carries a number from a sequence, so a fencing token never repeats.
+//
+// Time comes from the caller (each verb's Now), as the port requires; a
+// cluster decides lease expiry by one clock when every node derives Now from
+// the database's clock (see DBClock). Times are kept to the microsecond.
+//
+// The schema is created and upgraded by embedded, versioned migrations
+// (Migrate; `courier migrate`). Open refuses a database whose schema is
+// behind unless Options.Migrate is set.
+//
+// Watch and WatchTask are woken by this process's own changes at once and,
+// through LISTEN/NOTIFY, by other nodes' changes shortly after they commit.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// ErrUnsafeDurability: the server may lose commits it acknowledged (fsync or
+// synchronous_commit is off) and Options.AllowUnsafeDurability is not set.
+var ErrUnsafeDurability = errors.New("postgresql may lose acknowledged commits")
+
+// ErrSchemaOutdated: the database's schema is older than this binary's and
+// Options.Migrate is not set.
+var ErrSchemaOutdated = errors.New("database schema is not up to date; run `courier migrate`")
+
+// Options configure a Store.
+type Options struct {
+	// DSN is the database: a postgres:// URL or key=value string. Tables live
+	// in the first schema of its search_path (public by default).
+	DSN string
+	// Migrate applies missing migrations at Open; default false: Open fails
+	// with ErrSchemaOutdated and `courier migrate` must be run first.
+	Migrate bool
+	// AllowUnsafeDurability accepts a server with fsync or synchronous_commit
+	// off, which can lose commits it acknowledged; default false: Open fails
+	// with ErrUnsafeDurability.
+	AllowUnsafeDurability bool
+	// MaxConns bounds the connection pool; default 16.
+	MaxConns int32
+	// Notify makes the nodes of a cluster wake each other: each change is
+	// announced with NOTIFY in its transaction, and one extra connection
+	// LISTENs for the others' and wakes Watch and WatchTask; default false:
+	// only this process's changes wake them (one node, or a fallback poll).
+	Notify bool
+	// Logger receives the store's logs; default discards.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxConns == 0 {
+		o.MaxConns = 16
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store is the PostgreSQL store.
+type Store struct {
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	closed atomic.Bool
+	schema string // the schema the tables live in, for notification channels
+	w      *watchers
+	ln     *listener // nil without Options.Listen
+
+	closeOnce sync.Once
+}
+
+// Open connects to the database, checks that it is safe and its schema up to
+// date (or migrates it), and returns the store.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	o = o.withDefaults()
+	cfg, err := pgxpool.ParseConfig(o.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres dsn: %w", err)
+	}
+	cfg.MaxConns = o.MaxConns
+	if o.Migrate {
+		if _, err := Migrate(ctx, o.DSN); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, log: o.Logger, w: newWatchers()}
+	if err := s.check(ctx, o); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if o.Notify {
+		s.ln = startListener(s, cfg.ConnConfig.Copy())
+	}
+	return s, nil
+}
+
+// check refuses an unsafe server and an outdated schema.
+func (s *Store) check(ctx context.Context, o Options) error {
+	var fsync, syncCommit string
+	var hasTable bool
+	err := s.pool.QueryRow(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit'),
+		current_schema(), to_regclass('courier_schema_migrations') IS NOT NULL`).Scan(&fsync, &syncCommit, &s.schema, &hasTable)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if !o.AllowUnsafeDurability && (fsync != "on" || syncCommit == "off") {
+		return fmt.Errorf("%w: fsync=%s, synchronous_commit=%s (turn them on, or allow it explicitly)", ErrUnsafeDurability, fsync, syncCommit)
+	}
+	have := 0
+	if hasTable {
+		if have, err = appliedVersion(ctx, s.pool); err != nil {
+			return err
+		}
+	}
+	switch want := latestVersion(); {
+	case have < want:
+		return fmt.Errorf("%w (schema version %d, this binary needs %d)", ErrSchemaOutdated, have, want)
+	case have > want:
+		return fmt.Errorf("database schema version %d is newer than this binary's %d", have, want)
+	}
+	return nil
+}
+
+// Ready reports whether the database answers.
+func (s *Store) Ready(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if _, err := s.pool.Exec(ctx, "SELECT 1"); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool; verbs called afterwards return store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return store.ErrClosed
+	}
+	s.closeOnce.Do(func() {
+		if s.ln != nil {
+			s.ln.stop()
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+// txn is one verb's transaction, with what it changed, so that watchers
+// are woken once it commits.
+type txn struct {
+	pgx.Tx
+	ctx    context.Context
+	queues map[string]bool     // queues where messages may have become available
+	tasks  map[string]bool     // tasks that changed
+	counts map[string][2]int64 // sent, acked per queue, added at commit
+	// after is the verb's error to return once the transaction commits (a
+	// refusal that still changes state, like ErrTaskCancelled).
+	after error
+}
+
+func (t *txn) wakeQueue(name string) { t.queues[name] = true }
+func (t *txn) wakeTask(id string)    { t.tasks[id] = true }
+
+// maxAttempts bounds how often a transaction that lost a deadlock or a
+// serialization conflict is run again.
+const maxAttempts = 5
+
+// write runs fn in a transaction and commits it when fn returns nil, then
+// wakes the watchers of what it changed and returns t.after. A transaction
+// chosen as a deadlock victim is run again.
+func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	for attempt := 1; ; attempt++ {
+		t, err := s.try(ctx, fn)
+		if retryable(err) && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return s.mapErr(err)
+		}
+		s.notify(ctx, t)
+		return t.after
+	}
+}
+
+func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &txn{Tx: tx, ctx: ctx, queues: map[string]bool{}, tasks: map[string]bool{},
+		counts: map[string][2]int64{}}
+	if err := fn(t); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := errors.Join(flushCounts(t), s.announce(t)); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, commitErr(err)
+	}
+	return t, nil
+}
+
+// read runs fn on a read-only snapshot-free query path (no transaction).
+func (s *Store) read(ctx context.Context, fn func(db queryer) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.mapErr(fn(s.pool))
+}
+
+// ErrCommitUnknown: the connection failed while a commit was on its way, so
+// whether it took effect is unknown. The caller must not report failure.
+var ErrCommitUnknown = errors.New("postgres: commit outcome unknown")
+
+// commitErr classifies an error of COMMIT: a server's refusal means the
+// transaction rolled back; a broken connection leaves the outcome unknown.
+func commitErr(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// mapErr turns a closed pool into store.ErrClosed.
+func (s *Store) mapErr(err error) error {
+	if err != nil && s.closed.Load() {
+		return fmt.Errorf("%w: %w", store.ErrClosed, err)
+	}
+	return err
+}
+
+// us truncates t to what PostgreSQL keeps, so that times handed out equal
+// the times stored.
+func us(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// nullTime is t, or NULL when zero.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
