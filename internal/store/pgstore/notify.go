@@ -126,7 +126,12 @@ type listener struct {
 	connected chan struct{}
 }
 
+// listenerApp is the application_name of the listener's connection, so
+// that operators (and tests) can tell it apart in pg_stat_activity.
+const listenerApp = "courier-listener"
+
 func startListener(s *Store, cfg *pgx.ConnConfig) *listener {
+	cfg.RuntimeParams["application_name"] = listenerApp
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &listener{s: s, cfg: cfg, cancel: cancel, done: make(chan struct{}), connected: make(chan struct{}, 1)}
 	go l.run(ctx)
