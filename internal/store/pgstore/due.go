@@ -105,9 +105,16 @@ func expire(t *txn, q store.Queue, now time.Time, retry store.RetryFunc, r *stor
 }
 
 // Tick does the time-driven work of every queue, each queue in its own
-// transaction, then forgets expired tasks and dedup keys.
+// transaction, then forgets expired tasks and dedup keys. With
+// Options.Elect, only the leader does it.
 func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult, error) {
 	var res store.TickResult
+	if s.closed.Load() {
+		return res, store.ErrClosed
+	}
+	if !s.leader() {
+		return res, nil // the leader does it; Lease does what is due in its queue
+	}
 	now := us(p.Now)
 	var names []string
 	err := s.read(ctx, func(db queryer) error {

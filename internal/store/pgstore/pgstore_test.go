@@ -213,7 +213,10 @@ func waitListening(t *testing.T, s *pgstore.Store) {
 }
 
 // killListeners ends the listeners' connections from the server side.
-func killListeners(t *testing.T, dsn string) {
+func killListeners(t *testing.T, dsn string) { terminate(t, dsn, "courier-listener") }
+
+// terminate ends the connections of application app from the server side.
+func terminate(t *testing.T, dsn, app string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -223,7 +226,7 @@ func killListeners(t *testing.T, dsn string) {
 	defer conn.Close(ctx)
 	var n int
 	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = 'courier-listener' AND datname = current_database()`).Scan(&n)
+		WHERE application_name = $1 AND datname = current_database()`, app).Scan(&n)
 	if err != nil || n == 0 {
 		t.Fatalf("terminated %d listeners: %v", n, err)
 	}

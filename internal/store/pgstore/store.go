@@ -61,6 +61,15 @@ type Options struct {
 	// LISTENs for the others' and wakes Watch and WatchTask; default false:
 	// only this process's changes wake them (one node, or a fallback poll).
 	Notify bool
+	// Elect makes the nodes of a cluster elect one leader (a session
+	// advisory lock) that alone does Tick's cluster-wide work and delivers
+	// webhooks; the others' Tick and DueWebhooks do nothing. Default false:
+	// this store always does them (a single node).
+	Elect bool
+	// ElectEvery is how often a node tries to become leader, and the leader
+	// checks its lock; default 1s. A dead leader is replaced within about
+	// this long once the server notices its connection is gone.
+	ElectEvery time.Duration
 	// Logger receives the store's logs; default discards.
 	Logger *slog.Logger
 }
@@ -72,6 +81,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ElectEvery == 0 {
+		o.ElectEvery = time.Second
+	}
 	return o
 }
 
@@ -82,7 +94,8 @@ type Store struct {
 	closed atomic.Bool
 	schema string // the schema the tables live in, for notification channels
 	w      *watchers
-	ln     *listener // nil without Options.Listen
+	ln     *listener // nil without Options.Notify
+	el     *elector  // nil without Options.Elect
 
 	closeOnce sync.Once
 }
@@ -112,6 +125,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.Notify {
 		s.ln = startListener(s, cfg.ConnConfig.Copy())
+	}
+	if o.Elect {
+		s.el = startElector(s, cfg.ConnConfig.Copy(), o.ElectEvery)
 	}
 	return s, nil
 }
@@ -162,6 +178,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ln != nil {
 			s.ln.stop()
+		}
+		if s.el != nil {
+			s.el.stop()
 		}
 		s.pool.Close()
 	})

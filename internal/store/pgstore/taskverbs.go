@@ -166,6 +166,9 @@ func (s *Store) Progress(ctx context.Context, p *store.ProgressParams) (store.Ta
 func (s *Store) DueWebhooks(ctx context.Context, p *store.DueWebhooksParams) ([]store.Task, error) {
 	out := []store.Task{}
 	now := us(p.Now)
+	if !s.leader() && !s.closed.Load() {
+		return out, nil // the leader delivers webhooks, so each goes out once
+	}
 	err := s.read(ctx, func(db queryer) error {
 		rows, err := db.Query(ctx, `SELECT `+taskColumns+` FROM courier_tasks
 			WHERE hook_pending AND hook_next <= $2 AND `+readable+`
