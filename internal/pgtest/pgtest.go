@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -187,12 +188,14 @@ func (s *Server) Stop() error {
 // DSN is the connection string of the test database (schema public).
 func (s *Server) DSN() string { return s.dsn(dbName, "") }
 
+// dsn is a postgres:// URL (the form courier's --store takes) of database
+// db on the server's socket, with search_path schema if not empty.
 func (s *Server) dsn(db, schema string) string {
-	d := fmt.Sprintf("host=%s user=postgres dbname=%s sslmode=disable", s.sockDir, db)
+	q := url.Values{"host": {s.sockDir}, "sslmode": {"disable"}}
 	if schema != "" {
-		d += " search_path=" + schema
+		q.Set("search_path", schema)
 	}
-	return d
+	return "postgres://postgres@/" + db + "?" + q.Encode()
 }
 
 // logTail is the end of the server's log, for error messages.

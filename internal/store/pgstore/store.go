@@ -142,7 +142,7 @@ func (s *Store) check(ctx context.Context, o Options) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	if !o.AllowUnsafeDurability && (fsync != "on" || syncCommit == "off") {
-		return fmt.Errorf("%w: fsync=%s, synchronous_commit=%s (turn them on, or allow it explicitly)", ErrUnsafeDurability, fsync, syncCommit)
+		return fmt.Errorf("%w: fsync=%s, synchronous_commit=%s ; turn them on, or accept the risk explicitly (courier serve --allow-unsafe-durability)", ErrUnsafeDurability, fsync, syncCommit)
 	}
 	have := 0
 	if hasTable {
