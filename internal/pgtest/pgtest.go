@@ -41,6 +41,8 @@ import (
 type Server struct {
 	dir     string // the temporary directory: data/, sock/, log
 	sockDir string
+	bin     string
+	cred    *syscall.Credential
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when postgres exits
 	waitErr error         // postgres's exit status, set before exited closes
@@ -64,20 +66,34 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, sockDir: filepath.Join(dir, "sock"), exited: make(chan struct{})}
+	s := &Server{dir: dir, sockDir: filepath.Join(dir, "sock"), bin: bin, cred: cred}
 	if err := s.prepare(cred); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.run(ctx, bin, cred); err != nil {
+	if err := s.initdb(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.ready(ctx); err != nil {
+	if err := s.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.ready(ctx, true); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Restart stops the server (fast shutdown: sessions are cut) and starts it
+// again on the same data, as an operator's restart does.
+func (s *Server) Restart(ctx context.Context) error {
+	s.halt()
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.ready(ctx, false)
 }
 
 // prepare makes the directories, owned by the user postgres runs as. The
@@ -100,18 +116,22 @@ func (s *Server) prepare(cred *syscall.Credential) error {
 	return nil
 }
 
-// run initialises the cluster and starts postgres as a child process that
-// dies with the test binary (Pdeathsig), so a killed test leaks no server.
-func (s *Server) run(ctx context.Context, bin string, cred *syscall.Credential) error {
-	data := filepath.Join(s.dir, "data")
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+// initdb initialises the cluster.
+func (s *Server) initdb(ctx context.Context) error {
+	initdb := exec.CommandContext(ctx, filepath.Join(s.bin, "initdb"), "-D", filepath.Join(s.dir, "data"), "-U", "postgres",
 		"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	initdb.Dir = s.dir
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	logf, err := os.Create(filepath.Join(s.dir, "log"))
+	return nil
+}
+
+// start starts postgres as a child process that dies with the test binary
+// (Pdeathsig), so a killed test leaks no server.
+func (s *Server) start() error {
+	logf, err := os.OpenFile(filepath.Join(s.dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -120,33 +140,37 @@ func (s *Server) run(ctx context.Context, bin string, cred *syscall.Credential) 
 	// this one; synchronous_commit is off (per database it can be turned
 	// back on) because tests need not survive a power cut, and it makes
 	// every commit cheap on a busy machine.
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"),
 		"-k", s.sockDir, "-c", "listen_addresses=", "-c", "max_connections=300",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=32MB", "-c", "log_min_messages=warning")
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
+	exited, cmd := make(chan struct{}), s.cmd
+	s.exited = exited
 	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
+		s.waitErr = cmd.Wait()
+		close(exited)
 	}()
 	return nil
 }
 
-// ready waits until the server accepts connections, then creates the test
-// database. Waiting means trying to connect, with a short backoff: the
-// server offers no other signal that it is ready.
-func (s *Server) ready(ctx context.Context) error {
+// ready waits until the server accepts connections, then (first) creates
+// the test database. Waiting means trying to connect, with a short backoff:
+// the server offers no other signal that it is ready.
+func (s *Server) ready(ctx context.Context, first bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		conn, err := pgx.Connect(ctx, s.dsn("postgres", ""))
 		if err == nil {
-			_, err = conn.Exec(ctx, "CREATE DATABASE "+dbName)
+			if first {
+				_, err = conn.Exec(ctx, "CREATE DATABASE "+dbName)
+			}
 			conn.Close(ctx)
 			if err != nil {
 				return fmt.Errorf("pgtest: create database: %w", err)
@@ -169,20 +193,26 @@ func (s *Server) ready(ctx context.Context) error {
 // Stop shuts the server down (fast shutdown: sessions are ended) and removes
 // its directory. Safe to call more than once.
 func (s *Server) Stop() error {
-	if s.cmd != nil && s.cmd.Process != nil {
+	s.halt()
+	return os.RemoveAll(s.dir)
+}
+
+// halt stops postgres and waits for it to exit.
+func (s *Server) halt() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+	default:
+		_ = s.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-s.exited:
-			case <-time.After(30 * time.Second):
-				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-				<-s.exited
-			}
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.exited
 		}
 	}
-	return os.RemoveAll(s.dir)
 }
 
 // DSN is the connection string of the test database (schema public).

@@ -20,7 +20,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,18 +259,15 @@ func (s *Store) read(ctx context.Context, fn func(db queryer) error) error {
 	return s.mapErr(fn(s.pool))
 }
 
-// ErrCommitUnknown: the connection failed while a commit was on its way, so
-// whether it took effect is unknown. The caller must not report failure.
-var ErrCommitUnknown = errors.New("postgres: commit outcome unknown")
-
-// commitErr classifies an error of COMMIT: a server's refusal means the
-// transaction rolled back; a broken connection leaves the outcome unknown.
+// commitErr classifies an error of COMMIT: a server's answer means the
+// transaction rolled back; a broken connection leaves the outcome unknown
+// (store.ErrOutcomeUnknown), unless the COMMIT was never sent.
 func commitErr(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	return fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err)
 }
 
 func retryable(err error) bool {
@@ -275,12 +275,39 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
-// mapErr turns a closed pool into store.ErrClosed.
+// mapErr turns a closed pool into store.ErrClosed, and a database that
+// cannot be reached into store.ErrUnavailable.
 func (s *Store) mapErr(err error) error {
-	if err != nil && s.closed.Load() {
+	switch {
+	case err == nil || errors.Is(err, store.ErrOutcomeUnknown):
+		return err
+	case s.closed.Load():
 		return fmt.Errorf("%w: %w", store.ErrClosed, err)
+	case unreachable(err):
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// unreachable reports whether err means the database could not be talked
+// to: a failed connection, a connection lost before COMMIT (the server
+// rolls the transaction back), or a server shutting down or starting.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, starting up, too many connections
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // us truncates t to what PostgreSQL keeps, so that times handed out equal
