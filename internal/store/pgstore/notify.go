@@ -100,7 +100,7 @@ func channel(schema string) string {
 // announce sends, inside t and so only if it commits, one notification per
 // queue and task it changed, for the other nodes' listeners.
 func (s *Store) announce(t *txn) error {
-	if s.ln == nil || len(t.queues)+len(t.tasks) == 0 {
+	if (s.ln == nil && !s.inTx) || len(t.queues)+len(t.tasks) == 0 {
 		return nil
 	}
 	payloads := make([]string, 0, len(t.queues)+len(t.tasks))

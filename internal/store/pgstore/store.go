@@ -92,7 +92,11 @@ func (o Options) withDefaults() Options {
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool *pgxpool.Pool // nil for a store bound to a transaction (InTx)
+	// db runs the verbs: the pool, or the application's transaction, in
+	// which each verb is a savepoint.
+	db     database
+	inTx   bool
 	log    *slog.Logger
 	closed atomic.Bool
 	schema string // the schema the tables live in, for notification channels
@@ -121,7 +125,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, log: o.Logger, w: newWatchers()}
+	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers()}
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
 		return nil, err
@@ -167,7 +171,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	if _, err := s.pool.Exec(ctx, "SELECT 1"); err != nil {
+	if _, err := s.db.Exec(ctx, "SELECT 1"); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
@@ -177,6 +181,9 @@ func (s *Store) Ready(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return store.ErrClosed
+	}
+	if s.pool == nil {
+		return nil // bound to a transaction, which its owner ends
 	}
 	s.closeOnce.Do(func() {
 		if s.ln != nil {
@@ -188,6 +195,41 @@ func (s *Store) Close() error {
 		s.pool.Close()
 	})
 	return nil
+}
+
+// database is what a pool and a transaction share: a verb begins a
+// transaction (on a transaction: a savepoint) or queries directly.
+type database interface {
+	queryer
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// InTx returns a store whose verbs run inside tx, the application's own
+// transaction: each verb is a savepoint in it, and its changes become
+// visible, durable and announced to the cluster's nodes (NOTIFY) exactly
+// when, and if, tx commits. Watch and WatchTask of the returned store are
+// never woken (the nodes are, through the notifications). It is for the
+// transactional enqueue of package courierpgx; tx must not be used
+// concurrently, and the store not after tx ends.
+func InTx(ctx context.Context, tx pgx.Tx) (*Store, error) {
+	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers()}
+	// Checked without touching a missing table: an error would abort tx.
+	var hasTable bool
+	err := tx.QueryRow(ctx, `SELECT current_schema(), to_regclass('courier_schema_migrations') IS NOT NULL`).
+		Scan(&s.schema, &hasTable)
+	if err != nil {
+		return nil, fmt.Errorf("courier schema: %w", err)
+	}
+	version := 0
+	if hasTable {
+		if version, err = appliedVersion(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
+	if want := latestVersion(); version != want {
+		return nil, fmt.Errorf("%w (schema version %d, this binary needs %d)", ErrSchemaOutdated, version, want)
+	}
+	return s, nil
 }
 
 // txn is one verb's transaction, with what it changed, so that watchers
@@ -231,7 +273,7 @@ func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
 }
 
 func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +298,7 @@ func (s *Store) read(ctx context.Context, fn func(db queryer) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.mapErr(fn(s.pool))
+	return s.mapErr(fn(s.db))
 }
 
 // commitErr classifies an error of COMMIT: a server's answer means the
