@@ -1,7 +1,7 @@
 # courier — the commands the README gives. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test vet build run bench fuzz
+.PHONY: test vet build run bench fuzz postgres
 
 build:
 	$(GO) build -o bin/courier ./cmd/courier
@@ -13,8 +13,13 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# PostgreSQL's server binaries, which the PostgreSQL store's tests start
+# (installed on Debian when missing; see .ci/ensure-postgres).
+postgres:
+	@bash .ci/ensure-postgres
+
 # Every test, with the race detector; fuzz targets run their seed corpora.
-test: vet
+test: vet postgres
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Go benchmarks; figures go into docs/benchmarks.md with the command used.

@@ -14,7 +14,7 @@ func TestDependencyDirection(t *testing.T) {
 	forbidden := map[string][]string{
 		"./internal/broker": {"net/http", "github.com/cockroachdb/pebble", "github.com/jackc/pgx",
 			"github.com/prometheus", "github.com/courierhq/courier/internal/httpapi", "github.com/courierhq/courier/internal/server",
-			"github.com/courierhq/courier/internal/store/pebblestore"},
+			"github.com/courierhq/courier/internal/store/pebblestore", "github.com/courierhq/courier/internal/store/pgstore"},
 		"./internal/store": {"net/http", "github.com/cockroachdb/pebble", "github.com/jackc/pgx",
 			"github.com/courierhq/courier/internal/broker"},
 	}

@@ -61,6 +61,12 @@ type Options struct {
 	// CheckURL vets a webhook URL at submit (e.g. refuses literal private
 	// addresses); nil accepts any http(s) URL. Delivery checks again at dial.
 	CheckURL func(u *url.URL) error
+	// PollEvery bounds how long a long-poll (receive, task wait, task
+	// event stream) waits before looking again although nothing woke it:
+	// the fallback for a store whose wake-ups can be lost, such as several
+	// nodes over PostgreSQL, where a notification is only a hint. Default 0:
+	// no fallback, the store's wake-ups are exact (the embedded store).
+	PollEvery time.Duration
 }
 
 // Broker is the semantic core. Safe for concurrent use.
@@ -72,6 +78,7 @@ type Broker struct {
 
 	maxResult int
 	checkURL  func(u *url.URL) error
+	poll      time.Duration // Options.PollEvery
 
 	randMu sync.Mutex // guards rnd
 	rnd    *rand.Rand
@@ -92,7 +99,7 @@ func New(st store.Store, o Options) *Broker {
 		o.MaxResultBytes = DefaultMaxResult
 	}
 	return &Broker{st: st, clock: o.Clock, log: o.Logger, noAuto: o.NoAutoCreate, rnd: o.Rand,
-		maxResult: o.MaxResultBytes, checkURL: o.CheckURL}
+		maxResult: o.MaxResultBytes, checkURL: o.CheckURL, poll: o.PollEvery}
 }
 
 // Now is the broker's clock reading.

@@ -27,6 +27,20 @@ type env struct {
 
 func setup(t *testing.T, o broker.Options) *env {
 	t.Helper()
+	return setupOver(t, memStore(t), o)
+}
+
+// setupOver is setup over st.
+func setupOver(t *testing.T, st store.Store, o broker.Options) *env {
+	t.Helper()
+	clk := clock.NewFake(t0)
+	o.Clock = clk
+	return &env{b: broker.New(st, o), clk: clk}
+}
+
+// memStore is a fresh in-memory Pebble store, closed when t ends.
+func memStore(t *testing.T) store.Store {
+	t.Helper()
 	st, err := pebblestore.Open(pebblestore.Options{
 		Dir:        "db",
 		FS:         vfs.NewMem(),
@@ -41,9 +55,7 @@ func setup(t *testing.T, o broker.Options) *env {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	clk := clock.NewFake(t0)
-	o.Clock = clk
-	return &env{b: broker.New(st, o), clk: clk}
+	return st
 }
 
 func ptr[T any](v T) *T { return &v }

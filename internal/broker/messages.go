@@ -169,7 +169,8 @@ type ReceiveOptions struct {
 
 // Receive leases up to Max messages. With Wait it blocks until at least one
 // is available or the wait ends, woken by the store's change notifications
-// and by timers for delayed messages and expiring leases — never by polling.
+// and by timers for delayed messages and expiring leases — never by polling,
+// unless Options.PollEvery asks for a fallback.
 func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([]store.Message, error) {
 	if err := ValidName(queue); err != nil {
 		return nil, err
@@ -203,7 +204,7 @@ func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([
 		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
 			wake = res.NextDue
 		}
-		if !b.waitUntil(ctx, watch, wake.Sub(now)) {
+		if !b.waitUntil(ctx, watch, b.bounded(wake.Sub(now))) {
 			return nil, nil // the caller left or the server is stopping: nothing to hand out
 		}
 	}
@@ -221,6 +222,14 @@ func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (sto
 		res, err = b.st.Lease(ctx, p)
 	}
 	return res, wrap("receive", err)
+}
+
+// bounded is d, cut to the fallback poll interval if there is one.
+func (b *Broker) bounded(d time.Duration) time.Duration {
+	if b.poll > 0 && d > b.poll {
+		return b.poll
+	}
+	return d
 }
 
 // waitUntil blocks until watch fires or d passes (true), or ctx ends (false).

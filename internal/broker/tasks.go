@@ -125,7 +125,7 @@ func (b *Broker) GetTask(ctx context.Context, id string, wait time.Duration) (st
 			return t, wrap("get task", err)
 		}
 		now := b.clock.Now()
-		if !now.Before(deadline) || !b.waitUntil(ctx, watch, deadline.Sub(now)) {
+		if !now.Before(deadline) || !b.waitUntil(ctx, watch, b.bounded(deadline.Sub(now))) {
 			return t, nil
 		}
 	}
@@ -140,8 +140,15 @@ func (b *Broker) NextTaskChange(ctx context.Context, id string, after uint64) (s
 		if err != nil || t.Version > after {
 			return t, wrap("get task", err)
 		}
+		var poll <-chan time.Time
+		if b.poll > 0 {
+			timer := b.clock.NewTimer(b.poll)
+			defer timer.Stop()
+			poll = timer.C()
+		}
 		select {
 		case <-watch:
+		case <-poll:
 		case <-ctx.Done():
 			return store.Task{}, ctx.Err()
 		}

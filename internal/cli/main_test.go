@@ -7,12 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/courierhq/courier/internal/server"
 	"go.uber.org/goleak"
+
+	"github.com/courierhq/courier/internal/pgtest"
+	"github.com/courierhq/courier/internal/server"
 )
 
+// The PostgreSQL tests (postgres_test.go) share one throwaway server.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.WithServer(m))
 }
 
 // setup starts a real server for the test and returns its URL.

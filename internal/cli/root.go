@@ -113,6 +113,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newTaskCmd(e),
 		// serve is the lead's: serve.go defines newServeCmd(*env).
 		newServeCmd(e),
+		newMigrateCmd(e),
 	)
 	return root
 }

@@ -15,11 +15,19 @@ import (
 	"github.com/courierhq/courier/internal/server"
 )
 
-const serveLong = `Run a courier server on its embedded, durable store.
+const serveLong = `Run a courier server on its embedded, durable store, or as one node of a
+cluster over PostgreSQL.
 
 Data lives in --data (created if missing); the HTTP API listens on --addr,
 which is loopback-only by default. Every 2xx answer is given only after the
-change is fsynced. SIGINT or SIGTERM stop the server cleanly: it stops
+change is fsynced (or committed in PostgreSQL).
+
+With --store postgres://USER:PASSWORD@HOST/DB, the server keeps everything
+in that database instead, and any number of servers can share it. The
+database's schema must be migrated first (courier migrate), or pass
+--migrate. A PostgreSQL server with fsync or synchronous_commit off can
+lose acknowledged messages: courier refuses it unless
+--allow-unsafe-durability is given. SIGINT or SIGTERM stop the server cleanly: it stops
 accepting requests, answers open long-polls, waits up to --shutdown-timeout
 for requests in flight, and closes the store.
 
@@ -28,11 +36,13 @@ Webhooks of tasks reach public addresses only: loopback, private, link-local
 resolves to them, unless --webhook-allow names a CIDR that contains them.
 
 Flags can also be set by environment variables: COURIER_ADDR, COURIER_DATA,
-COURIER_LOG_LEVEL, COURIER_LOG_FORMAT.`
+COURIER_LOG_LEVEL, COURIER_LOG_FORMAT, COURIER_STORE.`
 
 // serveFlags are the settings of `courier serve`.
 type serveFlags struct {
 	addr, data          string
+	store               string
+	migrate, unsafe     bool
 	logLevel, logFormat string
 	maxRequest          string
 	minFree             string
@@ -68,6 +78,9 @@ func newServeCmd(e *env) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", env("COURIER_ADDR", "127.0.0.1:7070"), "HOST:PORT to listen on (env COURIER_ADDR)")
 	fl.StringVar(&f.data, "data", env("COURIER_DATA", "./courier-data"), "data directory (env COURIER_DATA)")
+	fl.StringVar(&f.store, "store", env("COURIER_STORE", ""), "postgres:// URL of a database to keep everything in, shared by any number of servers; empty: the embedded store in --data (env COURIER_STORE)")
+	fl.BoolVar(&f.migrate, "migrate", false, "with --store: apply missing schema migrations at start")
+	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a PostgreSQL server with fsync or synchronous_commit off (it can lose acknowledged messages)")
 	fl.StringVar(&f.logLevel, "log-level", env("COURIER_LOG_LEVEL", "info"), "debug, info, warn or error (env COURIER_LOG_LEVEL)")
 	fl.StringVar(&f.logFormat, "log-format", env("COURIER_LOG_FORMAT", "text"), "text or json (env COURIER_LOG_FORMAT)")
 	fl.StringVar(&f.maxRequest, "max-request-bytes", "32MiB", "largest request body accepted (413 beyond)")
@@ -105,7 +118,11 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	if f.shutdownTimeout <= 0 {
 		return server.Config{}, fmt.Errorf("--shutdown-timeout must be positive, got %v", f.shutdownTimeout)
 	}
-	cfg := server.Config{Addr: f.addr, DataDir: f.data, MaxRequestBytes: int64(maxReq),
+	if f.store != "" && !server.IsPostgres(f.store) {
+		return server.Config{}, fmt.Errorf("--store %q: want a postgres:// URL", redact(f.store))
+	}
+	cfg := server.Config{Addr: f.addr, DataDir: f.data, Store: f.store, Migrate: f.migrate,
+		AllowUnsafeDurability: f.unsafe, MaxRequestBytes: int64(maxReq),
 		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger,
 		CORSOrigins: f.corsOrigins}
 	cfg.WebhookAllow = allow
@@ -118,7 +135,11 @@ func serve(ctx context.Context, out io.Writer, cfg server.Config, timeout time.D
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "courier listening on %s\ndata in %s\n", s.URL(), s.DataDir())
+	if cfg.Store != "" {
+		fmt.Fprintf(out, "courier listening on %s\nstore %s\n", s.URL(), redact(cfg.Store))
+	} else {
+		fmt.Fprintf(out, "courier listening on %s\ndata in %s\n", s.URL(), s.DataDir())
+	}
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

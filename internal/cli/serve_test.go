@@ -13,27 +13,34 @@ import (
 // and returns its URL and a stop function that waits for a clean exit.
 func startServe(t *testing.T, data string) (string, func()) {
 	t.Helper()
+	return startServeWith(t, nil, "data in "+data, "--data", data)
+}
+
+// startServeWith runs `courier serve` with args (and environment
+// variables vars) and checks that its second line is second.
+func startServeWith(t *testing.T, vars map[string]string, second string, args ...string) (string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	var errb strings.Builder
 	go func() {
-		e := &env{stdin: strings.NewReader(""), stdout: pw, stderr: &errb, getenv: func(string) string { return "" }}
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error"}, e)
+		e := &env{stdin: strings.NewReader(""), stdout: pw, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...), e)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
 	if !sc.Scan() {
 		cancel()
-		t.Fatalf("serve printed nothing; exit %d", <-done)
+		t.Fatalf("serve printed nothing; exit %d, stderr %q", <-done, errb.String())
 	}
 	line := sc.Text()
 	url, ok := strings.CutPrefix(line, "courier listening on ")
 	if !ok {
 		t.Fatalf("first line %q does not say where it listens", line)
 	}
-	if !sc.Scan() || sc.Text() != "data in "+data {
-		t.Fatalf("second line %q does not say where the data is", sc.Text())
+	if !sc.Scan() || sc.Text() != second {
+		t.Fatalf("second line %q does not say where the data is (%q)", sc.Text(), second)
 	}
 	rest := make(chan string, 1)
 	go func() { b, _ := io.ReadAll(pr); rest <- string(b) }()

@@ -44,6 +44,14 @@ var errorTable = []errorClass{
 		fixed("the server is low on disk space and accepts no new messages; retry later"), "30"},
 	{store.ErrFailed, http.StatusServiceUnavailable, courier.CodeUnavailable,
 		fixed("the server's store failed a write and must be restarted; retry later"), "30"},
+	// The database of a cluster lost its connection while committing: the
+	// change may have been made or not, and the answer must not say it
+	// failed. 503 tells the client to retry; the message says a retry may
+	// repeat the change (a send with a dedup_key is not stored twice).
+	{store.ErrOutcomeUnknown, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the outcome is unknown: the store lost its connection while committing, so the change may or may not have been made; retry (a send with a dedup_key is not stored twice)"), "1"},
+	{store.ErrUnavailable, http.StatusServiceUnavailable, courier.CodeUnavailable,
+		fixed("the store cannot be reached; nothing was changed; retry later"), "5"},
 	{store.ErrClosed, http.StatusServiceUnavailable, courier.CodeUnavailable,
 		fixed("the server is shutting down; retry later"), "1"},
 	// A deadline of the server's own (the client's would have cancelled).

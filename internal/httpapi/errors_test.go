@@ -31,6 +31,8 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("ack: %w (%s)", store.ErrInvalidLease, secret), 400, courier.CodeInvalidArgument, "", "lease"},
 		{fmt.Errorf("send: %w (%s)", store.ErrNoSpace, secret), 503, courier.CodeUnavailable, "30", "disk space"},
 		{fmt.Errorf("send: %w (%s)", store.ErrClosed, secret), 503, courier.CodeUnavailable, "1", "shutting down"},
+		{fmt.Errorf("send: %w (%s)", store.ErrOutcomeUnknown, secret), 503, courier.CodeUnavailable, "1", "outcome is unknown"},
+		{fmt.Errorf("send: %w (%s)", store.ErrUnavailable, secret), 503, courier.CodeUnavailable, "5", "cannot be reached"},
 		{fmt.Errorf("send: %w", context.DeadlineExceeded), 503, courier.CodeUnavailable, "1", "too long"},
 		{fmt.Errorf("send: %w", context.Canceled), 503, courier.CodeUnavailable, "1", "shutting down"},
 		{errors.New(secret), 500, courier.CodeInternal, "", "internal error"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/pgtest"
 	"github.com/courierhq/courier/internal/server"
 )
 
@@ -26,15 +27,46 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 	}
 }
 
-func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
-	ctx := context.Background()
-	s, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkPostgresNodes measures the same round trip on one, two and three
+// nodes over one PostgreSQL database (the throwaway server of the tests, on
+// a database with synchronous_commit back on, so that every 2xx is a
+// durable commit). Producers and consumers are spread over the nodes.
+//
+//	go test -run '^$' -bench PostgresNodes -benchtime 100000x ./internal/server/
+func BenchmarkPostgresNodes(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		for nodes := 1; nodes <= 3; nodes++ {
+			b.Run(fmt.Sprintf("batch=%d/nodes=%d", batch, nodes), func(b *testing.B) {
+				dsn := pgtest.Database(b, map[string]string{"synchronous_commit": "on"})
+				cfgs := make([]server.Config, nodes)
+				for i := range cfgs {
+					cfgs[i] = server.Config{Addr: "127.0.0.1:0", Store: dsn, Migrate: true}
+				}
+				benchRoundTripOn(b, cfgs, batch, 4, 4)
+			})
+		}
 	}
-	defer s.Stop(ctx)
-	c := courier.NewClient(s.URL())
-	defer c.CloseIdleConnections()
+}
+
+func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
+	benchRoundTripOn(b, []server.Config{{Addr: "127.0.0.1:0", DataDir: b.TempDir()}}, batch, producers, consumers)
+}
+
+// benchRoundTripOn starts a server per config; client i talks to node i mod n.
+func benchRoundTripOn(b *testing.B, cfgs []server.Config, batch, producers, consumers int) {
+	ctx := context.Background()
+	var clients []*courier.Client
+	for _, cfg := range cfgs {
+		s, err := server.Start(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Stop(ctx)
+		c := courier.NewClient(s.URL())
+		defer c.CloseIdleConnections()
+		clients = append(clients, c)
+	}
+	c := clients[0]
 	body := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 128)))
 	msgs := make([]courier.NewMessage, batch)
 	for i := range msgs {
@@ -48,7 +80,8 @@ func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	for range producers {
+	for p := range producers {
+		c := clients[p%len(clients)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -60,7 +93,8 @@ func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
 			}
 		}()
 	}
-	for range consumers {
+	for k := range consumers {
+		c := clients[k%len(clients)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

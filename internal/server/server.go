@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 	"github.com/courierhq/courier/internal/httpapi"
 	"github.com/courierhq/courier/internal/maintenance"
 	"github.com/courierhq/courier/internal/netguard"
-	"github.com/courierhq/courier/internal/store/pebblestore"
+	"github.com/courierhq/courier/internal/store"
 	"github.com/courierhq/courier/internal/webhook"
 )
 
@@ -30,8 +31,25 @@ import (
 type Config struct {
 	// Addr is the listening address; default 127.0.0.1:7070. Port 0 picks one.
 	Addr string
-	// DataDir holds the embedded store; default ./courier-data.
+	// DataDir holds the embedded store; default ./courier-data. Unused with
+	// a PostgreSQL Store.
 	DataDir string
+	// Store is "" for the embedded store in DataDir, or a PostgreSQL URL
+	// (postgres://… or postgresql://…): the server is then one node of a
+	// cluster over that database (see docs/operations.md).
+	Store string
+	// Migrate applies missing migrations of the PostgreSQL schema at start
+	// (safe with several nodes starting at once); default false: a node
+	// refuses an outdated schema and `courier migrate` must run first.
+	Migrate bool
+	// AllowUnsafeDurability accepts a PostgreSQL server with fsync or
+	// synchronous_commit off, which can lose acknowledged messages; default
+	// false: start fails.
+	AllowUnsafeDurability bool
+	// PollEvery bounds how long a long-poll waits without looking again,
+	// in case a wake-up from another node was lost; default 1s with a
+	// PostgreSQL Store, none with the embedded one (its wake-ups are exact).
+	PollEvery time.Duration
 	// MaxRequestBytes limits a request body (413 beyond); default 32 MiB.
 	MaxRequestBytes int64
 	// NoAutoCreate answers 404 for sends and receives on missing queues
@@ -43,7 +61,9 @@ type Config struct {
 	CacheBytes int64
 	// Logger receives the server's logs; default discards.
 	Logger *slog.Logger
-	// Clock tells time; default the wall clock. Tests inject a fake.
+	// Clock tells time; default the wall clock, or with a PostgreSQL Store
+	// the database's (pgstore.DBClock), so that every node of a cluster
+	// decides lease expiry by one clock. Tests inject a fake.
 	Clock clock.Clock
 	// FreeBytes reports the data directory's free disk space; default asks
 	// the filesystem. Tests inject it to simulate a filling disk.
@@ -81,10 +101,15 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Clock == nil {
-		c.Clock = clock.Real()
+	if c.Store != "" && c.PollEvery == 0 {
+		c.PollEvery = time.Second
 	}
 	return c
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL store.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // Validate names the first invalid field.
@@ -94,6 +119,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		return fmt.Errorf("max request bytes %d: want at least 1024", c.MaxRequestBytes)
+	}
+	if c.Store != "" && !IsPostgres(c.Store) {
+		return errors.New("store: want empty (embedded) or a postgres:// URL")
+	}
+	if c.PollEvery < 0 {
+		return fmt.Errorf("poll every %v: want 0 or more", c.PollEvery)
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
@@ -114,7 +145,8 @@ func (c Config) Validate() error {
 // Server is a running courier server.
 type Server struct {
 	cfg    Config
-	st     *pebblestore.Store
+	st     store.Store
+	clk    stopper // the database clock, or nil
 	loop   *maintenance.Loop
 	hooks  *webhook.Dispatcher
 	http   *http.Server
@@ -137,21 +169,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
-		MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, FS: cfg.FS, Logger: cfg.Logger})
+	st, clk, err := openStore(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	b := broker.New(st, broker.Options{Clock: cfg.Clock, Logger: cfg.Logger, NoAutoCreate: cfg.NoAutoCreate,
-		CheckURL: guard.CheckURL})
+		CheckURL: guard.CheckURL, PollEvery: cfg.PollEvery})
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		st.Close()
+		closeStore(st, clk)
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, st: st, ln: ln, cancel: cancel, served: make(chan error, 1),
+		cfg: cfg, st: st, clk: clk, ln: ln, cancel: cancel, served: make(chan error, 1),
 		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
 		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
@@ -193,7 +224,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
-		err = errors.Join(err, s.loop.Stop(ctx), s.hooks.Stop(ctx), s.st.Close())
+		err = errors.Join(err, s.loop.Stop(ctx), s.hooks.Stop(ctx), closeStore(s.st, s.clk))
 		s.stopErr = err
 	})
 	return s.stopErr

@@ -9,10 +9,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/pgtest"
 	"github.com/courierhq/courier/internal/server"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The PostgreSQL tests (postgres_test.go) share one throwaway server.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.WithServer(m)) }
 
 func start(t *testing.T, cfg server.Config) (*server.Server, *courier.Client) {
 	t.Helper()

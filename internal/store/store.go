@@ -34,6 +34,13 @@ var (
 	// until it is reopened (a restart), which rebuilds it from disk.
 	ErrFailed = errors.New("store failed")
 	ErrClosed = errors.New("store is closed")
+	// ErrUnavailable: the store cannot be reached (its database is down or
+	// restarting); nothing was changed. Retrying later is safe.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrOutcomeUnknown: the store lost its connection while committing, so
+	// the change may or may not have been made. It must be reported as
+	// unknown, never as failed: a retry may repeat it.
+	ErrOutcomeUnknown = errors.New("outcome unknown: the store lost its connection while committing")
 	// ErrTaskNotFound: no task has this id (or its result_ttl has passed).
 	ErrTaskNotFound = errors.New("task not found")
 	// ErrTaskCancelled: the task was cancelled while running; its worker

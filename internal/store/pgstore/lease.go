@@ -1,0 +1,198 @@
+package pgstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// candidatesSQL picks the messages a Lease may hand out, best first, and
+// locks them, skipping rows other transactions hold (FOR UPDATE SKIP
+// LOCKED): consumers never wait for each other.
+//
+// A grouped message is a candidate only as its group's head: the group's
+// message in flight if there is one (then nothing of the group is), else
+// its first by send order. Two leases racing for one group cannot both get
+// a message of it: the head is one row, locked by the first; the second
+// skips it, and if the first has committed by then, re-checking the row
+// finds it leased. A lease that sees a stale head (an ack or dead-lettering
+// freed the next one meanwhile) just hands out less; the change wakes the
+// queue's watchers, who lease again.
+const candidatesSQL = `
+WITH heads AS (
+	SELECT DISTINCT ON (grp) id, lease IS NOT NULL AS busy
+	FROM courier_messages WHERE queue = $1 AND grp IS NOT NULL
+	ORDER BY grp, lease IS NULL, id
+)
+SELECT m.id, octet_length(m.body) FROM courier_messages m
+WHERE m.queue = $1 AND m.lease IS NULL AND m.ready_at <= $2
+	AND (m.grp IS NULL OR m.id IN (SELECT id FROM heads WHERE NOT busy))
+ORDER BY m.priority DESC, m.id
+LIMIT $3
+FOR UPDATE OF m SKIP LOCKED`
+
+func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
+	var res store.LeaseResult
+	now := us(p.Now)
+	err := s.write(ctx, func(t *txn) error {
+		res = store.LeaseResult{}
+		q, err := lockQueue(t, p.Queue)
+		if err != nil {
+			return err
+		}
+		if _, err := due(t, q, now, p.Retry); err != nil {
+			return err
+		}
+		if !q.Paused && p.Max > 0 {
+			vis := p.Visibility
+			if vis == 0 {
+				vis = q.Config.VisibilityTimeout
+			}
+			if res.Messages, err = lease(t, q.Name, p.Max, p.MaxBytes, now, us(now.Add(vis))); err != nil {
+				return err
+			}
+		}
+		res.NextDue, err = nextDue(t, q.Name, now)
+		return err
+	})
+	return res, err
+}
+
+// lease hands out up to max of the queue's candidates, until maxBytes.
+func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store.Message, error) {
+	rows, err := t.Query(t.ctx, candidatesSQL, queue, now, max)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	var id, size int64
+	total := 0
+	_, err = pgx.ForEachRow(rows, []any{&id, &size}, func() error {
+		if maxBytes > 0 && len(ids) > 0 && total+int(size) > maxBytes {
+			return nil
+		}
+		ids = append(ids, id)
+		total += int(size)
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err = t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
+			lease_exp = $2, attempt = attempt + 1, delayed = false
+		WHERE id = ANY($1)
+		RETURNING id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, is_task`, ids, exp)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]store.Message, len(ids))
+	var started []taskStart
+	var m store.Message
+	var headers []byte
+	var kind int16
+	var lease int64
+	var isTask bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &m.Body, &kind, &headers, &m.Priority, &m.Group, &m.Attempt, &m.SentAt, &lease, &isTask}, func() error {
+		h, err := decodeHeaders(headers)
+		if err != nil {
+			return err
+		}
+		m.ID, m.Queue, m.Kind, m.Headers = formatID(id), queue, store.BodyKind(kind), h
+		m.Lease, m.LeaseExpiresAt = formatLease(id, lease), exp
+		byID[id] = m
+		if isTask {
+			started = append(started, taskStart{id, m.Attempt})
+		}
+		m = store.Message{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Message, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, byID[id])
+	}
+	return out, startTasks(t, started, now)
+}
+
+// nextDue is when the queue next changes by itself (a lease expires or a
+// delayed message comes due); zero if never.
+func nextDue(t *txn, queue string, now time.Time) (time.Time, error) {
+	var next *time.Time
+	err := t.QueryRow(t.ctx, `SELECT least(
+			(SELECT min(lease_exp) FROM courier_messages WHERE queue = $1 AND lease IS NOT NULL),
+			(SELECT min(ready_at) FROM courier_messages WHERE queue = $1 AND lease IS NULL AND ready_at > $2))`,
+		queue, now).Scan(&next)
+	if err != nil || next == nil {
+		return time.Time{}, err
+	}
+	return *next, nil
+}
+
+func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
+	var out []error
+	now := us(p.Now)
+	err := s.write(ctx, func(t *txn) error {
+		out = make([]error, len(p.Leases))
+		if _, err := lockQueue(t, p.Queue); err != nil {
+			return err
+		}
+		// Each lease's first occurrence, by (message, lease number).
+		var ids, leases []int64
+		at := map[[2]int64]int{}
+		for i, l := range p.Leases {
+			id, lease, err := parseLease(l)
+			if err != nil {
+				out[i] = err
+				continue
+			}
+			if _, seen := at[[2]int64{id, lease}]; seen {
+				out[i] = store.ErrLeaseExpired // a repetition: applied once
+				continue
+			}
+			at[[2]int64{id, lease}] = i
+			ids, leases = append(ids, id), append(leases, lease)
+		}
+		rows, err := t.Query(t.ctx, `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
+			WHERE m.id = u.id AND m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4
+			RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`, p.Queue, ids, leases, now)
+		if err != nil {
+			return err
+		}
+		acked := map[[2]int64]bool{}
+		var done []taskEnd
+		var id, lease int64
+		var isTask, grouped bool
+		_, err = pgx.ForEachRow(rows, []any{&id, &lease, &isTask, &grouped}, func() error {
+			acked[[2]int64{id, lease}] = true
+			if isTask {
+				var result []byte
+				if p.Results != nil {
+					result = p.Results[at[[2]int64{id, lease}]]
+				}
+				done = append(done, taskEnd{id: id, result: result})
+			}
+			if grouped {
+				t.wakeQueue(p.Queue) // the next of its group is free
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for k, i := range at {
+			if !acked[k] {
+				out[i] = store.ErrLeaseExpired
+			}
+		}
+		if err := endTasks(t, done, now, store.TaskSucceeded, ""); err != nil {
+			return err
+		}
+		return count(t, p.Queue, 0, len(acked))
+	})
+	return out, err
+}
