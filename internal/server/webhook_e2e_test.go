@@ -12,7 +12,6 @@ import (
 
 	"github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/server"
-	"github.com/courierhq/courier/internal/webhook"
 )
 
 // post sends a JSON body to the server and returns the status and answer.
@@ -78,7 +77,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second): // the dispatcher looks every second
 		t.Fatal("no webhook within 10s")
 	}
-	if err := webhook.Verify("k", h.sig, h.body, time.Now(), 0); err != nil {
+	if err := courier.VerifyWebhook("k", h.sig, h.body, time.Now(), 0); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 	var p courier.Task

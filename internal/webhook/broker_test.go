@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/clock"
 	"github.com/courierhq/courier/internal/netguard"
@@ -76,7 +77,7 @@ func TestWithRealBroker(t *testing.T) {
 		t.Fatalf("receiver got %d requests, want 1", len(reqs))
 	}
 	body := reqs[0].body
-	if err := webhook.Verify(secret, reqs[0].header.Get("Courier-Signature"), body, clk.Now(), 0); err != nil {
+	if err := courier.VerifyWebhook(secret, reqs[0].header.Get("Courier-Signature"), body, clk.Now(), 0); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
 	var p struct {

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/netguard"
 	"github.com/courierhq/courier/internal/store"
 )
@@ -140,9 +141,9 @@ func (d *Dispatcher) post(ctx context.Context, t store.Task, now time.Time) (int
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(HeaderTaskID, t.ID)
+	req.Header.Set(courier.WebhookTaskIDHeader, t.ID)
 	if t.Request.NotifySecret != "" {
-		req.Header.Set(HeaderSignature, Sign(t.Request.NotifySecret, now, body))
+		req.Header.Set(courier.WebhookSignatureHeader, courier.SignWebhook(t.Request.NotifySecret, now, body))
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/webhook"
 )
 
@@ -57,7 +58,7 @@ func TestDelivered(t *testing.T) {
 	if !strings.HasPrefix(sig, "t="+strconv.FormatInt(t0.Unix(), 10)+",v1=") {
 		t.Errorf("Courier-Signature = %q, want t=%d,v1=…", sig, t0.Unix())
 	}
-	if err := webhook.Verify(secret, sig, body, clk.Now(), 0); err != nil {
+	if err := courier.VerifyWebhook(secret, sig, body, clk.Now(), 0); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
 	if strings.Contains(string(body), secret) || strings.Contains(string(body), "notify") {
