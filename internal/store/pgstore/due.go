@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -105,7 +106,8 @@ func expire(t *txn, q store.Queue, now time.Time, retry store.RetryFunc, r *stor
 }
 
 // Tick does the time-driven work of every queue, each queue in its own
-// transaction, then forgets expired tasks and dedup keys. With
+// transaction, then forgets expired tasks and dedup keys, and rotates and
+// truncates the partitions of the messages table (rotate.go). With
 // Options.Elect, only the leader does it.
 func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult, error) {
 	var res store.TickResult
@@ -151,7 +153,13 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 		res.NextDue, err = nextDueAll(t, now)
 		return err
 	})
-	return res, err
+	if err != nil || s.rot == nil {
+		return res, err
+	}
+	if _, err := s.rot.tick(ctx, now); err != nil {
+		return res, fmt.Errorf("messages partitions: %w", err)
+	}
+	return res, nil
 }
 
 // forget deletes the tasks whose result TTL has ended and the dedup keys

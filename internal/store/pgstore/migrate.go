@@ -75,7 +75,10 @@ const migrateUnlockSQL = `SELECT pg_advisory_unlock(hashtextextended('courier.mi
 // Migrate applies the migrations that the database at dsn lacks, and returns
 // the versions it applied (none when the schema is up to date). It is safe
 // to run from several processes at once.
-func Migrate(ctx context.Context, dsn string) ([]int, error) {
+func Migrate(ctx context.Context, dsn string) ([]int, error) { return migrate(ctx, dsn, 0) }
+
+// migrate applies the missing migrations up to version upTo (0: all).
+func migrate(ctx context.Context, dsn string, upTo int) ([]int, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: connect: %w", err)
@@ -102,8 +105,11 @@ func Migrate(ctx context.Context, dsn string) ([]int, error) {
 	if have > len(ms) {
 		return nil, fmt.Errorf("migrate: the database's schema is at version %d, newer than this binary's %d", have, len(ms))
 	}
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
+	}
 	var applied []int
-	for _, m := range ms[have:] {
+	for _, m := range ms[min(have, len(ms)):] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err

@@ -158,9 +158,11 @@ func insertMessages(t *txn, queue string, rows []row, now time.Time) error {
 		}
 		tasks[i] = m.Task != nil
 	}
+	// The partition is the current one as this statement sees it (read
+	// once); see rotate.go for why a rotation meanwhile is harmless.
 	_, err := t.Exec(t.ctx, `INSERT INTO courier_messages
-			(id, queue, body, kind, headers, priority, grp, sent_at, ready_at, delayed, is_task)
-		SELECT id, $1, body, kind, headers::jsonb, priority, grp, $2, ready_at, delayed, is_task
+			(part, id, queue, body, kind, headers, priority, grp, sent_at, ready_at, delayed, is_task)
+		SELECT (SELECT current FROM courier_rotation), id, $1, body, kind, headers::jsonb, priority, grp, $2, ready_at, delayed, is_task
 		FROM unnest($3::bigint[], $4::bytea[], $5::smallint[], $6::text[], $7::smallint[], $8::text[],
 			$9::timestamptz[], $10::boolean[], $11::boolean[])
 			AS u(id, body, kind, headers, priority, grp, ready_at, delayed, is_task)`,

@@ -73,6 +73,14 @@ type Options struct {
 	// checks its lock; default 1s. A dead leader is replaced within about
 	// this long once the server notices its connection is gone.
 	ElectEvery time.Duration
+	// RotateRows is how many messages go to the current partition of the
+	// messages table before the leader rotates to the next one, whose
+	// predecessor is then truncated once its messages are gone (see
+	// rotate.go); default 100,000; negative: never by count.
+	RotateRows int64
+	// RotateEvery rotates also after this long, if any message was sent
+	// since; default 10m; negative: never by time.
+	RotateEvery time.Duration
 	// Logger receives the store's logs; default discards.
 	Logger *slog.Logger
 }
@@ -86,6 +94,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ElectEvery == 0 {
 		o.ElectEvery = time.Second
+	}
+	if o.RotateRows == 0 {
+		o.RotateRows = defaultRotateRows
+	}
+	if o.RotateEvery == 0 {
+		o.RotateEvery = defaultRotateEvery
 	}
 	return o
 }
@@ -103,6 +117,7 @@ type Store struct {
 	w      *watchers
 	ln     *listener // nil without Options.Notify
 	el     *elector  // nil without Options.Elect
+	rot    *rotator  // nil for a store bound to a transaction
 
 	closeOnce sync.Once
 }
@@ -126,6 +141,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers()}
+	s.rot = newRotator(s, o)
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
 		return nil, err
