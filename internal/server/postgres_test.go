@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -18,8 +19,7 @@ func pgConfig(dsn string) server.Config {
 }
 
 // Two nodes over one database behave as one: a long-poll on node A is
-// woken by a send on node B, and a task submitted on A is finished on B and
-// seen finished on A.
+// woken by a send on node B, and a lease taken on A is acked on B.
 func TestTwoNodesOneDatabase(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Schema(t)
@@ -59,6 +59,97 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 	}
 	if err := b.Ack(ctx, "q", r.msgs[0].Lease); err != nil {
 		t.Errorf("ack on B of a lease from A: %v", err)
+	}
+}
+
+// A task submitted on node A and watched on node B, by a long-poll (GET
+// /v1/tasks/{id}?wait) and an event stream (GET /v1/tasks/{id}/events), is
+// received and finished through node A: B's watchers see it finish, with
+// its result, woken by A's notification (B's fallback poll is slower than
+// the test allows).
+func TestTaskEventsAcrossNodes(t *testing.T) {
+	t.Parallel()
+	cfg := pgConfig(pgtest.Schema(t))
+	cfg.PollEvery = time.Minute
+	_, a := start(t, cfg)
+	_, b := start(t, cfg)
+	ctx := t.Context()
+	f, err := a.Submit(ctx, "jobs", courier.SubmitTask{NewMessage: body("resize")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type waited struct {
+		task courier.Task
+		err  error
+		took time.Duration
+	}
+	polled := make(chan waited, 1)
+	begin := time.Now()
+	go func() {
+		tk, err := b.GetTask(ctx, f.ID(), 30*time.Second)
+		polled <- waited{tk, err, time.Since(begin)}
+	}()
+	opened := make(chan struct{})
+	type stream struct {
+		evs   []courier.TaskEvent
+		ended time.Time
+	}
+	streamed := make(chan stream, 1)
+	go func() {
+		var evs []courier.TaskEvent
+		defer func() { streamed <- stream{evs, time.Now()} }()
+		for ev, err := range b.WatchTask(ctx, f.ID(), "") {
+			if err != nil {
+				t.Errorf("event stream on B: %v", err)
+				return
+			}
+			if evs = append(evs, ev); len(evs) == 1 {
+				close(opened)
+			}
+		}
+	}()
+	select {
+	case <-opened: // the stream is open: what follows reaches it by notification
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first event on B's stream")
+	}
+
+	msgs, err := a.Receive(ctx, "jobs", courier.ReceiveRequest{Wait: "10s"})
+	if err != nil || len(msgs) != 1 || msgs[0].ID != f.ID() {
+		t.Fatalf("receive on A: %v, %v; want the task's message", msgs, err)
+	}
+	if err := a.AckResult(ctx, "jobs", msgs[0].Lease, json.RawMessage(`{"width":640}`)); err != nil {
+		t.Fatal(err)
+	}
+	acked := time.Now()
+
+	r := <-polled
+	if r.err != nil || r.task.State != courier.TaskSucceeded || string(r.task.Result) != `{"width":640}` {
+		t.Errorf("long-poll on B: %+v, %v; want succeeded with the result", r.task, r.err)
+	}
+	if r.took > 10*time.Second {
+		t.Errorf("the long-poll on B took %v: not woken by the ack on A", r.took)
+	}
+	var st stream
+	select {
+	case st = <-streamed:
+	case <-time.After(time.Minute):
+		t.Fatal("B's event stream did not end after the task finished on A")
+	}
+	if took := st.ended.Sub(acked); took > 10*time.Second {
+		t.Errorf("B's event stream ended %v after the ack on A: not woken by it", took)
+	}
+	evs := st.evs
+	if len(evs) == 0 {
+		t.Fatal("no events on B's stream")
+	}
+	last := evs[len(evs)-1].Task
+	if evs[0].Task.State != courier.TaskQueued || last.State != courier.TaskSucceeded || string(last.Result) != `{"width":640}` {
+		var states []courier.TaskState
+		for _, ev := range evs {
+			states = append(states, ev.Task.State)
+		}
+		t.Errorf("events on B: states %v, last result %s; want queued first, succeeded with the result last", states, last.Result)
 	}
 }
 
