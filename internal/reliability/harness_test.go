@@ -27,15 +27,16 @@ import (
 // hangs, which the test reports (as an unexpected error).
 const callTimeout = 20 * time.Second
 
-// harness runs one courier server at a time on one data directory, lets
-// workers call whichever is current, injects faults, and records the
-// history.
+// harness runs one courier server at a time on one data directory (or, as
+// nodes of a cluster, on one database), lets workers call whichever is
+// current, injects faults, and records the history.
 type harness struct {
 	t    *testing.T
-	dir  string
 	log  *history.Log
 	seed uint64
 	via  func(url string) string // the URL clients call for a server's; nil: the server's own
+	// launch starts a server: on dir, or a node on the test's database.
+	launch func() (*server, error)
 
 	mu      sync.Mutex // guards the fields below
 	srv     *server
@@ -55,7 +56,13 @@ func newHarness(t *testing.T, seed uint64) *harness { return newHarnessVia(t, se
 // newHarnessVia is newHarness with clients that call via(url) instead of a
 // server's url: a proxy in between.
 func newHarnessVia(t *testing.T, seed uint64, via func(string) string) *harness {
-	h := &harness{t: t, dir: t.TempDir(), log: history.NewLog(), seed: seed, via: via, up: make(chan struct{})}
+	dir := t.TempDir()
+	return newHarnessLaunch(t, seed, via, func() (*server, error) { return startServer(t, dir) })
+}
+
+// newHarnessLaunch is a harness whose servers launch starts.
+func newHarnessLaunch(t *testing.T, seed uint64, via func(string) string, launch func() (*server, error)) *harness {
+	h := &harness{t: t, log: history.NewLog(), seed: seed, via: via, launch: launch, up: make(chan struct{})}
 	t.Cleanup(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -71,10 +78,16 @@ func newHarnessVia(t *testing.T, seed uint64, via func(string) string) *harness 
 
 // start starts a server on the data directory and makes it current.
 func (h *harness) start() error {
-	s, err := startServer(h.t, h.dir)
+	s, err := h.launch()
 	if err != nil {
 		return err
 	}
+	h.adopt(s)
+	return nil
+}
+
+// adopt makes s, a running server, the current one.
+func (h *harness) adopt(s *server) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	url := s.url
@@ -92,7 +105,6 @@ func (h *harness) start() error {
 	h.clients = append(h.clients, c)
 	close(h.up)
 	h.up = make(chan struct{})
-	return nil
 }
 
 // current returns the client of the current server and its generation.

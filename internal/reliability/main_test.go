@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/courierhq/courier/internal/pgtest"
 )
 
 // courierBin is the courier binary TestMain builds for the tests to run.
@@ -24,7 +26,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+	// One throwaway PostgreSQL server for the cluster tests (pgkill_test.go).
+	goleak.VerifyTestMain(pgtest.WithServer(m), goleak.Cleanup(func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}))

@@ -32,9 +32,20 @@ type server struct {
 // returns once it listens. The process is killed at the end of the test if
 // it is still running.
 func startServer(t testing.TB, dir string) (*server, error) {
+	return startProcess(t, "--data", dir, "--min-free-disk", "1MiB")
+}
+
+// startNode starts courier as a node of a cluster over the PostgreSQL
+// database dsn (migrating it if needed).
+func startNode(t testing.TB, dsn string) (*server, error) {
+	return startProcess(t, "--store", dsn, "--migrate")
+}
+
+// startProcess starts `courier serve` with args besides the common ones.
+func startProcess(t testing.TB, args ...string) (*server, error) {
 	s := &server{stdout: newLineWriter(), stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
-	s.cmd = exec.Command(courierBin, "serve", "--addr", "127.0.0.1:0", "--data", dir,
-		"--shutdown-timeout", shutdownTimeout.String(), "--min-free-disk", "1MiB", "--log-level", "warn")
+	s.cmd = exec.Command(courierBin, append([]string{"serve", "--addr", "127.0.0.1:0",
+		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "warn"}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start courier: %w", err)
