@@ -21,14 +21,17 @@ import (
 // column, part (migration 0002):
 //
 //   - Parts 0..3 are a ring. Sends go to the current one (courier_rotation).
-//     The leader rotates (rotateRows messages sent, or rotateEvery passed
-//     with at least one sent), to the next part of the ring, and only once
-//     that next part is empty and truncated.
+//     The leader rotates to the next part of the ring once the current one
+//     has grown to Options.RotateBytes (heap, TOAST and indexes), or
+//     Options.RotateEvery has passed with at least one message sent, and
+//     only when that next part is empty and truncated. Size, not a count
+//     of messages, is the trigger: it is what is being bounded, whatever
+//     the size of the bodies.
 //   - A non-current partition that holds no live row is TRUNCATEd: its space
 //     and its indexes' space go back at once, with no vacuum debt. Under
 //     churn the part just rotated out empties within moments (its messages
-//     are acked) and is truncated at the next tick, so the table's size is
-//     bounded by what one rotation's worth of sends leaves behind.
+//     are acked) and is truncated at the next tick, so the table stays
+//     within about two RotateBytes plus the long-lived partition.
 //   - Rows still alive in a part two or more rotations old (a backlog, a
 //     long delay, a long lease) are moved, in bounded batches, to part 4, the
 //     long-lived partition, which is vacuumed as the one table was. A
@@ -77,10 +80,10 @@ const (
 	longPart  = 4 // courier_messages_long
 )
 
-// Defaults of Options.RotateRows and Options.RotateEvery, and of the
+// Defaults of Options.RotateBytes and Options.RotateEvery, and of the
 // rotator's internal knobs.
 const (
-	defaultRotateRows  = 100_000
+	defaultRotateBytes = 64 << 20
 	defaultRotateEvery = 10 * time.Minute
 	// defaultMoveBatch bounds the rows moved to the long-lived partition per
 	// run, so that a large backlog is moved a little at a time.
@@ -108,7 +111,7 @@ func partName(p int) string {
 // rows, and a truncation checks under its lock.
 type rotator struct {
 	s           *Store
-	rows        int64         // rotate after this many sends; <0 never
+	bytes       int64         // rotate at this size of the current part; <0 never
 	every       time.Duration // rotate after this long; <0 never
 	batch       int
 	lockTimeout time.Duration
@@ -120,7 +123,7 @@ type rotator struct {
 }
 
 func newRotator(s *Store, o Options) *rotator {
-	return &rotator{s: s, rows: o.RotateRows, every: o.RotateEvery, batch: defaultMoveBatch,
+	return &rotator{s: s, bytes: o.RotateBytes, every: o.RotateEvery, batch: defaultMoveBatch,
 		lockTimeout: defaultLockTimeout}
 }
 
@@ -137,8 +140,9 @@ type rotation struct {
 type ringState struct {
 	current   int
 	rotatedAt time.Time
-	sent      int64 // message numbers taken since the rotation
-	size      [ringParts + 1]int64
+	sent      int64                // message numbers taken since the rotation
+	size      [ringParts + 1]int64 // of each partition's heap: 0 once truncated
+	total     int64                // of the current partition: heap, TOAST, indexes
 }
 
 // age is how many rotations ago part p was current (0: it is).
@@ -196,9 +200,12 @@ func (r *rotator) runOnce(ctx context.Context, now time.Time) (rotation, error) 
 	return res, nil
 }
 
-// due reports whether the current part has taken enough sends, or time.
+// due reports whether the current part has grown enough, or aged.
 func (r *rotator) due(st ringState, now time.Time) bool {
-	return r.rows > 0 && st.sent >= r.rows ||
+	if st.size[st.current] == 0 {
+		return false // nothing was ever written to it
+	}
+	return r.bytes > 0 && st.total >= r.bytes ||
 		r.every > 0 && st.sent > 0 && now.Sub(st.rotatedAt) >= r.every
 }
 
@@ -210,9 +217,10 @@ func (r *rotator) state(ctx context.Context) (ringState, error) {
 		return db.QueryRow(ctx, `SELECT r.current, r.rotated_at, r.first_id, `+lastIDSQL+`,
 				pg_relation_size('courier_messages_0'), pg_relation_size('courier_messages_1'),
 				pg_relation_size('courier_messages_2'), pg_relation_size('courier_messages_3'),
-				pg_relation_size('courier_messages_long')
+				pg_relation_size('courier_messages_long'),
+				pg_total_relation_size(('courier_messages_' || r.current)::regclass)
 			FROM courier_rotation r`).
-			Scan(&cur, &st.rotatedAt, &first, &last, &st.size[0], &st.size[1], &st.size[2], &st.size[3], &st.size[4])
+			Scan(&cur, &st.rotatedAt, &first, &last, &st.size[0], &st.size[1], &st.size[2], &st.size[3], &st.size[4], &st.total)
 	})
 	if err != nil {
 		return st, fmt.Errorf("partition state: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -133,22 +134,31 @@ func pages(t *testing.T, s *pgstore.Store, p int) int64 {
 	return n
 }
 
-// Churn fills the current partition with dead rows; once enough messages
-// were sent, the rotator moves sends on to the next partition and then
+// Churn fills the current partition with dead rows; once it has grown to
+// RotateBytes, the rotator moves sends on to the next partition and then
 // truncates the old one, whose space goes back at once.
 func TestRotationTruncatesWhatChurnLeaves(t *testing.T) {
 	ctx := context.Background()
-	s := rotStore(t, pgstore.Options{RotateRows: 10})
+	s := rotStore(t, pgstore.Options{RotateBytes: 1 << 20})
 	if r := rotate(t, s, t0); r.Rotated || r.Current != 0 {
 		t.Fatalf("rotation before any send: %+v", r)
 	}
-	sendN(t, s, 10, t0)
-	ack(t, s, t0, leaseN(t, s, 10, t0)...)
-	if pages(t, s, 0) == 0 {
-		t.Fatal("partition 0 has no pages after 10 sends")
+	// 20 bodies of 64 KiB that do not compress: 1.25 MiB of TOAST.
+	rng := rand.NewChaCha8([32]byte{})
+	big := make([]store.NewMessage, 20)
+	for i := range big {
+		big[i] = store.NewMessage{Body: make([]byte, 64<<10), Kind: store.BodyBinary}
+		_, _ = rng.Read(big[i].Body)
 	}
+	sendMsgs(t, s, big[:2], t0)
+	ack(t, s, t0, leaseN(t, s, 10, t0)...)
+	if r := rotate(t, s, t0); r.Rotated {
+		t.Fatalf("rotation at 128 KiB of bodies: %+v, want none below 1 MiB", r)
+	}
+	sendMsgs(t, s, big[2:], t0)
+	ack(t, s, t0, leaseN(t, s, 20, t0)...)
 	if r := rotate(t, s, t0); !r.Rotated || r.Current != 1 {
-		t.Fatalf("after 10 sends: %+v, want a rotation to 1", r)
+		t.Fatalf("at 1.25 MiB of bodies: %+v, want a rotation to 1", r)
 	}
 	if r := rotate(t, s, t0); !slices.Equal(r.Truncated, []int{0}) || r.Rotated {
 		t.Fatalf("next run: %+v, want partition 0 truncated and no rotation", r)
@@ -161,10 +171,10 @@ func TestRotationTruncatesWhatChurnLeaves(t *testing.T) {
 		t.Errorf("rows by partition after the rotation: %v, want the 3 new ones in 1", got)
 	}
 	if r := rotate(t, s, t0); r.Rotated || len(r.Truncated) != 0 {
-		t.Errorf("3 sends later: %+v, want nothing done", r)
+		t.Errorf("3 small sends later: %+v, want nothing done", r)
 	}
 	// By time: a rotation after RotateEvery, if anything was sent.
-	s2 := rotStore(t, pgstore.Options{RotateRows: -1, RotateEvery: time.Minute})
+	s2 := rotStore(t, pgstore.Options{RotateBytes: -1, RotateEvery: time.Minute})
 	later := time.Now().Add(2 * time.Minute) // the migration stamped the database's now
 	if r := rotate(t, s2, later); r.Rotated {
 		t.Errorf("rotation by time with nothing sent: %+v", r)
@@ -183,7 +193,7 @@ func TestRotationTruncatesWhatChurnLeaves(t *testing.T) {
 // long-lived partition, a bounded batch per run; then their partition is
 // truncated. Nothing about them changes: leases, group order, delays.
 func TestRotationMovesLeftovers(t *testing.T) {
-	s := rotStore(t, pgstore.Options{RotateRows: 3})
+	s := rotStore(t, pgstore.Options{RotateBytes: 1})
 	pgstore.SetRotator(s, 2, time.Second)
 	inFlight := sendN(t, s, 1, t0)
 	held := leaseN(t, s, 1, t0)
@@ -260,7 +270,7 @@ func TestRotationMovesLeftovers(t *testing.T) {
 // holds a live row and is left alone.
 func TestTruncationSparesAnInsertInFlight(t *testing.T) {
 	ctx := context.Background()
-	s := rotStore(t, pgstore.Options{RotateRows: 1})
+	s := rotStore(t, pgstore.Options{RotateBytes: 1})
 	pgstore.SetRotator(s, 100, 20*time.Millisecond)
 	tx, err := pgstore.Pool(s).Begin(ctx)
 	if err != nil {
@@ -294,7 +304,7 @@ func TestTruncationSparesAnInsertInFlight(t *testing.T) {
 // transaction commits. The look under the lock sees the row.
 func TestTruncationLooksAgainUnderItsLock(t *testing.T) {
 	ctx := context.Background()
-	s := rotStore(t, pgstore.Options{RotateRows: 1})
+	s := rotStore(t, pgstore.Options{RotateBytes: 1})
 	pgstore.SetRotator(s, 100, time.Minute)
 	tx, err := pgstore.Pool(s).Begin(ctx)
 	if err != nil {
@@ -351,88 +361,31 @@ func waitLockWait(t *testing.T, s *pgstore.Store, table string) {
 }
 
 // Senders and consumers run while the rotator rotates, moves and truncates
-// as fast as it can. Every message sent is received and acked exactly once
-// (nothing acknowledged is lost, nothing comes back), including a message
-// held across rotations and a delayed one that had to be moved.
+// as fast as it can, until it has gone around the ring (so truncated
+// partitions took sends again). Every message sent is received and acked
+// exactly once (nothing acknowledged is lost, nothing comes back),
+// including a message held across rotations and a delayed one, both moved.
 func TestRotationUnderTraffic(t *testing.T) {
 	ctx := context.Background()
-	s := rotStore(t, pgstore.Options{RotateRows: 40, MaxConns: 8})
+	// Bodies of 512 bytes: a rotation every few hundred messages.
+	s := rotStore(t, pgstore.Options{RotateBytes: 256 << 10, MaxConns: 8})
 	// A lock timeout below deadlock_timeout (1s): a truncation queued
 	// behind traffic gives up before any deadlock is looked for.
 	pgstore.SetRotator(s, 15, 200*time.Millisecond)
-	const senders, consumers, perSender, batch = 2, 2, 600, 10
 	delayed := sendMsgs(t, s, []store.NewMessage{{Body: []byte(`"later"`), Kind: store.BodyJSON, NotBefore: t0.Add(time.Hour)}}, t0)[0]
 	sendN(t, s, 1, t0)
 	held := leaseN(t, s, 1, t0)
 
-	var mu sync.Mutex // guards sent, acked
-	sent, acked := map[string]bool{}, map[string]int{}
-	var sendWG, consumeWG sync.WaitGroup
-	sendsDone := make(chan struct{})
-	for range senders {
-		sendWG.Go(func() {
-			for range perSender / batch {
-				msgs := make([]store.NewMessage, batch)
-				for i := range msgs {
-					msgs[i] = store.NewMessage{Body: []byte(`"x"`), Kind: store.BodyJSON}
-				}
-				res, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: msgs, Now: t0})
-				if err != nil {
-					t.Errorf("Send: %v", err)
-					return
-				}
-				mu.Lock()
-				for _, r := range res {
-					sent[r.ID] = true
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for range consumers {
-		consumeWG.Go(func() {
-			for {
-				mu.Lock()
-				finished := len(acked) == senders*perSender
-				mu.Unlock()
-				select {
-				case <-sendsDone:
-					if finished {
-						return
-					}
-				default:
-				}
-				res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 7, Visibility: time.Hour, Now: t0, Retry: noRetry})
-				if err != nil {
-					t.Errorf("Lease: %v", err)
-					return
-				}
-				if len(res.Messages) == 0 {
-					continue
-				}
-				leases := make([]string, len(res.Messages))
-				for i, m := range res.Messages {
-					leases[i] = m.Lease
-				}
-				errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: t0})
-				if err != nil {
-					t.Errorf("Ack: %v", err)
-					return
-				}
-				mu.Lock()
-				for i, e := range errs {
-					if e != nil {
-						t.Errorf("ack of %s: %v", res.Messages[i].ID, e)
-					}
-					acked[res.Messages[i].ID]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	tr := newTraffic(s, 100)
+	tr.run(t, 2, 2)
 	var total pgstore.Rotation
 	runs, rotations := 0, 0
-	rot := func() {
+	deadline := time.Now().Add(time.Minute)
+	for stopped := false; !tr.consumed(); {
+		if !stopped && (rotations >= 2*4 || time.Now().After(deadline)) {
+			close(tr.stop) // twice around the ring: let the consumers finish
+			stopped = true
+		}
 		r, err := pgstore.Rotate(ctx, s, t0.Add(time.Duration(runs)*2*time.Minute)) // past any backoff
 		if err != nil {
 			t.Fatalf("Rotate: %v", err)
@@ -440,24 +393,16 @@ func TestRotationUnderTraffic(t *testing.T) {
 		runs++
 		total.Moved += r.Moved
 		total.Truncated = append(total.Truncated, r.Truncated...)
+		total.Postponed = append(total.Postponed, r.Postponed...)
 		if r.Rotated {
 			rotations++
 		}
 	}
-	sendWGDone := make(chan struct{})
-	go func() { sendWG.Wait(); close(sendWGDone) }()
-	for running := true; running; {
-		select {
-		case <-sendWGDone:
-			running = false
-		default:
-			rot()
-		}
-	}
-	close(sendsDone)
-	consumeWG.Wait()
+	tr.wait()
 	for range 3 {
-		rot()
+		if _, err := pgstore.Rotate(ctx, s, t0.Add(time.Duration(runs+1)*2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The held and the delayed messages were moved, and still behave.
@@ -467,28 +412,147 @@ func TestRotationUnderTraffic(t *testing.T) {
 	} else {
 		ack(t, s, t0.Add(time.Hour), got...)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sent) != senders*perSender {
-		t.Fatalf("%d sends answered, want %d", len(sent), senders*perSender)
-	}
-	for id := range sent {
-		if acked[id] != 1 {
-			t.Errorf("message %s acked %d times, want once", id, acked[id])
-		}
-	}
-	for id := range acked {
-		if !sent[id] {
-			t.Errorf("acked %s, which was never sent", id)
-		}
-	}
-	t.Logf("%d runs: %d rotations, %d rows moved, %d truncations", runs, rotations, total.Moved, len(total.Truncated))
-	if rotations < 3 || total.Moved == 0 || len(total.Truncated) < 3 {
-		t.Errorf("the rotator did too little to test anything: %d rotations, %d moved, %d truncations",
-			rotations, total.Moved, len(total.Truncated))
+	tr.check(t)
+	t.Logf("%d runs: %d rotations, %d rows moved, %d truncations, %d postponed; %d messages",
+		runs, rotations, total.Moved, len(total.Truncated), len(total.Postponed), len(tr.sent))
+	if rotations < 2*4 || total.Moved == 0 {
+		t.Errorf("the rotator did too little to test anything in a minute: %d rotations, %d moved", rotations, total.Moved)
 	}
 	if got := rowsByPart(t, s); len(got) != 0 {
 		t.Errorf("rows left: %v", got)
+	}
+}
+
+// traffic is senders and consumers of queue "q", recording what was sent
+// and acked. The senders keep at most a backlog's worth of messages unacked,
+// as a system whose consumers keep up does.
+type traffic struct {
+	s    *pgstore.Store
+	stop chan struct{} // closed: senders stop; consumers stop once all is acked
+	room chan struct{} // a token per message that may still be sent
+
+	sendWG, consumeWG sync.WaitGroup
+	sendsDone         chan struct{}
+
+	mu    sync.Mutex // guards sent, acked
+	sent  map[string]bool
+	acked map[string]int
+}
+
+var body512 = make([]byte, 512)
+
+func newTraffic(s *pgstore.Store, backlog int) *traffic {
+	tr := &traffic{s: s, stop: make(chan struct{}), room: make(chan struct{}, backlog),
+		sent: map[string]bool{}, acked: map[string]int{}}
+	for range backlog {
+		tr.room <- struct{}{}
+	}
+	return tr
+}
+
+func (tr *traffic) run(t *testing.T, senders, consumers int) {
+	tr.sendsDone = make(chan struct{})
+	for range senders {
+		tr.sendWG.Go(func() { tr.send(t) })
+	}
+	go func() { tr.sendWG.Wait(); close(tr.sendsDone) }()
+	for range consumers {
+		tr.consumeWG.Go(func() { tr.consume(t) })
+	}
+}
+
+func (tr *traffic) send(t *testing.T) {
+	ctx := context.Background()
+	for {
+		msgs := make([]store.NewMessage, 10)
+		for i := range msgs {
+			select {
+			case <-tr.stop:
+				for range i {
+					tr.room <- struct{}{}
+				}
+				return
+			case <-tr.room:
+			}
+			msgs[i] = store.NewMessage{Body: body512, Kind: store.BodyBinary}
+		}
+		res, err := tr.s.Send(ctx, &store.SendParams{Queue: "q", Messages: msgs, Now: t0})
+		if err != nil {
+			t.Errorf("Send: %v", err)
+			return
+		}
+		tr.mu.Lock()
+		for _, r := range res {
+			tr.sent[r.ID] = true
+		}
+		tr.mu.Unlock()
+	}
+}
+
+func (tr *traffic) consume(t *testing.T) {
+	ctx := context.Background()
+	for !tr.consumed() {
+		res, err := tr.s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 7, Visibility: time.Hour, Now: t0, Retry: noRetry})
+		if err != nil {
+			t.Errorf("Lease: %v", err)
+			return
+		}
+		if len(res.Messages) == 0 {
+			continue
+		}
+		leases := make([]string, len(res.Messages))
+		for i, m := range res.Messages {
+			leases[i] = m.Lease
+		}
+		errs, err := tr.s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: t0})
+		if err != nil {
+			t.Errorf("Ack: %v", err)
+			return
+		}
+		tr.mu.Lock()
+		for i, e := range errs {
+			if e != nil {
+				t.Errorf("ack of %s: %v", res.Messages[i].ID, e)
+			}
+			tr.acked[res.Messages[i].ID]++
+			tr.room <- struct{}{}
+		}
+		tr.mu.Unlock()
+	}
+}
+
+// consumed reports whether the senders have stopped and all they sent was
+// acked (or a consumer gave up on an error).
+func (tr *traffic) consumed() bool {
+	select {
+	case <-tr.sendsDone:
+	default:
+		return false
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.acked) >= len(tr.sent)
+}
+
+func (tr *traffic) wait() {
+	tr.sendWG.Wait()
+	tr.consumeWG.Wait()
+}
+
+// check: every message sent was acked exactly once, and nothing else was.
+func (tr *traffic) check(t *testing.T) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for id := range tr.sent {
+		if tr.acked[id] != 1 {
+			t.Errorf("message %s acked %d times, want once", id, tr.acked[id])
+		}
+	}
+	for id := range tr.acked {
+		if !tr.sent[id] {
+			t.Errorf("acked %s, which was never sent", id)
+		}
 	}
 }
 

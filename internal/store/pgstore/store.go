@@ -73,11 +73,12 @@ type Options struct {
 	// checks its lock; default 1s. A dead leader is replaced within about
 	// this long once the server notices its connection is gone.
 	ElectEvery time.Duration
-	// RotateRows is how many messages go to the current partition of the
-	// messages table before the leader rotates to the next one, whose
-	// predecessor is then truncated once its messages are gone (see
-	// rotate.go); default 100,000; negative: never by count.
-	RotateRows int64
+	// RotateBytes is the size (heap, TOAST and indexes) the current
+	// partition of the messages table grows to before the leader rotates
+	// sends to the next one; the one rotated out is truncated once its
+	// messages are gone (see rotate.go), so the table stays within about
+	// twice this. Default 64 MiB; negative: never by size.
+	RotateBytes int64
 	// RotateEvery rotates also after this long, if any message was sent
 	// since; default 10m; negative: never by time.
 	RotateEvery time.Duration
@@ -95,8 +96,8 @@ func (o Options) withDefaults() Options {
 	if o.ElectEvery == 0 {
 		o.ElectEvery = time.Second
 	}
-	if o.RotateRows == 0 {
-		o.RotateRows = defaultRotateRows
+	if o.RotateBytes == 0 {
+		o.RotateBytes = defaultRotateBytes
 	}
 	if o.RotateEvery == 0 {
 		o.RotateEvery = defaultRotateEvery
