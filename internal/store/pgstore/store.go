@@ -14,6 +14,10 @@
 //
 // Watch and WatchTask are woken by this process's own changes at once and,
 // through LISTEN/NOTIFY, by other nodes' changes shortly after they commit.
+//
+// The messages table is partitioned for churn: the leader rotates sends
+// over a ring of partitions and truncates the drained ones instead of
+// leaving them to vacuum (rotate.go).
 package pgstore
 
 import (
