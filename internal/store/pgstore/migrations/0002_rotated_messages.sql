@@ -35,9 +35,12 @@ ALTER TABLE courier_messages_v1 RENAME CONSTRAINT courier_messages_pkey TO couri
 DROP INDEX courier_messages_waiting, courier_messages_inflight, courier_messages_due,
     courier_messages_groups, courier_messages_dead;
 
--- The columns of version 1, after `part`. The primary key must include the
--- partition key; ids stay unique because they come from one sequence and a
--- row changes partition only by moving (UPDATE of part).
+-- The columns of version 1, after `part`. Each partition has its own
+-- primary key on id: a key on the parent would have to include part, and
+-- then the planner would not know that id alone finds one row; a partition
+-- analyzed while nearly empty (as truncated ones are) would then be read
+-- whole to find a few ids. Ids are unique across partitions because they
+-- come from one sequence and a row changes partition only by moving.
 CREATE TABLE courier_messages (
     part        smallint NOT NULL DEFAULT courier_current_part(),
     id          bigint NOT NULL,
@@ -54,22 +57,21 @@ CREATE TABLE courier_messages (
     lease       bigint,
     lease_exp   timestamptz,
     dead_from   text,
-    is_task     boolean NOT NULL,
-    PRIMARY KEY (id, part)
+    is_task     boolean NOT NULL
 ) PARTITION BY LIST (part);
 
 -- Storage parameters are per partition. A ring partition is still vacuumed
 -- while it is current, so it grows less between truncations; the fill
 -- factor keeps a lease's update on its page.
-CREATE TABLE courier_messages_0 PARTITION OF courier_messages FOR VALUES IN (0)
+CREATE TABLE courier_messages_0 PARTITION OF courier_messages (PRIMARY KEY (id)) FOR VALUES IN (0)
     WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
-CREATE TABLE courier_messages_1 PARTITION OF courier_messages FOR VALUES IN (1)
+CREATE TABLE courier_messages_1 PARTITION OF courier_messages (PRIMARY KEY (id)) FOR VALUES IN (1)
     WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
-CREATE TABLE courier_messages_2 PARTITION OF courier_messages FOR VALUES IN (2)
+CREATE TABLE courier_messages_2 PARTITION OF courier_messages (PRIMARY KEY (id)) FOR VALUES IN (2)
     WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
-CREATE TABLE courier_messages_3 PARTITION OF courier_messages FOR VALUES IN (3)
+CREATE TABLE courier_messages_3 PARTITION OF courier_messages (PRIMARY KEY (id)) FOR VALUES IN (3)
     WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
-CREATE TABLE courier_messages_long PARTITION OF courier_messages FOR VALUES IN (4)
+CREATE TABLE courier_messages_long PARTITION OF courier_messages (PRIMARY KEY (id)) FOR VALUES IN (4)
     WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 
 INSERT INTO courier_messages (part, id, queue, body, kind, headers, priority, grp, sent_at, ready_at,
