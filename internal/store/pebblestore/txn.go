@@ -71,6 +71,11 @@ type txn struct {
 	hookDue bool
 	// taskCur, hookCur are pending values of the store's task-index cursors.
 	taskCur, hookCur globalCursor
+	// taskWrites are the task records this txn wrote (nil: deleted), and
+	// taskReads those it read from Pebble: both go to the task cache when
+	// the batch applies.
+	taskWrites map[uint64][]byte
+	taskReads  []cachedRead
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -191,6 +196,7 @@ func (t *txn) apply() error {
 		}
 	}
 	s.seqHigh = max(s.seqHigh, t.seqHigh)
+	t.cacheTasks()
 	for _, name := range t.wake {
 		s.signal(name)
 	}
