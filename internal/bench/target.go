@@ -58,9 +58,9 @@ func startTarget(ctx context.Context, t Target) (*target, error) {
 				return nil, fmt.Errorf("bench: temporary data directory: %w", err)
 			}
 			tg.dataDir, tg.removeDir = dir, true
-		} else {
-			tg.notes["data_dir"] = tg.dataDir
+			tg.notes["data_dir_removed"] = true
 		}
+		tg.notes["data_dir"] = tg.dataDir
 		cfg.DataDir = tg.dataDir
 		tg.notes["store_cache_bytes"] = cfg.WithDefaults().CacheBytes
 	}
