@@ -64,13 +64,17 @@ func TestMeterEnds(t *testing.T) {
 func TestProgressLine(t *testing.T) {
 	t.Parallel()
 	got := progressLine("w1: round trip", 42, 100, 2e9)
-	for _, want := range []string{"w1: round trip [##########", "42%", "42/100", "21/s", "2.0s"} {
+	for _, want := range []string{"w1: round trip [########·", "42%", "42/100", "21/s", "2.0s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("progressLine = %q; want it to contain %q", got, want)
 		}
 	}
 	if full := progressLine("x", 150, 100, 1e9); !strings.Contains(full, "100%") || strings.Contains(full, "·") {
 		t.Errorf("past the total: %q", full)
+	}
+	long := progressLine("w4: baseline: receive+ack, and a name much longer than that", 123456789, 987654321, 1e9)
+	if n := len([]rune(long)); n > progressMax {
+		t.Errorf("a line of %d characters (%q) would wrap on a terminal of 80", n, long)
 	}
 	// Without a writer there is no progress bar, and its methods do nothing.
 	var p *progress = startProgress(nil, "w1")

@@ -11,8 +11,13 @@ import (
 // progressEvery is how often the progress bar is redrawn.
 const progressEvery = 250 * time.Millisecond
 
-// progressWidth is the bar's width in cells.
-const progressWidth = 24
+// progressWidth is the bar's width in cells, and progressMax the most
+// characters a line takes: a line that wraps on a narrow terminal could
+// not be redrawn in place.
+const (
+	progressWidth = 20
+	progressMax   = 79
+)
 
 // progress draws a one-line progress bar of the current phase's meter,
 // redrawn in place with a carriage return. It is only made for a
@@ -70,7 +75,8 @@ func (p *progress) loop() {
 }
 
 // progressLine is the bar's text, like
-// "w1: round trip [##########··············]  42%  42000/100000  35012/s  1.2s".
+// "w1: round trip [########············]  42%  42000/100000  35012/s  1.2s",
+// cut to progressMax characters.
 func progressLine(name string, done, total int64, elapsed time.Duration) string {
 	frac := 0.0
 	if total > 0 {
@@ -82,5 +88,9 @@ func progressLine(name string, done, total int64, elapsed time.Duration) string 
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(done) / s
 	}
-	return fmt.Sprintf("%s [%s] %3.0f%%  %d/%d  %.0f/s  %.1fs", name, bar, 100*frac, done, total, rate, elapsed.Seconds())
+	line := fmt.Sprintf("%s [%s] %3.0f%%  %d/%d  %.0f/s  %.1fs", name, bar, 100*frac, done, total, rate, elapsed.Seconds())
+	if r := []rune(line); len(r) > progressMax {
+		line = string(r[:progressMax-1]) + "…"
+	}
+	return line
 }
