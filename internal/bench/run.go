@@ -14,7 +14,6 @@ import (
 // target, message bodies, the progress bar, and figures to report beyond
 // the common ones.
 type runner struct {
-	w      Workload
 	p      Params
 	c      *courier.Client
 	bodies *bodies
@@ -75,7 +74,7 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	}
 	c := courier.NewClient(tg.url, opts...)
 	defer c.CloseIdleConnections()
-	r := &runner{w: cfg.Workload, p: used(cfg.Workload, cfg.Params), c: c,
+	r := &runner{p: used(cfg.Workload, cfg.Params), c: c,
 		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue}
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
