@@ -89,3 +89,46 @@ func TestWithoutEnv(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// fakeCourier writes a script that answers `bench WORKLOAD … --json` as
+// courier bench would, with the fixture of that workload, and records its
+// arguments; anything else fails as an unknown command does.
+func fakeCourier(t *testing.T) (bin, argsFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin, argsFile = dir+"/courier", dir+"/args"
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho \"$@\" > " + argsFile + "\n" +
+		"if [ \"$1\" = bench ] && [ -n \"$COURIER_URL\" ]; then echo 'COURIER_URL leaked' >&2; exit 1; fi\n" +
+		"if [ \"$1\" = bench ]; then exec cat " + wd + "/testdata/courier_$2.json; fi\n" +
+		"echo 'Error: unknown command' >&2; exit 2\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, argsFile
+}
+
+func TestRunCourier(t *testing.T) {
+	t.Setenv("COURIER_URL", "http://127.0.0.1:1") // must not reach courier bench
+	bin, argsFile := fakeCourier(t)
+	f := runCourier(t.Context(), bin, courierRun{system: "courier", workload: "w2", mode: "burn-down",
+		args: []string{"--count", "20000"}})
+	if f.Err != "" || f.PerSecond != 8000 || f.EnqueuePerSecond != 40000.5 || f.Durability != "every 2xx committed" {
+		t.Fatalf("figure %+v", f)
+	}
+	args, _ := os.ReadFile(argsFile)
+	if got := strings.TrimSpace(string(args)); got != "bench w2 --count 20000 --json" {
+		t.Errorf("courier ran with %q", got)
+	}
+	// A failing command gives a figure with the reason.
+	f = runCourier(t.Context(), bin, courierRun{system: "courier", workload: "w9", mode: "x"})
+	if !strings.Contains(f.Err, "courier bench w9") {
+		t.Errorf("no reason for a failed run: %+v", f)
+	}
+	if err := runCourierMigrate(t.Context(), bin, "postgres://x"); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("migrate error: %v", err)
+	}
+}

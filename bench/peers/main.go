@@ -36,6 +36,7 @@ type options struct {
 	courier  string        // courier binary; empty: courier's side is not measured
 	jsonPath string        // where to write the raw figures; empty: nowhere
 	timeout  time.Duration // bound of each measurement
+	note     string        // a line for the table's header ("shared machine")
 }
 
 // run is the command: 0 when every figure was measured, 1 when some
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Date:    time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		Params:  p,
+		Note:    o.note,
 	}
 	(&runner{p: p, o: o, tmp: tmp, log: stderr, r: &r}).all(ctx)
 
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (Params, options, error) {
 	fs.IntVar(&p.Concurrency, "concurrency", 0, "W2 worker concurrency (default 100)")
 	fs.StringVar(&only, "only", "", "comma-separated peers to run: "+strings.Join(peerNames, ",")+" (default all)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the raw figures as JSON to this file")
+	fs.StringVar(&o.note, "note", "", "a line to print under the table's heading, such as \"shared machine: not final\"")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of each measurement")
 	if err := fs.Parse(args); err != nil {
 		return p, o, err

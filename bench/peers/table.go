@@ -40,6 +40,7 @@ type report struct {
 	Date    string   `json:"date"`
 	Machine string   `json:"machine"`
 	Params  Params   `json:"params"`
+	Note    string   `json:"note,omitempty"`
 	Figures []Figure `json:"figures"`
 }
 
@@ -58,6 +59,9 @@ func (r report) figure(id string) (Figure, bool) {
 func writeTable(w io.Writer, r report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## courier and its peers, side by side\n\n")
+	if r.Note != "" {
+		fmt.Fprintf(&b, "%s\n\n", r.Note)
+	}
 	fmt.Fprintf(&b, "Date: %s · machine: %s\n\n", r.Date, r.Machine)
 	fmt.Fprintf(&b, "Parameters: %s\n\n", r.Params)
 	b.WriteString("| workload | mode | courier | peer | courier /s | peer /s | courier / peer | target |\n")

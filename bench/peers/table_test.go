@@ -7,7 +7,7 @@ import (
 
 func testReport() report {
 	p := Params{Count: 20000}.WithDefaults()
-	return report{Date: "2026-12-04 15:00 UTC", Machine: "2 CPUs", Params: p, Figures: []Figure{
+	return report{Note: "Shared machine: not final.", Date: "2026-12-04 15:00 UTC", Machine: "2 CPUs", Params: p, Figures: []Figure{
 		{ID: "courier-w1-batched", System: "courier (embedded store)", PerSecond: 48000, Durability: "every 2xx fsynced"},
 		{ID: "courier-w1-per-message", System: "courier (embedded store)", PerSecond: 2700},
 		{ID: "nats-always-w1-batched", System: "NATS always", PerSecond: 480},
@@ -40,7 +40,7 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"Date: 2026-12-04 15:00 UTC",
+		"Shared machine: not final.\n\nDate: 2026-12-04 15:00 UTC",
 		"count 20000 (W1 per-message: 2000), size 128 B",
 		"| W1 round trip | batched (B=100, 20000 msgs) | courier (embedded store) | NATS always | 48,000 | 480 | 100.0× | ≥ 50×: met |",
 		"| W1 round trip | batched (B=100, 20000 msgs) | courier (embedded store) | NATS default | 48,000 | 60,000 | 0.80× | ≥ 1×: **not met** |",
