@@ -79,7 +79,8 @@ func courierArgs(workload string, p Params, batch, count int, store string) []st
 	case "w1":
 		a = append(a, "--producers", strconv.Itoa(p.Producers), "--consumers", strconv.Itoa(p.Consumers))
 	case "w2":
-		a = append(a, "--concurrency", strconv.Itoa(p.Concurrency))
+		// Producers submit W2's tasks, as they enqueue the peers' jobs.
+		a = append(a, "--producers", strconv.Itoa(p.Producers), "--concurrency", strconv.Itoa(p.Concurrency))
 	}
 	if store != "" {
 		a = append(a, "--store", store)

@@ -74,7 +74,7 @@ func TestCourierArgs(t *testing.T) {
 	}{
 		{"w1", 10, "", "--count 500 --size 64 --batch 10 --producers 2 --consumers 3"},
 		{"w1", 1, "", "--count 500 --size 64 --batch 1 --producers 2 --consumers 3"},
-		{"w2", 10, "postgres://x", "--count 500 --size 64 --batch 10 --concurrency 7 --store postgres://x"},
+		{"w2", 10, "postgres://x", "--count 500 --size 64 --batch 10 --producers 2 --concurrency 7 --store postgres://x"},
 	} {
 		if got := strings.Join(courierArgs(tc.workload, p, tc.batch, p.Count, tc.store), " "); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.workload, got, tc.want)

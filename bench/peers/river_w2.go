@@ -25,10 +25,23 @@ import (
 // completions. River's own benchmark (`river bench`) counts the same way.
 //
 // Fetch timing: River fetches at most once per FetchCooldown (default
-// 100 ms), which caps a burn-down at K jobs per 100 ms. The figure uses
-// the values River's own benchmark chooses for throughput (FetchCooldown
-// 2 ms, FetchPollInterval 20 ms) so that this cap does not decide it; K
-// stays the same as courier's.
+// 100 ms), which caps a burn-down at K jobs per 100 ms whatever the
+// database can do. So River runs twice: with its defaults, and with the
+// values River's own benchmark chooses for throughput (FetchCooldown 2 ms,
+// FetchPollInterval 20 ms). K stays courier's in both. The issue's targets
+// are checked against the tuned run, the stricter comparison.
+
+// riverMode is one River client configuration.
+type riverMode struct {
+	id, system                   string
+	fetchCooldown, fetchInterval time.Duration // zero: River's defaults
+}
+
+var riverModes = []riverMode{
+	{id: "river-w2", system: "River (FetchCooldown 2 ms, as river bench), PostgreSQL",
+		fetchCooldown: 2 * time.Millisecond, fetchInterval: 20 * time.Millisecond},
+	{id: "river-default-w2", system: "River (defaults: FetchCooldown 100 ms), PostgreSQL"},
+}
 
 // riverArgs is the no-op job; Payload has the run's message size.
 type riverArgs struct {
@@ -44,22 +57,20 @@ type riverWorker struct {
 
 func (riverWorker) Work(context.Context, *river.Job[riverArgs]) error { return nil }
 
-const riverSystem = "River, PostgreSQL (fsync, synchronous_commit on)"
-
 // runRiverW2 measures W2 on a fresh database of pg.
-func runRiverW2(ctx context.Context, pg *pgServer, p Params) Figure {
-	enq, d, err := riverW2(ctx, pg, p)
+func runRiverW2(ctx context.Context, pg *pgServer, m riverMode, p Params) Figure {
+	enq, d, err := riverW2(ctx, pg, m, p)
 	if err != nil {
-		return failed(riverSystem, "w2", "burn-down", err)
+		return failed(m.system, "w2", "burn-down", err)
 	}
-	f := measured(riverSystem, "w2", "burn-down", p.Count, d)
+	f := measured(m.system, "w2", "burn-down", p.Count, d)
 	f.EnqueuePerSecond = enq
-	f.Durability = "every insert and completion committed (synchronous_commit on)"
+	f.Durability = "every insert and completion committed (PostgreSQL with fsync and synchronous_commit on)"
 	return f
 }
 
-func riverW2(ctx context.Context, pg *pgServer, p Params) (enqueueRate float64, _ time.Duration, _ error) {
-	dsn, err := pg.createDB(ctx, "river")
+func riverW2(ctx context.Context, pg *pgServer, m riverMode, p Params) (enqueueRate float64, _ time.Duration, _ error) {
+	dsn, err := pg.createDB(ctx, strings.ReplaceAll(m.id, "-", "_"))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -86,8 +97,8 @@ func riverW2(ctx context.Context, pg *pgServer, p Params) (enqueueRate float64, 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &riverWorker{})
 	client, err := river.NewClient(driver, &river.Config{
-		FetchCooldown:     2 * time.Millisecond,
-		FetchPollInterval: 20 * time.Millisecond,
+		FetchCooldown:     m.fetchCooldown,
+		FetchPollInterval: m.fetchInterval,
 		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: p.Concurrency}},
 		Workers:           workers,

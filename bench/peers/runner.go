@@ -97,7 +97,9 @@ func (u *runner) postgres(ctx context.Context) {
 	pg, err := startPostgres(ctx, u.tmp)
 	if err != nil {
 		u.add("courier-w2-postgres", failed(courierSys, "w2", "burn-down", err))
-		u.add("river-w2", failed(riverSystem, "w2", "burn-down", err))
+		for _, m := range riverModes {
+			u.add(m.id, failed(m.system, "w2", "burn-down", err))
+		}
 		return
 	}
 	defer pg.stop()
@@ -116,7 +118,9 @@ func (u *runner) postgres(ctx context.Context) {
 				args: courierArgs("w2", u.p, u.p.Batch, u.p.Count, dsn)})
 		})
 	}
-	u.measure(ctx, "river-w2", func(ctx context.Context) Figure { return runRiverW2(ctx, pg, u.p) })
+	for _, m := range riverModes {
+		u.measure(ctx, m.id, func(ctx context.Context) Figure { return runRiverW2(ctx, pg, m, u.p) })
+	}
 }
 
 // asynqMode runs W2 on a fresh Redis with the mode's fsync policy.

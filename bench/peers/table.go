@@ -27,6 +27,8 @@ var comparisons = []comparison{
 	{workload: "W1 round trip", mode: "per-message", courier: "courier-w1-per-message", peer: "nats-default-w1-per-message"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-w2", target: 10},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-postgres", peer: "river-w2", target: 1.5},
+	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-default-w2"},
+	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-postgres", peer: "river-default-w2"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "asynq-always-w2"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "asynq-everysec-w2"},
 	{workload: "W2 enqueue", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-w2", enqueue: true},
