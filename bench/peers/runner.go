@@ -32,6 +32,10 @@ func (u *runner) all(ctx context.Context) {
 	if river || asynq {
 		u.courier(ctx, "courier-w2-pebble", courierRun{system: "courier (embedded store)", workload: "w2", mode: "burn-down",
 			args: courierArgs("w2", u.p, u.p.Batch, u.p.Count, "")})
+		// The same with task records (state, result, kept after the end), the
+		// nearer match of River's job rows, which stay as completed.
+		u.courier(ctx, "courier-w2-pebble-tasks", courierRun{system: "courier (embedded store)", workload: "w2", mode: "burn-down, tasks",
+			args: append(courierArgs("w2", u.p, u.p.Batch, u.p.Count, ""), "--tasks")})
 	}
 	if river {
 		u.postgres(ctx)

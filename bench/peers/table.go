@@ -27,6 +27,7 @@ var comparisons = []comparison{
 	{workload: "W1 round trip", mode: "per-message", courier: "courier-w1-per-message", peer: "nats-default-w1-per-message"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-w2", target: 10},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-postgres", peer: "river-w2", target: 1.5},
+	{workload: "W2 burn-down", mode: "tasks/s", courier: "courier-w2-pebble-tasks", peer: "river-w2"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-default-w2"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-postgres", peer: "river-default-w2"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "asynq-always-w2"},

@@ -21,7 +21,7 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	q, base := r.p.Count, r.p.Baseline
 	p, c, b := r.p.Producers, r.p.Consumers, r.p.Batch
 
-	if err := r.sendAll(ctx, base, p, b, false, nil, r.phase("baseline: fill", base)); err != nil {
+	if err := r.sendAll(ctx, base, p, b, false, nil, r.phase("baseline: fill", base), nil); err != nil {
 		return outcome{}, err
 	}
 	empty := r.phase("baseline: receive+ack", base)
@@ -30,7 +30,7 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	}
 
 	fill := r.phase("fill the backlog", q)
-	if err := r.sendAll(ctx, q, p, b, false, nil, fill); err != nil {
+	if err := r.sendAll(ctx, q, p, b, false, nil, fill, nil); err != nil {
 		return outcome{}, err
 	}
 	r.extra["fill_seconds"] = fill.elapsed().Seconds()

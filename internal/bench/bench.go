@@ -82,6 +82,7 @@ type Params struct {
 	Queue       string  `json:"queue"`              // the queue used; default bench-<workload>-<random>
 	Baseline    int64   `json:"baseline,omitempty"` // w4: messages of the empty-queue baseline and of the backlog's first chunk
 	Backlog     int     `json:"backlog,omitempty"`  // w5: most messages sent and not yet acked
+	Tasks       bool    `json:"tasks,omitempty"`    // w2: jobs are tasks (durable records with a result), not plain messages
 }
 
 // Defaults and limits of Params.

@@ -18,19 +18,33 @@ const maxChecked = 1000
 // workerWait is the long-poll of the Workers of w2 and w6.
 const workerWait = 5 * time.Second
 
-// runBurnDown is w2, the job burn-down: Count no-op tasks are submitted
-// first (Producers goroutines, Batch per batch submit), then a Worker with
+// runBurnDown is w2, the job burn-down: Count no-op jobs are enqueued
+// first (Producers goroutines, Batch per request), then a Worker with
 // Concurrency handlers (receiving Batch at most per request, acking in
 // batches) works them off. The measured phase runs from the Worker's start
-// to its graceful stop once every task was handled, when every ack is
-// durable. A task's latency is that of the batch submit that stored it.
+// to its graceful stop once every job was handled, when every ack is
+// durable. A job's latency is that of the request that stored it.
+//
+// A job is a plain message, durably acked when done — what River, Asynq
+// or Sidekiq call a job — unless Tasks is set: then each is a task, with a
+// durable record that the worker's ack finishes (state, result), and a
+// sample of them is checked to have succeeded.
 func runBurnDown(ctx context.Context, r *runner) (outcome, error) {
 	if err := r.putQueue(ctx); err != nil {
 		return outcome{}, err
 	}
 	n := r.p.Count
 	enq := r.phase("enqueue", n)
-	lat, sample, err := r.submitAll(ctx, n, enq)
+	var (
+		lat    = &Histogram{}
+		sample []string
+		err    error
+	)
+	if r.p.Tasks {
+		lat, sample, err = r.submitAll(ctx, n, enq)
+	} else {
+		err = r.sendAll(ctx, n, r.p.Producers, r.p.Batch, false, nil, enq, lat)
+	}
 	if err != nil {
 		return outcome{}, err
 	}
@@ -53,7 +67,11 @@ func runBurnDown(ctx context.Context, r *runner) (outcome, error) {
 	if err := r.checkTasks(ctx, sample); err != nil {
 		return outcome{}, err
 	}
-	r.extra["tasks_checked"] = len(sample)
+	if r.p.Tasks {
+		r.extra["tasks_checked"] = len(sample)
+	} else if err := r.checkDrained(ctx, n); err != nil {
+		return outcome{}, err
+	}
 	return outcome{count: n, elapsed: took, lat: lat, windows: burn.windows()}, nil
 }
 
@@ -167,4 +185,18 @@ func (r *runner) checkTasks(ctx context.Context, ids []string) error {
 		})
 	}
 	return g.wait()
+}
+
+// checkDrained asserts that the queue has seen at least n acks and holds
+// nothing ready or in flight: every job was worked off, not dropped.
+func (r *runner) checkDrained(ctx context.Context, n int64) error {
+	q, err := r.c.GetQueue(ctx, r.p.Queue)
+	if err != nil {
+		return fmt.Errorf("check the queue: %w", err)
+	}
+	if s := q.Stats; s.AckedTotal < n || s.Ready != 0 || s.InFlight != 0 {
+		return fmt.Errorf("queue %s after the burn-down: acked %d of %d, %d ready, %d in flight",
+			r.p.Queue, s.AckedTotal, n, s.Ready, s.InFlight)
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func runChurn(ctx context.Context, r *runner) (outcome, error) {
 		refused int64
 	)
 	g.run(func() error {
-		return r.sendAll(gctx, n, r.p.Producers, r.p.Batch, true, room.take, nil)
+		return r.sendAll(gctx, n, r.p.Producers, r.p.Batch, true, room.take, nil, nil)
 	})
 	g.run(func() (err error) {
 		lat, refused, err = r.receiveAll(gctx, m, n, r.p.Consumers, r.p.Batch, sendToAck, room.give)

@@ -19,7 +19,7 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	if err := r.putQueue(ctx); err != nil {
 		return outcome{}, err
 	}
-	if err := r.sendAll(ctx, warmUpMessages, 1, 1, false, nil, nil); err != nil {
+	if err := r.sendAll(ctx, warmUpMessages, 1, 1, false, nil, nil, nil); err != nil {
 		return outcome{}, err
 	}
 	warm := newMeter("warm-up", warmUpMessages, 1)

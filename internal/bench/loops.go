@@ -29,14 +29,24 @@ const receiveWait = "250ms"
 // started, for a latency measured at the consumer. gate, if not nil, is
 // called before each request with its message count and may wait for
 // room (w5 bounds the backlog with it). sent, if not nil, counts the
-// messages stored.
+// messages stored; lat, if not nil, gets each message's send request,
+// start to 2xx.
 func (r *runner) sendAll(ctx context.Context, n int64, producers, batch int, stamp bool,
-	gate func(context.Context, int) error, sent *meter) error {
+	gate func(context.Context, int) error, sent *meter, lat *Histogram) error {
 	var next atomic.Int64 // the first message of the next request
+	var mu sync.Mutex     // guards lat
 	g, ctx := newGroup(ctx)
 	for range producers {
 		g.run(func() error {
 			msgs := make([]courier.NewMessage, 0, batch)
+			h := &Histogram{}
+			defer func() {
+				if lat != nil {
+					mu.Lock()
+					lat.Merge(h)
+					mu.Unlock()
+				}
+			}()
 			for {
 				first := next.Add(int64(batch)) - int64(batch)
 				if first >= n {
@@ -58,6 +68,7 @@ func (r *runner) sendAll(ctx context.Context, n int64, producers, batch int, sta
 					}
 				}
 				var err error
+				start := time.Now()
 				if batch == 1 {
 					_, err = r.c.Send(ctx, r.p.Queue, msgs[0])
 				} else {
@@ -66,6 +77,7 @@ func (r *runner) sendAll(ctx context.Context, n int64, producers, batch int, sta
 				if err != nil {
 					return fmt.Errorf("send: %w", err)
 				}
+				h.RecordN(time.Since(start), k)
 				if sent != nil {
 					sent.add(int64(k))
 				}

@@ -23,7 +23,7 @@ func runRoundTrip(ctx context.Context, r *runner) (outcome, error) {
 		refused  int64
 	)
 	g.run(func() error {
-		err := r.sendAll(gctx, n, r.p.Producers, r.p.Batch, true, nil, nil)
+		err := r.sendAll(gctx, n, r.p.Producers, r.p.Batch, true, nil, nil, nil)
 		sendTook = time.Since(m.start)
 		return err
 	})

@@ -106,7 +106,18 @@ func TestRoundTripSingle(t *testing.T) {
 
 func TestBurnDown(t *testing.T) {
 	t.Parallel()
-	res := runSmall(t, W2, Params{Count: 250, Batch: 50, Producers: 2, Concurrency: 20}, Target{})
+	res := runSmall(t, W2, Params{Count: 300, Batch: 50, Producers: 2, Concurrency: 20}, Target{})
+	if res.Extra["queue_acked_total"] != int64(300) || res.Extra["latency_samples"] != uint64(300) {
+		t.Errorf("acked %v, latency samples %v; want 300 each", res.Extra["queue_acked_total"], res.Extra["latency_samples"])
+	}
+	if _, ok := res.Extra["tasks_checked"]; ok || res.Unit != "jobs" {
+		t.Errorf("plain-message jobs: tasks_checked %v, unit %q", res.Extra["tasks_checked"], res.Unit)
+	}
+}
+
+func TestBurnDownTasks(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W2, Params{Count: 250, Batch: 50, Producers: 2, Concurrency: 20, Tasks: true}, Target{})
 	if res.Extra["tasks_checked"] != 250 || res.Extra["queue_acked_total"] != int64(250) {
 		t.Errorf("tasks checked %v, acked %v; want all 250", res.Extra["tasks_checked"], res.Extra["queue_acked_total"])
 	}

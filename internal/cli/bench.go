@@ -51,7 +51,7 @@ See docs/cli.md for every figure of the output.`
 // benchParams are the flags that set bench.Params; the others select the
 // target.
 var benchParams = []string{"count", "size", "producers", "consumers", "batch", "concurrency",
-	"rate", "windows", "queue", "baseline", "backlog"}
+	"rate", "windows", "queue", "baseline", "backlog", "tasks"}
 
 type benchFlags struct {
 	p       bench.Params
@@ -86,7 +86,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.Int64Var(&f.p.Count, "count", 0, "messages (w1, w3, w4's backlog), tasks (w2, w6) or cycles (w5); default 100000 (w1, w2), 10000 (w3, w6), 1000000 (w4, w5)")
+	fl.Int64Var(&f.p.Count, "count", 0, "messages (w1, w3, w4's backlog), jobs (w2), tasks (w6) or cycles (w5); default 100000 (w1, w2), 10000 (w3, w6), 1000000 (w4, w5)")
 	fl.IntVar(&f.p.Size, "size", bench.DefaultSize, "bytes of each message body")
 	fl.IntVar(&f.p.Producers, "producers", bench.DefaultProducers, "goroutines sending (w1, w2's submits, w4's fill, w5)")
 	fl.IntVar(&f.p.Consumers, "consumers", bench.DefaultConsumers, "goroutines receiving and acking (w1, w3, w4, w5)")
@@ -97,6 +97,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.p.Queue, "queue", "", "the queue to use (default bench-WORKLOAD-RANDOM; deleted afterwards on a --url server)")
 	fl.Int64Var(&f.p.Baseline, "baseline", 0, "w4: messages of the empty-queue baseline and of the backlog's first chunk (default min(count, 200000))")
 	fl.IntVar(&f.p.Backlog, "backlog", 0, "w5: most messages sent and not yet acked (default max(1000, 2 × batch × max(producers, consumers)))")
+	fl.BoolVar(&f.p.Tasks, "tasks", false, "w2: the jobs are tasks (durable records finished with a result) rather than plain messages")
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
