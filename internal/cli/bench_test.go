@@ -68,7 +68,7 @@ func TestBenchTable(t *testing.T) {
 
 func TestBenchJSON(t *testing.T) {
 	t.Parallel()
-	out := ok(t, "", "--json", "bench", "w2", "--count", "150", "--batch", "30", "--concurrency", "10")
+	out := ok(t, "", "--json", "bench", "w2", "--tasks", "--count", "150", "--batch", "30", "--concurrency", "10")
 	r := parseBench(t, out)
 	if r.Workload != "w2" || r.Target != "pebble" || r.Count != 150 || r.PerSecond <= 0 || *r.DiskBytes <= 0 ||
 		r.Extra["tasks_checked"] != 150.0 || r.Extra["queue_acked_total"] != 150.0 {
