@@ -47,3 +47,22 @@ func TestPackageDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPeerDependency keeps the peers comparison (bench/peers, its own
+// module) out of courier: no package of the main module may import it or
+// any peer it measures, so courier's users never download a peer.
+func TestNoPeerDependency(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", "-test", "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps -test ./...: %v\n%s", err, out)
+	}
+	bad := []string{"github.com/courierhq/courier/bench/peers", "github.com/nats-io/", "github.com/riverqueue/", "github.com/hibiken/asynq"}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, b := range bad {
+			if strings.HasPrefix(dep, b) {
+				t.Errorf("the main module depends on %s (peers belong in bench/peers, its own module)", dep)
+			}
+		}
+	}
+}

@@ -182,7 +182,10 @@ func TestWorkerExtendsLease(t *testing.T) {
 	done := make(chan struct{})
 	w := courier.NewWorker(c, "slow", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
 		calls.Add(1)
-		for range 6 { // 6 extends at a third of what is left: 2 visibilities
+		// 5 extends, each when a third of the lease is left: about 1.7
+		// visibilities, with room for a loaded machine's stalls (a lease of
+		// 300ms was lost under -race on two busy cores).
+		for range 5 {
 			select {
 			case <-extends:
 			case <-ctx.Done():
@@ -191,7 +194,7 @@ func TestWorkerExtendsLease(t *testing.T) {
 		}
 		close(done)
 		return nil
-	}), courier.WorkerOptions{Visibility: 300 * time.Millisecond, Wait: 100 * time.Millisecond})
+	}), courier.WorkerOptions{Visibility: 1500 * time.Millisecond, Wait: 100 * time.Millisecond})
 	startWorker(t, w)
 	<-done
 	if err := w.Stop(t.Context()); err != nil {

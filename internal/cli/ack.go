@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,59 +11,87 @@ import (
 )
 
 func newAckCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var result string
+	cmd := &cobra.Command{
 		Use:   "ack QUEUE LEASE...",
 		Short: "Acknowledge received messages: they are done and gone",
 		Long: `Acknowledge received messages by their leases: they are done and gone.
 
 A lease that has expired (its message may be with another consumer now) is
 refused with lease_expired, and the command exits with 1. With several leases
-every valid one is applied, and the refused ones are reported.`,
+every valid one is applied, and the refused ones are reported.
+
+--result finishes a task's message with its result, a JSON value: the task
+ends succeeded with it (for a message that is not a task it is a plain ack).`,
 		Args: argsRange(2, -1),
-		RunE: e.action(func(ctx context.Context, c *courier.Client, args []string) error {
-			queue, leases := args[0], args[1:]
-			var res courier.AckResult
-			if len(leases) == 1 {
-				// The single form, whose refusal is an error with its code.
-				if err := c.Ack(ctx, queue, leases[0]); err != nil {
-					return err
-				}
-				res.Acked = 1
+	}
+	cmd.Flags().StringVar(&result, "result", "", "a task's result, as JSON (one LEASE only)")
+	cmd.RunE = e.action(func(ctx context.Context, c *courier.Client, args []string) error {
+		queue, leases := args[0], args[1:]
+		var res courier.AckResult
+		withResult := cmd.Flags().Changed("result")
+		if withResult && len(leases) != 1 {
+			return usageErrorf("--result takes exactly one LEASE, got %d", len(leases))
+		}
+		if withResult && !json.Valid([]byte(result)) {
+			return usageErrorf("--result is not valid JSON: %q (quote a string: '\"done\"')", result)
+		}
+		if len(leases) == 1 {
+			// The single form, whose refusal is an error with its code.
+			var err error
+			if withResult {
+				err = c.AckResult(ctx, queue, leases[0], json.RawMessage(result))
 			} else {
-				var err error
-				if res, err = c.AckBatch(ctx, queue, leases); err != nil {
-					return err
-				}
+				err = c.Ack(ctx, queue, leases[0])
 			}
-			if e.json {
-				if err := e.printJSON(res); err != nil {
-					return err
-				}
-			} else if _, err := fmt.Fprintf(e.stdout, "acknowledged %d\n", res.Acked); err != nil {
+			if err != nil {
 				return err
 			}
-			return ackFailures(res)
-		}),
-	}
+			res.Acked = 1
+		} else {
+			var err error
+			if res, err = c.AckBatch(ctx, queue, leases); err != nil {
+				return err
+			}
+		}
+		if e.json {
+			if err := e.printJSON(res); err != nil {
+				return err
+			}
+		} else if _, err := fmt.Fprintf(e.stdout, "acknowledged %d\n", res.Acked); err != nil {
+			return err
+		}
+		return ackFailures(res)
+	})
+	return cmd
 }
 
 func newNackCmd(e *env) *cobra.Command {
 	var (
-		delay  time.Duration
-		reason string
+		delay     time.Duration
+		reason    string
+		terminate bool
 	)
 	cmd := &cobra.Command{
 		Use:   "nack QUEUE LEASE",
 		Short: "Hand a received message back, to be delivered again",
 		Long: `Hand a received message back, to be delivered again: after --delay, or
 without it after the queue's backoff for the attempt. A message that has used
-the queue's max attempts goes to the dead-letter queue instead.`,
+the queue's max attempts goes to the dead-letter queue instead.
+
+--terminate dead-letters it at once, whatever attempts it has left, with
+--error as the reason: for a message that can never be processed. A task ends
+failed with that reason.`,
 		Args: argsRange(2, 2),
 	}
 	cmd.Flags().DurationVar(&delay, "delay", 0, "deliver again after this delay (0s: at once; default: the queue's backoff)")
 	cmd.Flags().StringVar(&reason, "error", "", "why the message failed, kept with it")
+	cmd.Flags().BoolVar(&terminate, "terminate", false, "dead-letter it now, whatever attempts it has left (give the reason with --error)")
 	cmd.RunE = e.action(func(ctx context.Context, c *courier.Client, args []string) error {
-		req := courier.NackRequest{Lease: args[1], Error: reason}
+		req := courier.NackRequest{Lease: args[1], Error: reason, Terminate: terminate}
+		if terminate && cmd.Flags().Changed("delay") {
+			return usageErrorf("--terminate and --delay exclude each other")
+		}
 		if cmd.Flags().Changed("delay") {
 			req.Delay = delay.String() // "0s" too: at once, unlike no delay
 		}
@@ -74,6 +103,8 @@ the queue's max attempts goes to the dead-letter queue instead.`,
 			return e.printJSON(res)
 		}
 		switch {
+		case res.DeadLettered && terminate:
+			_, err = fmt.Fprintln(e.stdout, "dead-lettered")
 		case res.DeadLettered:
 			_, err = fmt.Fprintln(e.stdout, "dead-lettered: the message used its attempts")
 		case res.RetryAt != nil:

@@ -1,8 +1,9 @@
 // Package cli is courier's command line: queue administration, send,
 // receive, ack/nack/extend and tasks (submit, get, watch, cancel) through the
-// Go SDK, and `serve`, which runs a server. Commands write only to the writers they are given, so tests run
-// them in-process; the process-wide parts (os.Args, signals, os.Exit) stay in
-// cmd/courier.
+// Go SDK; `serve`, which runs a server; and `bench`, which measures one
+// (the engine is internal/bench). Commands write only to the writers they
+// are given, so tests run them in-process; the process-wide parts
+// (os.Args, signals, os.Exit) stay in cmd/courier.
 package cli
 
 import (
@@ -64,8 +65,8 @@ func run(ctx context.Context, args []string, e *env) int {
 
 const rootLong = `courier is a durable message queue and task service.
 
-This command talks to a courier server over its HTTP API (--url), and runs
-one with "courier serve".
+This command talks to a courier server over its HTTP API (--url), runs
+one with "courier serve", and measures one with "courier bench".
 
 Output is a table for people; --json prints the API's JSON answer instead,
 one JSON value per command, for scripts.
@@ -114,6 +115,7 @@ func newRootCmd(e *env) *cobra.Command {
 		// serve is the lead's: serve.go defines newServeCmd(*env).
 		newServeCmd(e),
 		newMigrateCmd(e),
+		newBenchCmd(e),
 	)
 	return root
 }

@@ -213,3 +213,41 @@ func TestTaskWatchInterrupted(t *testing.T) {
 		t.Errorf("interrupted watch: exit %d, %q", code, out.String())
 	}
 }
+
+// A task can be finished from the command line: ack --result succeeds it
+// with its result, nack --terminate fails it at once with a reason.
+func TestTaskFinishedByAckAndNack(t *testing.T) {
+	t.Parallel()
+	url := setup(t)
+	ok(t, url, "queue", "create", "jobs", "--max-attempts", "5")
+	done := strings.TrimSpace(ok(t, url, "task", "submit", "jobs", `{"n":1}`))
+	m := recvOne(t, url, "jobs")
+	if out := ok(t, url, "ack", "--result", `{"sum": 3}`, "jobs", m.Lease); out != "acknowledged 1\n" {
+		t.Errorf("ack --result printed %q", out)
+	}
+	var task courier.Task
+	decode(t, ok(t, url, "task", "get", "--json", done), &task)
+	if task.State != courier.TaskSucceeded || compact(t, task.Result) != `{"sum":3}` {
+		t.Errorf("after ack --result: %+v", task)
+	}
+
+	bad := strings.TrimSpace(ok(t, url, "task", "submit", "jobs", `{"n":2}`))
+	m = recvOne(t, url, "jobs")
+	if out := ok(t, url, "nack", "--terminate", "--error", "malformed input", "jobs", m.Lease); out != "dead-lettered\n" {
+		t.Errorf("nack --terminate printed %q", out)
+	}
+	decode(t, ok(t, url, "task", "get", "--json", bad), &task)
+	if task.State != courier.TaskFailed || task.Error != "malformed input" || task.Attempt != 1 {
+		t.Errorf("after nack --terminate (attempt 1 of 5): %+v", task)
+	}
+
+	for _, args := range [][]string{
+		{"ack", "--result", `{"sum":`, "jobs", "L"},           // not JSON
+		{"ack", "--result", `1`, "jobs", "L1", "L2"},          // more than one lease
+		{"nack", "--terminate", "--delay", "1s", "jobs", "L"}, // contradictory
+	} {
+		if r := courierCmd(t.Context(), t, url, strings.NewReader(""), args...); r.code != exitUsage || r.stderr == "" {
+			t.Errorf("courier %s: exit %d, stderr %q; want %d with a message", strings.Join(args, " "), r.code, r.stderr, exitUsage)
+		}
+	}
+}

@@ -120,3 +120,63 @@ func TestReadsWaitForSync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEmptyLeaseIsARead: a receive that finds nothing writes nothing (no
+// batch, so no fsync), and answers as reads do: only once what it saw is
+// durable — here, an ack whose fsync is held, which emptied the queue.
+func TestEmptyLeaseIsARead(t *testing.T) {
+	ctx := context.Background()
+	fs := &gateFS{FS: vfs.NewMem()}
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waiting := make(chan struct{}, 1)
+	s.dur.onWait = func() { waiting <- struct{}{} }
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now,
+		Messages: []store.NewMessage{{Body: []byte(`1`), Kind: store.BodyJSON}}}); err != nil {
+		t.Fatal(err)
+	}
+	lease := func() (store.LeaseResult, error) {
+		return s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow})
+	}
+	lr, err := lease()
+	if err != nil || len(lr.Messages) != 1 {
+		t.Fatal(lr, err)
+	}
+	before := s.dur.applied.Load()
+	if lr, err := lease(); err != nil || len(lr.Messages) != 0 {
+		t.Fatalf("second lease = %v, %v; want none", lr, err)
+	}
+	if after := s.dur.applied.Load(); after != before {
+		t.Fatalf("an empty lease applied %d batches, want 0", after-before)
+	}
+
+	fs.shut()
+	defer fs.open()
+	acked := make(chan error, 1)
+	go func() {
+		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease}, Now: now})
+		acked <- err
+	}()
+	<-fs.entered // the ack is applied and its fsync is held
+	got := make(chan error, 1)
+	go func() { _, err := lease(); got <- err }()
+	select {
+	case <-waiting:
+	case err := <-got:
+		t.Fatalf("the empty lease answered (%v) before the ack it saw was durable", err)
+	}
+	fs.open()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+}

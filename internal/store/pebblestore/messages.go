@@ -73,7 +73,7 @@ func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
 // Lease hands out up to Max ready messages.
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	var res store.LeaseResult
-	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
+	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, func(t *txn, w *qwork) error {
 		res = store.LeaseResult{}
 		if _, err := t.due(w, p.Retry, leaseDueLimit); err != nil {
 			return err

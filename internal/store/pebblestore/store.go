@@ -60,6 +60,9 @@ type Options struct {
 	FreeBytes func() (uint64, error)
 	// Logger receives Pebble's events worth knowing; default discards.
 	Logger *slog.Logger
+	// TaskCacheBytes bounds the memory of the cache of recently written task
+	// records (taskcache.go); default 32 MiB; negative: no cache.
+	TaskCacheBytes int64
 	// SkipVerify skips reading every key at open to check the tables'
 	// checksums (verify.go), for stores too large to read at each start.
 	SkipVerify bool
@@ -84,6 +87,8 @@ type Store struct {
 	taskWatchers map[uint64]chan struct{}
 	// hookWatch is closed when a webhook becomes due (see WatchWebhooks).
 	hookWatch chan struct{}
+	// tasks caches recently written task records (taskcache.go).
+	tasks *taskCache
 	// Store-wide cursors of the task indexes ('E', 'N'): no live key below.
 	taskTTLCur, hookCur []byte
 	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
@@ -109,6 +114,9 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.MemTableBytes == 0 {
 		o.MemTableBytes = 64 << 20
+	}
+	if o.TaskCacheBytes == 0 {
+		o.TaskCacheBytes = 32 << 20
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 256 << 20
@@ -141,6 +149,7 @@ func Open(o Options) (*Store, error) {
 		rnd:          rand.New(rand.NewChaCha8(seed())),
 		watchers:     map[string]chan struct{}{},
 		taskWatchers: map[uint64]chan struct{}{},
+		tasks:        newTaskCache(o.TaskCacheBytes),
 	}
 	if err := s.load(); err != nil {
 		db.Close()

@@ -14,11 +14,24 @@ import (
 // batch. A finished task keeps its record for its ResultTTL ('E' index) and,
 // if it has a webhook, is listed for delivery ('N' index).
 
-// getTask reads a task record through the batch.
+// getTask reads a task record: the txn's own writes first, then the task
+// cache (taskcache.go), then the batch.
 func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
-	v, ok, err := t.get(taskKey(seq))
-	if err != nil || !ok {
-		return nil, false, err
+	v, ok := t.taskWrites[seq]
+	if !ok {
+		v, ok = t.s.tasks.get(seq)
+	}
+	if !ok {
+		var err error
+		if v, ok, err = t.get(taskKey(seq)); err != nil {
+			return nil, false, err
+		}
+		if ok {
+			t.taskReads = append(t.taskReads, cachedRead{seq, v})
+		}
+	}
+	if !ok || v == nil {
+		return nil, false, nil
 	}
 	r, err := decodeTaskRecord(v)
 	if err != nil {
@@ -31,8 +44,44 @@ func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 func (t *txn) putTask(seq uint64, r *taskRecord) {
 	r.Version++
 	r.UpdatedAt = t.now
-	t.b.Set(taskKey(seq), r.encode(), nil)
+	v := r.encode()
+	t.b.Set(taskKey(seq), v, nil)
+	t.writeTask(seq, v)
 	t.wakeTasks = append(t.wakeTasks, seq)
+}
+
+// deleteTask removes a task record.
+func (t *txn) deleteTask(seq uint64) {
+	t.b.Delete(taskKey(seq), nil)
+	t.writeTask(seq, nil)
+}
+
+// writeTask notes a record written (nil: deleted) for the txn's own reads
+// and, once applied, the task cache.
+func (t *txn) writeTask(seq uint64, v []byte) {
+	if t.taskWrites == nil {
+		t.taskWrites = map[uint64][]byte{}
+	}
+	t.taskWrites[seq] = v
+}
+
+// cachedRead is a record the txn read from Pebble, cached once it applies.
+type cachedRead struct {
+	seq uint64
+	v   []byte
+}
+
+// cacheTasks moves the txn's task writes, and the records it read from
+// Pebble, into the task cache. Requires mu; called once the batch applied.
+func (t *txn) cacheTasks() {
+	for _, r := range t.taskReads {
+		if _, written := t.taskWrites[r.seq]; !written {
+			t.s.tasks.set(r.seq, r.v)
+		}
+	}
+	for seq, v := range t.taskWrites {
+		t.s.tasks.set(seq, v)
+	}
 }
 
 // newTask stores the record of a task sent as message seq of queue w.

@@ -35,6 +35,7 @@ func (s *Store) getTask(p *store.GetTaskParams, mark *uint64) (store.Task, error
 	if err != nil {
 		return store.Task{}, err
 	}
+	t.cacheTasks() // nothing to apply: what it read is what the store holds
 	if !ok || (!r.ExpiresAt.IsZero() && !r.ExpiresAt.After(p.Now)) {
 		return store.Task{}, store.ErrTaskNotFound
 	}

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"context"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -71,6 +72,11 @@ type txn struct {
 	hookDue bool
 	// taskCur, hookCur are pending values of the store's task-index cursors.
 	taskCur, hookCur globalCursor
+	// taskWrites are the task records this txn wrote (nil: deleted), and
+	// taskReads those it read from Pebble: both go to the task cache when
+	// the batch applies.
+	taskWrites map[uint64][]byte
+	taskReads  []cachedRead
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -78,34 +84,64 @@ type txn struct {
 // its fsync without the mutex, sharing it with concurrent callers. If fn
 // fails nothing is applied or changed.
 func (s *Store) update(now time.Time, fn func(t *txn) error) error {
-	return s.run(now, false, nil, fn)
+	return s.run(now, runOpts{}, fn)
 }
 
 // updateKeep is update, except that when fn returns keep the batch is
 // applied all the same and keep is returned after its sync: for an answer
 // that reports an outcome the store has durably recorded (a cancelled task).
 func (s *Store) updateKeep(now time.Time, keep error, fn func(t *txn) error) error {
-	return s.run(now, false, keep, fn)
+	return s.run(now, runOpts{keep: keep}, fn)
 }
 
 // updateQueue runs fn as a transaction on the existing queue named name.
 func (s *Store) updateQueue(now time.Time, name string, fn func(t *txn, w *qwork) error) error {
-	return s.update(now, func(t *txn) error {
+	return s.update(now, inQueue(name, fn))
+}
+
+func inQueue(name string, fn func(t *txn, w *qwork) error) func(t *txn) error {
+	return func(t *txn) error {
 		w, ok := t.queue(name)
 		if !ok {
 			return store.ErrQueueNotFound
 		}
 		return fn(t, w)
-	})
+	}
+}
+
+// updateQueueOrRead is updateQueue for a verb that often changes nothing —
+// a receive that finds no message, as most long-poll wake-ups of competing
+// consumers do. Then nothing is written, so no fsync is spent on it: the
+// answer is a read, and waits, as reads do (durable.go), only until the
+// batches it may have seen are synced.
+func (s *Store) updateQueueOrRead(ctx context.Context, now time.Time, name string, fn func(t *txn, w *qwork) error) error {
+	var mark uint64
+	read := false
+	err := s.run(now, runOpts{skipEmpty: true, readMark: &mark, read: &read}, inQueue(name, fn))
+	if err == nil && read {
+		return s.dur.wait(ctx, mark)
+	}
+	return err
 }
 
 // updateIfChanged is update, except that a transaction that changed nothing
 // is not written at all (background work that found nothing to do).
 func (s *Store) updateIfChanged(now time.Time, fn func(t *txn) error) error {
-	return s.run(now, true, nil, fn)
+	return s.run(now, runOpts{skipEmpty: true}, fn)
 }
 
-func (s *Store) run(now time.Time, skipEmpty bool, keep error, fn func(t *txn) error) error {
+// runOpts are the variants of run.
+type runOpts struct {
+	// skipEmpty: a txn that changed nothing is not written; *read (if not
+	// nil) is then set, and *readMark to the batches it may have seen.
+	skipEmpty bool
+	readMark  *uint64
+	read      *bool
+	// keep: fn's error that still applies the batch (see updateKeep).
+	keep error
+}
+
+func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	s.mu.Lock()
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
@@ -113,12 +149,16 @@ func (s *Store) run(now time.Time, skipEmpty bool, keep error, fn func(t *txn) e
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
 	result := fn(t)
-	if result != nil && (keep == nil || result != keep) {
+	if result != nil && (o.keep == nil || result != o.keep) {
 		s.mu.Unlock()
 		t.b.Close()
 		return result
 	}
-	if skipEmpty && t.b.Empty() && !t.changed() && len(t.wakeTasks) == 0 {
+	if o.skipEmpty && t.b.Empty() && !t.changed() && len(t.wakeTasks) == 0 {
+		t.keepReadState()
+		if o.read != nil {
+			*o.read, *o.readMark = true, s.dur.mark()
+		}
 		s.mu.Unlock()
 		t.b.Close()
 		return nil
@@ -148,6 +188,17 @@ func (s *Store) run(now time.Time, skipEmpty bool, keep error, fn func(t *txn) e
 		s.wakeWebhooks()
 	}
 	return result
+}
+
+// keepReadState keeps what a txn that wrote nothing learnt by reading: the
+// cursors its scans moved past tombstones (without them, every empty
+// receive after a drain would walk those tombstones again) and the task
+// records it read. Requires mu.
+func (t *txn) keepReadState() {
+	for _, w := range t.order {
+		w.q.cur = w.cur
+	}
+	t.cacheTasks()
 }
 
 // apply writes the working state into the batch, applies the batch without
@@ -191,6 +242,7 @@ func (t *txn) apply() error {
 		}
 	}
 	s.seqHigh = max(s.seqHigh, t.seqHigh)
+	t.cacheTasks()
 	for _, name := range t.wake {
 		s.signal(name)
 	}

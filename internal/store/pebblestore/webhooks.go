@@ -130,7 +130,7 @@ func (t *txn) expireTasks(limit int) (int, error) {
 		if found && r.Webhook.Pending {
 			t.b.Delete(globalTimeKey(tagHookDue, r.Webhook.NextAttemptAt, seq), nil)
 		}
-		t.b.Delete(taskKey(seq), nil)
+		t.deleteTask(seq)
 		t.b.Delete(k, nil)
 		t.taskCur = globalCursor{key: k, set: true}
 		t.wakeTasks = append(t.wakeTasks, seq)

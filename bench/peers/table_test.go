@@ -1,0 +1,107 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func testReport() report {
+	p := Params{Count: 20000}.WithDefaults()
+	return report{Note: "Shared machine: not final.", Date: "2026-12-04 15:00 UTC", Machine: "2 CPUs", Params: p, Figures: []Figure{
+		{ID: "courier-w1-batched", System: "courier (embedded store)", PerSecond: 48000, Durability: "every 2xx fsynced"},
+		{ID: "courier-w1-per-message", System: "courier (embedded store)", PerSecond: 2700},
+		{ID: "nats-always-w1-batched", System: "NATS always", PerSecond: 480},
+		{ID: "nats-default-w1-batched", System: "NATS default", PerSecond: 60000},
+		{ID: "nats-always-w1-per-message", System: "NATS always", PerSecond: 450},
+		{ID: "nats-default-w1-per-message", System: "NATS default", Workload: "w1", Mode: "per-message", Err: "boom"},
+		{ID: "courier-w2-pebble", System: "courier (embedded store)", PerSecond: 80000, EnqueuePerSecond: 100000},
+		{ID: "courier-w2-postgres", System: "courier (PostgreSQL store)", Err: "no courier binary"},
+		{ID: "river-w2", System: "River", PerSecond: 8000, EnqueuePerSecond: 16000},
+	}}
+}
+
+// row is the table line that mentions both a and b.
+func row(t *testing.T, table, a, b string) string {
+	t.Helper()
+	for _, l := range strings.Split(table, "\n") {
+		if strings.Contains(l, a) && strings.Contains(l, b) {
+			return l
+		}
+	}
+	t.Fatalf("no row with %q and %q in:\n%s", a, b, table)
+	return ""
+}
+
+func TestWriteTable(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	if err := writeTable(&b, testReport()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Shared machine: not final.\n\nDate: 2026-12-04 15:00 UTC",
+		"count 20000 (W1 per-message: 2000), size 128 B",
+		"| W1 round trip | batched (B=100, 20000 msgs) | courier (embedded store) | NATS always | 48,000 | 480 | 100.0× | ≥ 50×: met |",
+		"| W1 round trip | batched (B=100, 20000 msgs) | courier (embedded store) | NATS default | 48,000 | 60,000 | 0.80× | ≥ 1×: **not met** |",
+		"| W1 round trip | per-message (2000 msgs) | courier (embedded store) | NATS always | 2,700 | 450 | 6.00× | ≥ 3×: met |",
+		"| W1 round trip | per-message (2000 msgs) | courier (embedded store) | NATS default | 2,700 | — | — | — |",
+		"| W2 burn-down | jobs/s | courier (embedded store) | River | 80,000 | 8,000 | 10.0× | ≥ 10×: met |",
+		"| W2 burn-down | jobs/s | courier (PostgreSQL store) | River | — | 8,000 | — | ≥ 1.5×: no figure |",
+		"| W2 enqueue | jobs/s | courier (embedded store) | River | 100,000 | 16,000 | 6.25× | — |",
+		"- courier (embedded store): every 2xx fsynced",
+		"- NATS default (w1 per-message): boom",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Asynq was not run (as with --only nats,river): no rows for it.
+	if strings.Contains(out, "asynq") || strings.Contains(out, "Asynq") {
+		t.Errorf("rows for a peer that did not run:\n%s", out)
+	}
+	if r := row(t, out, "NATS default", "per-message"); !strings.Contains(r, "| 2,700 | — | — | — |") {
+		t.Errorf("a failed peer figure shows as a dash: %s", r)
+	}
+}
+
+func TestRateAndRatio(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    float64
+		want string
+	}{{0, "—"}, {7.4, "7"}, {999.5, "1,000"}, {1234567, "1,234,567"}} {
+		if got := rate(tc.v); got != tc.want {
+			t.Errorf("rate(%g) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+	if got := ratio(100, 0); got != "—" {
+		t.Errorf("ratio with no peer figure: %q", got)
+	}
+	if got := verdict(50, 49.9, 1); got != "≥ 50×: **not met**" {
+		t.Errorf("verdict just below target: %q", got)
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	t.Parallel()
+	if err := (Params{Only: []string{"nats", "kafka"}}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "kafka") {
+		t.Errorf("unknown peer: %v", err)
+	}
+	if err := (Params{Batch: -1}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "--batch") {
+		t.Errorf("bad batch: %v", err)
+	}
+	p := Params{Only: []string{"river"}}.WithDefaults()
+	if err := p.Validate(); err != nil || !p.Runs("river") || p.Runs("nats") {
+		t.Errorf("--only river: err %v, runs river %v, runs nats %v", err, p.Runs("river"), p.Runs("nats"))
+	}
+}
+
+func TestNATSConfig(t *testing.T) {
+	t.Parallel()
+	got := natsConfig("/tmp/x", "always")
+	want := "host: 127.0.0.1\nport: -1\njetstream {\n  store_dir: \"/tmp/x\"\n  sync_interval: always\n}\n"
+	if got != want {
+		t.Errorf("config:\n%s\nwant:\n%s", got, want)
+	}
+}

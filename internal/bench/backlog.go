@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// runBacklog is w4, the backlog. Its baseline: Baseline messages are sent
+// into the empty queue and then received and acked (Consumers goroutines,
+// Batch per request), which gives the rate of a queue that holds little.
+// Then Count messages are sent (Producers, Batch per request) and the
+// process's RSS is read; then the backlog is drained, and the first
+// Baseline messages of the drain give the rate of a full queue, to compare
+// with the baseline. The measured phase is the whole drain; a message's
+// latency is the receive+ack round that took it.
+func runBacklog(ctx context.Context, r *runner) (outcome, error) {
+	if err := r.putQueue(ctx); err != nil {
+		return outcome{}, err
+	}
+	q, base := r.p.Count, r.p.Baseline
+	p, c, b := r.p.Producers, r.p.Consumers, r.p.Batch
+
+	if err := r.sendAll(ctx, base, p, b, false, nil, r.phase("baseline: fill", base), nil); err != nil {
+		return outcome{}, err
+	}
+	empty := r.phase("baseline: receive+ack", base)
+	if _, _, err := r.receiveAll(ctx, empty, base, c, b, noLatency, nil); err != nil {
+		return outcome{}, err
+	}
+
+	fill := r.phase("fill the backlog", q)
+	if err := r.sendAll(ctx, q, p, b, false, nil, fill, nil); err != nil {
+		return outcome{}, err
+	}
+	r.extra["fill_seconds"] = fill.elapsed().Seconds()
+	r.extra["fill_per_second"] = perSecond(q, fill.elapsed())
+	r.extra["rss_after_fill_bytes"] = currentRSS()
+	r.extra["go_heap_after_fill_bytes"] = heapInUse()
+
+	drain := r.phaseAt("drain the backlog", withEnd(windowEnds(q, r.p.Windows), base))
+	lat, refused, err := r.receiveAll(ctx, drain, q, c, b, receiveAckRound, nil)
+	if err != nil {
+		return outcome{}, err
+	}
+	emptyRate := perSecond(base, empty.elapsed())
+	fullRate := perSecond(base, drain.reachedAt(base))
+	r.extra["empty_receive_per_second"] = emptyRate
+	r.extra["backlog_receive_per_second"] = fullRate
+	r.extra["ratio"] = 0.0
+	if emptyRate > 0 {
+		r.extra["ratio"] = fullRate / emptyRate
+	}
+	r.extra["acks_refused_lease_expired"] = refused
+	return outcome{count: drain.count(), elapsed: drain.elapsed(), lat: lat, windows: drain.windows()}, nil
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// windowEnds are the counts at which windows windows of total items end.
+func windowEnds(total int64, windows int) []int64 {
+	windows = int(max(min(int64(windows), total), 1))
+	ends := make([]int64, windows)
+	for k := range ends {
+		ends[k] = total * int64(k+1) / int64(windows)
+	}
+	return ends
+}
+
+// withEnd adds the end n to ends, kept ascending and without repeats.
+func withEnd(ends []int64, n int64) []int64 {
+	i, found := slices.BinarySearch(ends, n)
+	if found {
+		return ends
+	}
+	return slices.Insert(ends, i, n)
+}

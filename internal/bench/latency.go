@@ -1,0 +1,64 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// warmUpMessages are sent, received and acked before w3's schedule starts,
+// so that its first sends do not pay for opening connections.
+const warmUpMessages = 10
+
+// runLatency is w3, latency at a fixed rate: Count single sends on a
+// schedule of Rate per second, open loop (see pace), while Consumers
+// goroutines receive (Batch at most per long-poll) and ack. A message's
+// latency runs from the moment its send was due to the return of the
+// receive that took it, so a send that started late is charged.
+func runLatency(ctx context.Context, r *runner) (outcome, error) {
+	if err := r.putQueue(ctx); err != nil {
+		return outcome{}, err
+	}
+	if err := r.sendAll(ctx, warmUpMessages, 1, 1, false, nil, nil, nil); err != nil {
+		return outcome{}, err
+	}
+	warm := newMeter("warm-up", warmUpMessages, 1)
+	if _, _, err := r.receiveAll(ctx, warm, warmUpMessages, 1, warmUpMessages, noLatency, nil); err != nil {
+		return outcome{}, err
+	}
+
+	n := r.p.Count
+	m := r.phase("sent on schedule, received", n)
+	g, gctx := newGroup(ctx)
+	var (
+		lat, lag *Histogram
+		refused  int64
+	)
+	g.run(func() (err error) {
+		lat, refused, err = r.receiveAll(gctx, m, n, r.p.Consumers, r.p.Batch, sendToReceive, nil)
+		return err
+	})
+	g.run(func() (err error) {
+		lag, err = pace(gctx, n, r.p.Rate, func(ctx context.Context, due time.Time) error {
+			if _, err := r.c.Send(ctx, r.p.Queue, r.bodies.stamped(due.Sub(r.bodies.base))); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			return nil
+		})
+		return err
+	})
+	if err := g.wait(); err != nil {
+		return outcome{}, err
+	}
+	r.extra["warmup_messages"] = warmUpMessages
+	r.extra["acks_refused_lease_expired"] = refused
+	noteLag(r.extra, lag)
+	return outcome{count: m.count(), elapsed: m.elapsed(), lat: lat, windows: m.windows()}, nil
+}
+
+// noteLag reports how late the open-loop schedule's calls started.
+func noteLag(extra map[string]any, lag *Histogram) {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	extra["send_lag_p99_ms"] = ms(lag.Percentile(0.99))
+	extra["send_lag_max_ms"] = ms(lag.Max())
+}

@@ -1,0 +1,211 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/server"
+)
+
+// runSmall runs a workload small, on a server of its own, and checks what
+// every Result must hold: the count, the windows adding up to it, the
+// queue settled, and every field of the JSON contract.
+func runSmall(t *testing.T, w Workload, p Params, target Target) *Result {
+	t.Helper()
+	if p.Size == 0 {
+		p.Size = DefaultSize
+	}
+	res, err := Run(t.Context(), Config{Workload: w, Params: p, Target: target})
+	if err != nil {
+		t.Fatalf("%s: %v", w, err)
+	}
+	if res.Count != p.Count || res.Seconds <= 0 || res.PerSecond <= 0 {
+		t.Errorf("%s: count %d in %gs (%g/s); want %d", w, res.Count, res.Seconds, res.PerSecond, p.Count)
+	}
+	var sum int64
+	for _, win := range res.Windows {
+		sum += win.Count
+	}
+	if sum != p.Count || len(res.Windows) == 0 {
+		t.Errorf("%s: %d windows counting %d; want them to add up to %d", w, len(res.Windows), sum, p.Count)
+	}
+	if res.LatencyMS.P50 <= 0 || res.LatencyMS.P50 > res.LatencyMS.P99 || res.LatencyMS.P99 > res.LatencyMS.Max {
+		t.Errorf("%s: latency %+v", w, res.LatencyMS)
+	}
+	if res.Extra["queue_ready"] != int64(0) || res.Extra["queue_in_flight"] != int64(0) {
+		t.Errorf("%s: queue left with ready %v, in flight %v", w, res.Extra["queue_ready"], res.Extra["queue_in_flight"])
+	}
+	if res.CPUSeconds <= 0 || res.PeakRSSBytes <= 0 {
+		t.Errorf("%s: cpu %g s, peak rss %d", w, res.CPUSeconds, res.PeakRSSBytes)
+	}
+	checkJSON(t, res)
+	return res
+}
+
+// checkJSON asserts that r marshals with every field of the interface
+// (notes/bench-interface.md), under the names scripts use.
+func checkJSON(t *testing.T, r *Result) {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"workload", "target", "durability", "params", "count", "seconds", "per_second",
+		"latency_ms", "cpu_seconds", "peak_rss_bytes", "disk_bytes", "windows", "extra"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON has no %q: %s", k, b)
+		}
+	}
+	for _, k := range []string{"count", "size", "producers", "consumers", "batch", "concurrency", "rate"} {
+		if _, ok := m["params"].(map[string]any)[k]; !ok {
+			t.Errorf("JSON params have no %q: %s", k, b)
+		}
+	}
+	for _, k := range []string{"p50", "p90", "p99", "max"} {
+		if _, ok := m["latency_ms"].(map[string]any)[k]; !ok {
+			t.Errorf("JSON latency_ms has no %q: %s", k, b)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	res := runSmall(t, W1, Params{Count: 300, Batch: 20, Producers: 2, Consumers: 2, Windows: 5}, Target{DataDir: dir})
+	if res.Extra["queue_acked_total"] != int64(300) || res.Extra["latency_samples"] != uint64(300) {
+		t.Errorf("acked %v, latency samples %v; want 300 each", res.Extra["queue_acked_total"], res.Extra["latency_samples"])
+	}
+	if res.Target != "pebble" || res.Durability != "every 2xx fsynced" || res.DiskBytes <= 0 || res.Extra["data_dir"] != dir {
+		t.Errorf("target %q, durability %q, disk %d, data dir %v", res.Target, res.Durability, res.DiskBytes, res.Extra["data_dir"])
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the data directory given was not kept: %v", err)
+	}
+}
+
+// TestRoundTripSingle: batch 1 sends, receives and acks one message per
+// request; a body too small for the stamp still gives latencies.
+func TestRoundTripSingle(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W1, Params{Count: 60, Batch: 1, Size: 4, Producers: 2, Consumers: 2}, Target{})
+	if res.Extra["latency_samples"] != uint64(60) {
+		t.Errorf("latency samples %v, want 60", res.Extra["latency_samples"])
+	}
+	dir, _ := res.Extra["data_dir"].(string)
+	if _, err := os.Stat(dir); dir == "" || !os.IsNotExist(err) || res.Extra["data_dir_removed"] != true {
+		t.Errorf("temporary data directory %q: %v; want it removed", dir, err)
+	}
+}
+
+func TestBurnDown(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W2, Params{Count: 300, Batch: 50, Producers: 2, Concurrency: 20}, Target{})
+	if res.Extra["queue_acked_total"] != int64(300) || res.Extra["latency_samples"] != uint64(300) {
+		t.Errorf("acked %v, latency samples %v; want 300 each", res.Extra["queue_acked_total"], res.Extra["latency_samples"])
+	}
+	if _, ok := res.Extra["tasks_checked"]; ok || res.Unit != "jobs" {
+		t.Errorf("plain-message jobs: tasks_checked %v, unit %q", res.Extra["tasks_checked"], res.Unit)
+	}
+}
+
+func TestBurnDownTasks(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W2, Params{Count: 250, Batch: 50, Producers: 2, Concurrency: 20, Tasks: true}, Target{})
+	if res.Extra["tasks_checked"] != 250 || res.Extra["queue_acked_total"] != int64(250) {
+		t.Errorf("tasks checked %v, acked %v; want all 250", res.Extra["tasks_checked"], res.Extra["queue_acked_total"])
+	}
+	if v, _ := res.Extra["enqueue_per_second"].(float64); v <= 0 {
+		t.Errorf("enqueue rate %v", res.Extra["enqueue_per_second"])
+	}
+}
+
+func TestLatencyOpenLoop(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W3, Params{Count: 200, Rate: 2000, Consumers: 2}, Target{})
+	if res.Extra["queue_acked_total"] != int64(200+warmUpMessages) || res.Extra["latency_samples"] != uint64(200) {
+		t.Errorf("acked %v, samples %v; want 200 (+%d warm-up)", res.Extra["queue_acked_total"], res.Extra["latency_samples"], warmUpMessages)
+	}
+	if res.Params.Rate != 2000 || res.Params.Producers != 0 {
+		t.Errorf("params in effect %+v; want rate 2000 and no producers", res.Params)
+	}
+	if _, ok := res.Extra["send_lag_p99_ms"].(float64); !ok {
+		t.Errorf("no send lag reported: %v", res.Extra)
+	}
+}
+
+func TestBacklog(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W4, Params{Count: 300, Baseline: 100, Batch: 25, Producers: 2, Consumers: 2, Windows: 3}, Target{})
+	if res.Extra["queue_acked_total"] != int64(400) {
+		t.Errorf("acked %v; want 100 (baseline) + 300", res.Extra["queue_acked_total"])
+	}
+	for _, k := range []string{"empty_receive_per_second", "backlog_receive_per_second", "ratio", "fill_per_second"} {
+		if v, _ := res.Extra[k].(float64); v <= 0 {
+			t.Errorf("%s = %v", k, res.Extra[k])
+		}
+	}
+	if v, _ := res.Extra["rss_after_fill_bytes"].(int64); v <= 0 {
+		t.Errorf("rss after fill %v", res.Extra["rss_after_fill_bytes"])
+	}
+}
+
+func TestChurn(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W5, Params{Count: 400, Batch: 10, Backlog: 40, Producers: 2, Consumers: 2, Windows: 4}, Target{})
+	if len(res.Windows) != 4 || res.Extra["queue_acked_total"] != int64(400) {
+		t.Errorf("%d windows, acked %v; want 4 and 400", len(res.Windows), res.Extra["queue_acked_total"])
+	}
+	if v, _ := res.Extra["last_over_first"].(float64); v <= 0 {
+		t.Errorf("last_over_first = %v", res.Extra["last_over_first"])
+	}
+}
+
+func TestTasks(t *testing.T) {
+	t.Parallel()
+	closed := runSmall(t, W6, Params{Count: 80, Concurrency: 8}, Target{})
+	open := runSmall(t, W6, Params{Count: 80, Rate: 1000, Concurrency: 8}, Target{})
+	for _, res := range []*Result{closed, open} {
+		if res.Extra["queue_acked_total"] != int64(81) {
+			t.Errorf("acked %v; want 80 and one warm-up", res.Extra["queue_acked_total"])
+		}
+	}
+	if closed.LatencyIs == open.LatencyIs {
+		t.Errorf("closed and open loop describe their latency alike: %q", open.LatencyIs)
+	}
+}
+
+// TestExternalServer: with a URL, the run goes to that server, reports the
+// client's resources only, and deletes the queue it named itself.
+func TestExternalServer(t *testing.T) {
+	t.Parallel()
+	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("stop server: %v", err)
+		}
+	})
+	res := runSmall(t, W1, Params{Count: 100, Batch: 10}, Target{URL: s.URL()})
+	if res.Target != "url" || res.DiskBytes != 0 || res.Extra["disk"] != "unknown" {
+		t.Errorf("target %q, disk %d (%v)", res.Target, res.DiskBytes, res.Extra["disk"])
+	}
+	c := courier.NewClient(s.URL())
+	defer c.CloseIdleConnections()
+	if qs, err := c.ListQueues(t.Context()); err != nil || len(qs) != 0 {
+		t.Errorf("queues left on the server: %v, %v", qs, err)
+	}
+	runSmall(t, W1, Params{Count: 100, Batch: 10, Queue: "kept"}, Target{URL: s.URL()})
+	q, err := c.GetQueue(t.Context(), "kept")
+	if err != nil || q.Stats.AckedTotal != 100 {
+		t.Errorf("queue named by the caller: %+v, %v; want it kept, with 100 acks", q.Stats, err)
+	}
+}

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/courierhq/courier/internal/pgtest"
+)
+
+// benchJSON is the part of `bench --json` the tests read.
+type benchJSON struct {
+	Workload   string             `json:"workload"`
+	Target     string             `json:"target"`
+	Durability string             `json:"durability"`
+	Params     map[string]any     `json:"params"`
+	Count      int64              `json:"count"`
+	Seconds    float64            `json:"seconds"`
+	PerSecond  float64            `json:"per_second"`
+	LatencyMS  map[string]float64 `json:"latency_ms"`
+	CPUSeconds *float64           `json:"cpu_seconds"`
+	PeakRSS    *int64             `json:"peak_rss_bytes"`
+	DiskBytes  *int64             `json:"disk_bytes"`
+	Windows    []map[string]any   `json:"windows"`
+	Extra      map[string]any     `json:"extra"`
+}
+
+func parseBench(t *testing.T, out string) benchJSON {
+	t.Helper()
+	var r benchJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	if r.CPUSeconds == nil || r.PeakRSS == nil || r.DiskBytes == nil || r.Windows == nil || r.Extra == nil || r.Params == nil {
+		t.Fatalf("bench --json lacks fields: %s", out)
+	}
+	for _, k := range []string{"p50", "p90", "p99", "max"} {
+		if _, ok := r.LatencyMS[k]; !ok {
+			t.Errorf("latency_ms has no %s: %s", k, out)
+		}
+	}
+	for _, k := range []string{"count", "size", "producers", "consumers", "batch", "concurrency", "rate"} {
+		if _, ok := r.Params[k]; !ok {
+			t.Errorf("params have no %s: %s", k, out)
+		}
+	}
+	return r
+}
+
+// TestBenchTable runs w1 in-process and prints the table; no progress bar
+// is drawn, since standard error is not a terminal.
+func TestBenchTable(t *testing.T) {
+	t.Parallel()
+	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "roundtrip", "--count", "120", "--batch", "10")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("bench w1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, want := range []string{"w1: durable round trip", "target", "pebble", "every 2xx fsynced", "completed", "120 messages",
+		"throughput", "p50", "p99", "max", "cpu", "peak rss", "disk", "windows", "queue_acked_total"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the table has no %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	t.Parallel()
+	out := ok(t, "", "--json", "bench", "w2", "--tasks", "--count", "150", "--batch", "30", "--concurrency", "10")
+	r := parseBench(t, out)
+	if r.Workload != "w2" || r.Target != "pebble" || r.Count != 150 || r.PerSecond <= 0 || *r.DiskBytes <= 0 ||
+		r.Extra["tasks_checked"] != 150.0 || r.Extra["queue_acked_total"] != 150.0 {
+		t.Errorf("bench w2 --json: %+v", r)
+	}
+}
+
+// TestBenchURL: with --url the workload runs against that server: its
+// queue shows every message acked.
+func TestBenchURL(t *testing.T) {
+	t.Parallel()
+	url := setup(t)
+	out := ok(t, url, "--json", "bench", "churn", "--count", "200", "--batch", "10", "--backlog", "50", "--queue", "churned")
+	r := parseBench(t, out)
+	if r.Target != "url" || r.Count != 200 || *r.DiskBytes != 0 || len(r.Windows) != 10 {
+		t.Errorf("bench w5 --url: %+v", r)
+	}
+	var q struct {
+		Stats struct {
+			AckedTotal int64 `json:"acked_total"`
+			Ready      int64 `json:"ready"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(ok(t, url, "--json", "queue", "get", "churned")), &q); err != nil ||
+		q.Stats.AckedTotal != 200 || q.Stats.Ready != 0 {
+		t.Errorf("the server's queue after bench: %+v, %v; want 200 acked, none ready", q, err)
+	}
+}
+
+// TestBenchPostgres runs w1 on an in-process node over PostgreSQL, with
+// synchronous_commit on as in production.
+func TestBenchPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t, map[string]string{"synchronous_commit": "on"})
+	r := parseBench(t, ok(t, "", "--json", "bench", "w1", "--store", dsn, "--count", "100", "--batch", "20"))
+	if r.Target != "postgres" || r.Count != 100 || !strings.Contains(r.Durability, "committed") || r.Extra["queue_acked_total"] != 100.0 {
+		t.Errorf("bench w1 --store: %+v", r)
+	}
+}
+
+// TestBenchUsageErrors: bad flags exit 2 with one reason and run nothing
+// (the URL given has no server, which would exit 3).
+func TestBenchUsageErrors(t *testing.T) {
+	t.Parallel()
+	kept := filepath.Join(t.TempDir(), "never")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "wrong number of arguments (0)"},
+		{[]string{"bench", "w7"}, `unknown workload "w7"`},
+		{[]string{"bench", "w1", "--count", "-5"}, "--count -5: want at least 1"},
+		{[]string{"bench", "w1", "--count", "0"}, "--count 0: want at least 1"},
+		{[]string{"bench", "w1", "--batch", "1001"}, "--batch 1001"},
+		{[]string{"bench", "w1", "--batch", "0"}, "--batch 0"},
+		{[]string{"bench", "w1", "--producers", "-1"}, "--producers -1"},
+		{[]string{"bench", "w1", "--size", "-1"}, "--size -1"},
+		{[]string{"bench", "w3", "--rate", "0"}, "--rate 0"},
+		{[]string{"bench", "w3", "--rate", "fast"}, `invalid argument "fast" for "--rate"`},
+		{[]string{"bench", "w1", "--queue", "a/b"}, "--queue a/b"},
+		{[]string{"bench", "w1", "--store", "postgres://x"}, "--store starts a server in this process; it cannot go with --url"},
+		{[]string{"bench", "w1", "--data-dir", kept}, "--data-dir is for a server in this process"},
+	}
+	for _, tc := range cases {
+		r := courierCmd(t.Context(), t, "http://127.0.0.1:1", strings.NewReader(""), tc.args...)
+		if r.code != exitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "courier: ") || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("courier %s = %+v; want exit 2 and %q", strings.Join(tc.args, " "), r, tc.want)
+		}
+	}
+	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w1", "--store", "mysql://x")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--store: want a postgres:// URL") {
+		t.Errorf("bench --store mysql://x = %+v; want exit 2", r)
+	}
+	if _, err := os.Stat(kept); !os.IsNotExist(err) {
+		t.Errorf("a refused bench made its data directory: %v", err)
+	}
+}
+
+// TestBenchNotes: a flag the workload does not use is named on stderr, and
+// the run goes on; an unreachable --url exits 3.
+func TestBenchNotes(t *testing.T) {
+	t.Parallel()
+	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "--json", "bench", "w6", "--count", "20", "--producers", "3", "--concurrency", "4")
+	if r.code != 0 || !strings.Contains(r.stderr, "--producers does not apply to w6; ignored") {
+		t.Errorf("bench w6 --producers: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if p := parseBench(t, r.stdout).Params; p["producers"] != 0.0 || p["concurrency"] != 4.0 {
+		t.Errorf("params in effect %v; want producers 0, concurrency 4", p)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	r = courierCmd(t.Context(), t, "", nil, "--url", url, "bench", "w1", "--count", "10")
+	if r.code != exitUnreachable || !strings.Contains(r.stderr, "cannot reach the server") {
+		t.Errorf("bench against a closed port: %+v; want exit 3", r)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	t.Parallel()
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(&strings.Builder{}) || isTerminal(f) {
+		t.Error("a buffer or a regular file taken for a terminal")
+	}
+}
