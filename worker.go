@@ -282,10 +282,13 @@ func (w *Worker) abandon(ctx context.Context) error {
 	var wg sync.WaitGroup
 	released := 0
 	for _, d := range held {
-		d.cancel(ErrWorkerStopped)
+		// Claim before cancelling: cancelled first, a handler that watches
+		// its context could return and claim the message itself (and
+		// release it all the same), and the count below would miss it.
 		if !d.claim() {
 			continue // its handler returned meanwhile and settles it
 		}
+		d.cancel(ErrWorkerStopped)
 		released++
 		wg.Add(1)
 		go func() {
