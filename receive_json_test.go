@@ -1,0 +1,134 @@
+package courier
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleAnswer is a receive's answer as the server writes it, with one
+// message of each kind of body.
+func sampleAnswer(t testing.TB) []byte {
+	t.Helper()
+	b64 := "eHh4"
+	at := time.Date(2026, 12, 4, 16, 0, 0, 123456789, time.UTC)
+	res := ReceiveResult{Messages: []Message{
+		{ID: "1HTSM8PJYJ194", Body: json.RawMessage(`{"order": 42, "items": [1, "two", {"x": null}]}`),
+			Headers: map[string]string{"trace-id": "abc", "type": "email.send"}, Priority: -5, Group: "g",
+			Attempt: 1, SentAt: at, Lease: "GOs0RaXpBSSIIIOUOQC02Q", LeaseExpiresAt: at.Add(30 * time.Second)},
+		{ID: "1HTSM8PJYJ195", BodyBase64: &b64, Headers: map[string]string{}, Attempt: 12, SentAt: at,
+			Lease: "GOs0RaXpBSSIIIOUOQC02R", LeaseExpiresAt: at},
+		{ID: "1HTSM8PJYJ196", Body: json.RawMessage(`"naïve ✓"`), Headers: map[string]string{"é": "ü"}, SentAt: at,
+			Lease: "L", LeaseExpiresAt: at},
+		{ID: "x", Body: json.RawMessage(`-12.5e3`), Headers: map[string]string{}, SentAt: at, Lease: "L", LeaseExpiresAt: at},
+	}}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkLikeStdlib fails t if decodeReceive accepts data and decides
+// anything other than encoding/json would.
+func checkLikeStdlib(t *testing.T, data []byte) bool {
+	t.Helper()
+	var fast ReceiveResult
+	if !decodeReceive(data, &fast) {
+		return false
+	}
+	var std ReceiveResult
+	if err := json.Unmarshal(data, &std); err != nil {
+		t.Fatalf("decodeReceive accepted %q, which encoding/json refuses: %v", data, err)
+	}
+	if !reflect.DeepEqual(fast, std) {
+		t.Fatalf("decodeReceive(%q)\n = %#v\nencoding/json gives\n   %#v", data, fast, std)
+	}
+	return true
+}
+
+func TestDecodeReceiveTakesTheServersForm(t *testing.T) {
+	t.Parallel()
+	for _, data := range [][]byte{
+		sampleAnswer(t),
+		[]byte(`{"messages":[]}`),
+		[]byte(" {\n \"messages\" : [ ] } \n"),
+	} {
+		if !checkLikeStdlib(t, data) {
+			t.Errorf("decodeReceive refused %q, which it should read", data)
+		}
+	}
+}
+
+func TestDecodeReceiveLeavesTheRestToEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{
+		`{"messages":[{"id":"a\"b"}]}`,        // an escape
+		`{"messages":[{"id":"a","id":"b"}]}`,  // a repeated key
+		`{"messages":[{"ID":"a"}]}`,           // a key matched case-insensitively
+		`{"messages":[{"id":"a","extra":1}]}`, // an unknown key
+		`{"messages":[{"attempt":1.0}]}`,      // a fraction
+		`{"messages":[{"attempt":01}]}`,       // a leading zero
+		`{"messages":[{"body":null}]}`,        // null
+		`{"messages":[{"headers":{"a":"1","a":"2"}}]}`,
+		`{"messages":[{"id":"\xff"}]}`,             // invalid UTF-8
+		`{"messages":[{"body":{"a":1}}],"more":1}`, // another top-level key
+		`{"messages":[]} x`,                        // trailing data
+		`{"messages":[{"body":[1,2}]}`,             // not JSON
+		`{"messages":null}`,
+		``,
+	} {
+		var res ReceiveResult
+		if decodeReceive([]byte(data), &res) {
+			t.Errorf("decodeReceive accepted %q; it should leave it to encoding/json", data)
+		}
+	}
+}
+
+// FuzzDecodeReceive: whatever the text, decodeReceive either declines or
+// decides as encoding/json does.
+func FuzzDecodeReceive(f *testing.F) {
+	f.Add(sampleAnswer(f))
+	f.Add([]byte(`{"messages":[{"id":"a","body":[1,{"b":"}"}],"headers":{"k":"v"},"attempt":-0}]}`))
+	f.Add([]byte(`{"messages":[{"body":"a\"]}"},{"body":12}]}`))
+	f.Add([]byte(`{"messages":[{"sent_at":"2026-01-01T00:00:00+01:00","lease_expires_at":"2026-13-01T00:00:00Z"}]}`))
+	f.Add([]byte(strings.Repeat(`{"messages":[`, 3)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkLikeStdlib(t, data)
+	})
+}
+
+func BenchmarkDecodeReceive(b *testing.B) {
+	var one ReceiveResult
+	if err := json.Unmarshal(sampleAnswer(b), &one); err != nil {
+		b.Fatal(err)
+	}
+	var many ReceiveResult
+	for range 250 {
+		many.Messages = append(many.Messages, one.Messages...)
+	}
+	data, err := json.Marshal(many)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for range b.N {
+			var res ReceiveResult
+			if !decodeReceive(data, &res) {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for range b.N {
+			var res ReceiveResult
+			if err := json.Unmarshal(data, &res); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
