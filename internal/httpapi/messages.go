@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bufio"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -160,35 +159,4 @@ func writeMessages(w *bufio.Writer, msgs []store.Message) error {
 	}
 	w.WriteString("]}\n")
 	return nil // write errors stick in w and show at Flush: the client is gone
-}
-
-func encodeMessage(buf *bufio.Writer, m *store.Message) error {
-	wm := courier.Message{
-		ID: m.ID, Headers: m.Headers, Priority: m.Priority, Group: m.Group, Attempt: m.Attempt,
-		SentAt: m.SentAt.UTC(), Lease: m.Lease, LeaseExpiresAt: m.LeaseExpiresAt.UTC(),
-	}
-	if wm.Headers == nil {
-		wm.Headers = map[string]string{}
-	}
-	// A JSON body is spliced in as is. json.Valid guards the answer: a body
-	// stored as JSON by some other path that is not JSON goes out as base64
-	// rather than breaking the whole answer.
-	raw := m.Kind == store.BodyJSON && json.Valid(m.Body)
-	if !raw {
-		s := base64.StdEncoding.EncodeToString(m.Body)
-		wm.BodyBase64 = &s
-	}
-	b, err := marshal(wm)
-	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
-	}
-	if !raw {
-		buf.Write(b)
-		return nil
-	}
-	buf.Write(b[:len(b)-1]) // without its closing brace
-	buf.WriteString(`,"body":`)
-	buf.Write(m.Body)
-	buf.WriteByte('}')
-	return nil
 }
