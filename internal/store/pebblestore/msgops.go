@@ -57,10 +57,29 @@ func (r *recReader) get(seq uint64) (msg, error) {
 	return decodeMsg(r.it.Value())
 }
 
+// lookup is get for a record that may be absent.
+func (r *recReader) lookup(seq uint64) (msg, bool, error) {
+	k := seqKey(tagMsg, r.w.rec.ID, seq)
+	if !r.it.SeekGE(k) || !bytes.Equal(r.it.Key(), k) {
+		return msg{}, false, r.it.Error()
+	}
+	m, err := decodeMsg(r.it.Value())
+	return m, err == nil, err
+}
+
 func (r *recReader) close() error { return r.it.Close() }
 
 func (t *txn) putMsg(w *qwork, seq uint64, m *msg) {
 	t.b.Set(seqKey(tagMsg, w.rec.ID, seq), m.encode(), nil)
+	t.changedMsg(seq)
+}
+
+// changedMsg notes that the txn wrote the record of seq, when it keeps
+// count (see Ack): a recReader made before holds the old record.
+func (t *txn) changedMsg(seq uint64) {
+	if t.changedMsgs != nil {
+		t.changedMsgs[seq] = struct{}{}
+	}
 }
 
 // count adds d to the counter of state st.
@@ -160,6 +179,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	t.unindex(w, seq, m)
 	t.b.Delete(seqKey(tagMsg, w.rec.ID, seq), nil)
+	t.changedMsg(seq)
 	if m.task {
 		w.c.tasks--
 	}

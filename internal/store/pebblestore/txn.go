@@ -77,6 +77,9 @@ type txn struct {
 	// the batch applies.
 	taskWrites map[uint64][]byte
 	taskReads  []cachedRead
+	// changedMsgs, when not nil, collects the seqs whose records the txn
+	// wrote or deleted (see Ack).
+	changedMsgs map[uint64]struct{}
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the

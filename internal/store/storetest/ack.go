@@ -150,6 +150,41 @@ func testAck(t *testing.T, newStore newStoreFunc) {
 		e.ackOK("q", c.Lease)
 	})
 
+	// Enough leases in one Ack that a store may read them another way (out
+	// of order, repeated, one freeing the next of its group): the same rules.
+	t.Run("ManyLeases", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		e.sendText("q", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+		e.send("q", gmsg(`"g1"`, "g"), gmsg(`"g2"`, "g"))
+		got := e.lease("q", 20) // the ten, and g1; g2 waits behind it
+		if len(got) != 11 {
+			t.Fatalf("leased %d, want 11", len(got))
+		}
+		leases := []string{got[9].Lease, got[10].Lease, got[0].Lease}
+		for _, m := range got[1:9] {
+			leases = append(leases, m.Lease)
+		}
+		leases = append(leases, got[0].Lease, "garbage", got[10].Lease, got[5].Lease)
+		errs := e.ack("q", leases...)
+		for i := range 11 {
+			if errs[i] != nil {
+				t.Errorf("lease %d: %v, want nil", i, errs[i])
+			}
+		}
+		for i := 11; i < len(leases); i++ {
+			wantErr(t, fmt.Sprint("repeated or bad lease ", i), errs[i], store.ErrLeaseExpired, store.ErrInvalidLease)
+		}
+		wantStats(t, "after the batch", e.stats("q"), store.Stats{Ready: 1, SentTotal: 12, AckedTotal: 11, OldestReady: base})
+		m := e.lease("q", 5)
+		if len(m) != 1 {
+			t.Fatalf("after the batch, leased %d, want g2 alone", len(m))
+		}
+		wantBody(t, m[0], []byte(`"g2"`), store.BodyJSON)
+		e.ackOK("q", m[0].Lease)
+	})
+
 	t.Run("WrongQueue", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
