@@ -95,8 +95,9 @@ type Worker struct {
 	opts  WorkerOptions
 	log   *slog.Logger
 
-	sem  chan struct{}  // a token per running handler; capacity Concurrency
-	acks chan *Delivery // successful deliveries, for the ackers to batch
+	sem    chan struct{}  // a token per running handler; capacity Concurrency
+	linger time.Duration  // receiveLinger; tests change it
+	acks   chan *Delivery // successful deliveries, for the ackers to batch
 	// ackQuit tells the ackers to ack what is queued and end; ackersGone
 	// is closed when they have. The acks channel is never closed: a handler
 	// that outlived Stop's grace may still try to queue its ack.
@@ -139,6 +140,7 @@ func NewWorker(c *Client, queue string, h Handler, opts WorkerOptions) *Worker {
 	return &Worker{
 		c: c, queue: queue, h: h, opts: opts, log: opts.Logger.With("queue", queue),
 		sem:     make(chan struct{}, opts.Concurrency),
+		linger:  receiveLinger,
 		acks:    make(chan *Delivery, opts.Concurrency),
 		ackQuit: make(chan struct{}), ackersGone: make(chan struct{}),
 		inflight: make(map[*Delivery]struct{}),
@@ -309,58 +311,6 @@ func (w *Worker) abandon(ctx context.Context) error {
 	return fmt.Errorf("courier: stop worker: released %d %s: %w", released, plural(released, "message"), ctx.Err())
 }
 
-// receiveLoop receives messages while there are free handlers, and starts
-// a handler for each, until ctx ends or a receive fails for good.
-func (w *Worker) receiveLoop(ctx context.Context) {
-	defer close(w.loopDone)
-	req := ReceiveRequest{Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
-	var backoff time.Duration
-	for {
-		// One free handler at least, and as many more as are free now.
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		n := 1
-	more:
-		for n < w.opts.MaxBatch {
-			select {
-			case w.sem <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
-		req.Max = n
-		sent := time.Now()
-		msgs, err := w.c.Receive(ctx, w.queue, req)
-		leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
-		for range n - len(msgs) {
-			<-w.sem
-		}
-		for i := range msgs {
-			w.dispatch(&msgs[i], leasedAt)
-		}
-		if err == nil {
-			backoff = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, ErrInvalidArgument) {
-			w.fail(fmt.Errorf("courier: worker of %q: receive: %w", w.queue, err))
-			return
-		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
-		w.log.Warn("courier worker: receive failed; retrying", "err", err, "retry_in", backoff)
-		if !sleepCtx(ctx, backoff) {
-			return
-		}
-	}
-}
-
 // leaseStart estimates, on this machine's clock, when the server leased
 // the messages of a receive sent at sent and answered at answered: at sent
 // at the earliest, and shortly before the answer, since a long-poll answers
@@ -374,12 +324,16 @@ func leaseStart(sent, answered time.Time, visibility time.Duration) time.Time {
 	return sent
 }
 
-// fail ends the worker for an error that retrying cannot fix.
+// fail ends the worker for an error that retrying cannot fix. Only the
+// first call counts (receives run side by side, and may all fail so).
 func (w *Worker) fail(err error) {
-	w.log.Error("courier worker: giving up", "err", err)
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fatal != nil {
+		return
+	}
+	w.log.Error("courier worker: giving up", "err", err)
 	w.fatal = err
-	w.mu.Unlock()
 	close(w.failed)
 }
 

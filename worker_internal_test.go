@@ -39,3 +39,52 @@ func TestErrorText(t *testing.T) {
 		t.Errorf("long error cut to %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }
+
+// TestGather: a receive asks for every free handler; when fewer than half
+// of a batch are free it waits (up to the linger) for that many.
+func TestGather(t *testing.T) {
+	t.Parallel()
+	w := NewWorker(NewClient("http://127.0.0.1:1"), "q", HandlerFunc(nil), WorkerOptions{Concurrency: 10, MaxBatch: 8})
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	take := func(n int) {
+		for range n {
+			w.sem <- struct{}{}
+		}
+	}
+	give := func(n int) {
+		for range n {
+			<-w.sem
+		}
+	}
+
+	take(1) // the caller's token; the other nine are free
+	if n := w.gather(t.Context(), linger); n != 8 {
+		t.Errorf("all free: gather = %d, want MaxBatch 8", n)
+	}
+	give(8)
+
+	w.linger = time.Hour // only enough free handlers end the wait
+	take(10)             // every handler busy, the caller holding one
+	freed := make(chan struct{})
+	go func() {
+		give(4) // four handlers finish while gather waits
+		close(freed)
+	}()
+	// Half a batch is 4: the caller's token and three more, or the four
+	// freed if they were all free before gather looked.
+	if n := w.gather(t.Context(), linger); n < 4 || n > 5 {
+		t.Errorf("gather = %d, want half a batch (4, or 5)", n)
+	}
+	<-freed
+
+	w.linger = time.Millisecond
+	for len(w.sem) < cap(w.sem) {
+		w.sem <- struct{}{}
+	}
+	give(1)
+	take(1) // busy again: the caller's token is the only one
+	if n := w.gather(t.Context(), linger); n != 1 {
+		t.Errorf("none free: gather = %d after the linger, want 1", n)
+	}
+}
