@@ -13,10 +13,10 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Schema(t)
 	out := ok(t, "", "migrate", "--store", dsn)
-	if out != "applied migration 1\napplied migration 2\nschema at version 2\n" {
+	if out != "applied migration 1\napplied migration 2\napplied migration 3\nschema at version 3\n" {
 		t.Errorf("first migrate printed %q", out)
 	}
-	if out := ok(t, "", "migrate", "--store", dsn); out != "schema at version 2\n" {
+	if out := ok(t, "", "migrate", "--store", dsn); out != "schema at version 3\n" {
 		t.Errorf("second migrate printed %q, want only the version", out)
 	}
 	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "migrate", "--store", "mysql://x")

@@ -17,6 +17,10 @@ const (
 	reasonRetention    = "expired: the queue's retention ended before it ran"
 )
 
+// dropLimit bounds the messages past retention one due drops; the rest
+// go at the next.
+const dropLimit = 1000
+
 // due applies what now makes due in q: expired leases are released (retried
 // or dead-lettered by retry), delayed messages promoted, and messages past
 // retention dropped. Rows other transactions hold are skipped (SKIP
@@ -34,11 +38,14 @@ func due(t *txn, q store.Queue, now time.Time, retry store.RetryFunc) (store.Tic
 		return r, err
 	}
 	r.Promoted = int(tag.RowsAffected())
+	// In sent_at order, so that only the messages past retention are looked
+	// at (the courier_messages_retain index), a bounded number at a time.
 	rows, err := t.Query(t.ctx, `DELETE FROM courier_messages WHERE id IN (
-			SELECT id FROM courier_messages WHERE queue = $1 AND lease IS NULL AND ready_at <= $2
-				AND sent_at <= $2 - ($3::bigint / 1000) * interval '1 microsecond'
+			SELECT id FROM courier_messages WHERE queue = $1 AND lease IS NULL AND sent_at <= $3
+				AND ready_at <= $2
+			ORDER BY sent_at LIMIT $4
 			FOR UPDATE SKIP LOCKED)
-		RETURNING id, is_task`, q.Name, now, int64(q.Config.Retention))
+		RETURNING id, is_task`, q.Name, now, us(now.Add(-q.Config.Retention)), dropLimit)
 	if err != nil {
 		return r, err
 	}
