@@ -3,6 +3,7 @@ package courier
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -12,46 +13,80 @@ import (
 // (ErrLeaseExpired) or the task was cancelled (ErrTaskCancelled). The
 // returned func stops it and waits until it has stopped.
 //
+// Nothing runs until the first third has passed (a timer, not a goroutine):
+// most handlers are done long before, and a goroutine and a timer each for
+// thousands of quick handlers a second were a cost of their own.
+//
 // The expiry is reckoned on this machine's clock from leasedAt (see
 // leaseStart) and then from just before each extend was sent, never from the
 // server's lease_expires_at: the two clocks may disagree, and the local
 // reckoning errs on the early side.
 func (w *Worker) keepLease(ctx context.Context, d *Delivery, leasedAt time.Time) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		vis := w.opts.Visibility
-		expires := leasedAt.Add(vis)
-		for {
-			left := time.Until(expires)
-			if left <= 0 {
-				d.cancel(ErrLeaseExpired) // extends kept failing: assume the worst
-				return
-			}
-			if !sleepCtx(ctx, left/3) {
-				return
-			}
-			sent := time.Now()
-			_, err := w.c.Extend(ctx, w.queue, ExtendRequest{Lease: d.Lease, Visibility: vis.String()})
-			err = taskCancelled(err)
-			switch {
-			case err == nil:
-				expires = sent.Add(vis)
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, ErrLeaseExpired), errors.Is(err, ErrTaskCancelled):
-				w.log.Info("courier worker: lease lost; cancelling the handler", "id", d.ID, "err", err)
-				d.cancel(err)
-				return
-			default:
-				w.log.Warn("courier worker: extend failed; retrying", "id", d.ID, "err", err)
-			}
+	expires := leasedAt.Add(w.opts.Visibility)
+	var (
+		mu      sync.Mutex // guards stopped, cancel, done
+		stopped bool
+		cancel  context.CancelFunc
+		done    chan struct{}
+	)
+	t := time.AfterFunc(time.Until(expires)/3, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
+		var lctx context.Context
+		lctx, cancel = context.WithCancel(ctx)
+		done = make(chan struct{})
+		mu.Unlock()
+		defer close(done)
+		w.extendLoop(lctx, d, expires)
+	})
 	return func() {
-		cancel()
-		<-done
+		if t.Stop() {
+			return // it never started
+		}
+		mu.Lock()
+		stopped = true
+		if cancel != nil {
+			cancel()
+		}
+		ch := done
+		mu.Unlock()
+		if ch != nil {
+			<-ch
+		}
+	}
+}
+
+// extendLoop extends d's lease, which expires at expires, then again each
+// time a third of what is left has passed, until ctx ends or the lease is
+// lost.
+func (w *Worker) extendLoop(ctx context.Context, d *Delivery, expires time.Time) {
+	vis := w.opts.Visibility
+	for {
+		if time.Until(expires) <= 0 {
+			d.cancel(ErrLeaseExpired) // extends kept failing: assume the worst
+			return
+		}
+		sent := time.Now()
+		_, err := w.c.Extend(ctx, w.queue, ExtendRequest{Lease: d.Lease, Visibility: vis.String()})
+		err = taskCancelled(err)
+		switch {
+		case err == nil:
+			expires = sent.Add(vis)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrLeaseExpired), errors.Is(err, ErrTaskCancelled):
+			w.log.Info("courier worker: lease lost; cancelling the handler", "id", d.ID, "err", err)
+			d.cancel(err)
+			return
+		default:
+			w.log.Warn("courier worker: extend failed; retrying", "id", d.ID, "err", err)
+		}
+		if !sleepCtx(ctx, time.Until(expires)/3) {
+			return
+		}
 	}
 }
 
