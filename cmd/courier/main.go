@@ -7,12 +7,17 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/courierhq/courier/internal/cli"
+	"github.com/courierhq/courier/internal/server"
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" { // see server.GCPercent
+		debug.SetGCPercent(server.GCPercent)
+	}
 	// A signal cancels the context: a long-poll ends, serve shuts down
 	// gracefully. Then the handler is removed, so that a second signal
 	// kills the process the default way should that take too long.

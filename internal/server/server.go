@@ -27,6 +27,14 @@ import (
 	"github.com/courierhq/courier/internal/webhook"
 )
 
+// GCPercent is the garbage collector's target the courier binary sets when
+// the GOGC environment variable is not (a process-wide setting, so main
+// makes it, not Start). The server's live heap is small and it allocates
+// fast (requests of a thousand messages), so at Go's default of 100 it
+// collected so often that a batched round trip ran 25–30% slower than at
+// 400, for about 25% more peak memory (docs/configuration.md).
+const GCPercent = 400
+
 // Config configures a server. Zero values take the defaults named.
 type Config struct {
 	// Addr is the listening address; default 127.0.0.1:7070. Port 0 picks one.
