@@ -3,8 +3,6 @@ package courier_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,7 +16,7 @@ import (
 // benchServer starts a server on a fresh data directory for a benchmark.
 func benchServer(b *testing.B) *courier.Client {
 	b.Helper()
-	gcAsShipped(b)
+	b.Cleanup(server.TuneGC()) // as the courier binary runs
 	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -228,15 +226,4 @@ func BenchmarkTaskThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "tasks/s")
-}
-
-// gcAsShipped sets the garbage collector's target as the courier binary
-// does (server.GCPercent unless GOGC is set) for the benchmark, so that its
-// figures are those of the shipped configuration.
-func gcAsShipped(b *testing.B) {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	old := debug.SetGCPercent(server.GCPercent)
-	b.Cleanup(func() { debug.SetGCPercent(old) })
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/courierhq/courier/internal/cli"
@@ -15,9 +14,7 @@ import (
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" { // see server.GCPercent
-		debug.SetGCPercent(server.GCPercent)
-	}
+	server.TuneGC()
 	// A signal cancels the context: a long-poll ends, serve shuts down
 	// gracefully. Then the handler is removed, so that a second signal
 	// kills the process the default way should that take too long.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +54,7 @@ func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
 
 // benchRoundTripOn starts a server per config; client i talks to node i mod n.
 func benchRoundTripOn(b *testing.B, cfgs []server.Config, batch, producers, consumers int) {
-	gcAsShipped(b)
+	b.Cleanup(server.TuneGC()) // as the courier binary runs
 	ctx := context.Background()
 	var clients []*courier.Client
 	for _, cfg := range cfgs {
@@ -131,15 +129,4 @@ func benchRoundTripOn(b *testing.B, cfgs []server.Config, batch, producers, cons
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(acked.Load())/el.Seconds(), "msgs/s")
-}
-
-// gcAsShipped sets the garbage collector's target as the courier binary
-// does (server.GCPercent unless GOGC is set) for the benchmark, so that its
-// figures are those of the shipped configuration.
-func gcAsShipped(b *testing.B) {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	old := debug.SetGCPercent(server.GCPercent)
-	b.Cleanup(func() { debug.SetGCPercent(old) })
 }

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,18 @@ import (
 // collected so often that a batched round trip ran 25–30% slower than at
 // 400, for about 25% more peak memory (docs/configuration.md).
 const GCPercent = 400
+
+// TuneGC sets the garbage collector's target to GCPercent unless GOGC is
+// set, and returns a func that puts back what was there. The courier
+// binary calls it first thing; benchmarks call it so that their figures
+// are the shipped configuration's.
+func TuneGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(GCPercent)
+	return func() { debug.SetGCPercent(old) }
+}
 
 // Config configures a server. Zero values take the defaults named.
 type Config struct {
