@@ -37,6 +37,10 @@ func (fs *gateFS) open() {
 	}
 }
 
+// Unwrap is the FS under the gate (the embedded FS's Unwrap would answer
+// nil, hiding it).
+func (fs *gateFS) Unwrap() vfs.FS { return fs.FS }
+
 func (fs *gateFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, cat)
 	if err != nil || !strings.HasSuffix(name, ".log") {

@@ -422,6 +422,10 @@ func (fs *crashFS) arm(pct int) {
 	fs.armed.Store(1)
 }
 
+// Unwrap is the MemFS under the crashes (the embedded FS's Unwrap would
+// answer nil, hiding it).
+func (fs *crashFS) Unwrap() vfs.FS { return fs.FS }
+
 func (fs *crashFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, cat)
 	return fs.wrap(name, f, err)

@@ -232,7 +232,7 @@ func (s *Store) signal(name string) {
 // decompression was a measured share of every read.
 func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
-		FS:                 o.FS,
+		FS:                 newWALFillFS(o.FS),
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       o.MemTableBytes,
