@@ -45,7 +45,7 @@ func TestServePostgres(t *testing.T) {
 	}
 	u, _ := url.Parse(dsn)
 	base, stop := startServeWith(t, map[string]string{"COURIER_STORE": dsn}, "store "+u.Redacted(),
-		"--migrate", "--allow-unsafe-durability")
+		"--migrate", "--allow-unsafe-durability", "--pg-max-conns", "4", "--pg-rotate-size", "8MiB", "--pg-rotate-every", "1m")
 	defer stop()
 	id := strings.TrimSpace(ok(t, base, "send", "jobs", `{"n":1}`))
 	if out := ok(t, base, "--json", "recv", "jobs", "--ack"); !strings.Contains(out, id) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,9 @@ type serveFlags struct {
 	shutdownTimeout     time.Duration
 	webhookAllow        []string
 	corsOrigins         []string
+	// PostgreSQL settings; empty or 0: the store's defaults.
+	pgMaxConns                  int
+	pgRotateSize, pgRotateEvery string
 }
 
 // newServeCmd returns `courier serve`.
@@ -89,6 +93,9 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.BoolVar(&f.noAutoCreate, "no-auto-create", false, "answer 404 to sends and receives on missing queues instead of creating them")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests in flight")
 	fl.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "CIDR (like 10.0.0.0/8) or address that webhooks may reach although private or loopback; repeatable")
+	fl.IntVar(&f.pgMaxConns, "pg-max-conns", 0, "with --store: connections in each node's pool (default 16)")
+	fl.StringVar(&f.pgRotateSize, "pg-rotate-size", "", "with --store: size at which the messages table's current partition is rotated (default 64MiB; 0: never by size)")
+	fl.StringVar(&f.pgRotateEvery, "pg-rotate-every", "", "with --store: rotate the current partition also after this long (default 10m; 0: never by time)")
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (like https://app.example.com, or *) whose pages may call the API from a browser; repeatable")
 	return cmd
 }
@@ -121,12 +128,60 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	if f.store != "" && !server.IsPostgres(f.store) {
 		return server.Config{}, fmt.Errorf("--store %q: want a postgres:// URL", redact(f.store))
 	}
-	cfg := server.Config{Addr: f.addr, DataDir: f.data, Store: f.store, Migrate: f.migrate,
+	pg, err := f.pgConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
+	cfg := server.Config{Addr: f.addr, DataDir: f.data, Store: f.store, Migrate: f.migrate, PG: pg,
 		AllowUnsafeDurability: f.unsafe, MaxRequestBytes: int64(maxReq),
 		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger,
 		CORSOrigins: f.corsOrigins}
 	cfg.WebhookAllow = allow
 	return cfg, cfg.WithDefaults().Validate()
+}
+
+// pgConfig reads the --pg-* flags; they need --store.
+func (f *serveFlags) pgConfig() (server.PGConfig, error) {
+	var pg server.PGConfig
+	if f.pgMaxConns == 0 && f.pgRotateSize == "" && f.pgRotateEvery == "" {
+		return pg, nil
+	}
+	if f.store == "" {
+		return pg, errors.New("--pg-max-conns, --pg-rotate-size and --pg-rotate-every need --store postgres://…")
+	}
+	if f.pgMaxConns < 0 || f.pgMaxConns > 10000 {
+		return pg, fmt.Errorf("--pg-max-conns %d: want 1 to 10000", f.pgMaxConns)
+	}
+	pg.MaxConns = int32(f.pgMaxConns)
+	if f.pgRotateSize != "" {
+		n, err := parseBytes("--pg-rotate-size", f.pgRotateSize)
+		switch {
+		case err != nil:
+			return pg, err
+		case n == 0:
+			pg.RotateBytes = -1
+		case n < 1<<20:
+			return pg, fmt.Errorf("--pg-rotate-size %s: want 0 (never) or at least 1MiB", f.pgRotateSize)
+		case n > 1<<50:
+			return pg, fmt.Errorf("--pg-rotate-size %s: too large", f.pgRotateSize)
+		default:
+			pg.RotateBytes = int64(n)
+		}
+	}
+	if f.pgRotateEvery != "" {
+		d, err := time.ParseDuration(f.pgRotateEvery)
+		switch {
+		case err != nil:
+			return pg, fmt.Errorf("--pg-rotate-every %q: want a duration like 10m", f.pgRotateEvery)
+		case d == 0:
+			pg.RotateEvery = -1
+		case d < time.Second:
+			return pg, fmt.Errorf("--pg-rotate-every %s: want 0 (never) or at least 1s", f.pgRotateEvery)
+		default:
+			pg.RotateEvery = d
+		}
+	}
+	return pg, nil
 }
 
 // serve runs a server until ctx ends, then stops it within timeout.

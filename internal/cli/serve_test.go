@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/courierhq/courier/internal/server"
 )
 
 // startServe runs `courier serve` in-process on a free port and data dir,
@@ -87,10 +90,38 @@ func TestServeBadFlags(t *testing.T) {
 		{"serve", "--min-free-disk", "-1"},
 		{"serve", "--shutdown-timeout", "0s"},
 		{"serve", "extra"},
+		{"serve", "--pg-max-conns", "4"}, // without --store
+		{"serve", "--store", "postgres://h/db", "--pg-max-conns", "-1"},
+		{"serve", "--store", "postgres://h/db", "--pg-rotate-size", "10KiB"},
+		{"serve", "--store", "postgres://h/db", "--pg-rotate-size", "big"},
+		{"serve", "--store", "postgres://h/db", "--pg-rotate-every", "10ms"},
+		{"serve", "--store", "postgres://h/db", "--pg-rotate-every", "-1m"},
+		{"serve", "--store", "postgres://h/db", "--pg-rotate-every", "soon"},
 	} {
 		r := courierCmd(t.Context(), t, "", strings.NewReader(""), append(args, "--data", t.TempDir())...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, "courier:") {
 			t.Errorf("%v: exit %d stderr %q; want exit 2 with a message", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestServePGConfig checks that the --pg-* flags reach the store's
+// options, 0 meaning never.
+func TestServePGConfig(t *testing.T) {
+	for _, c := range []struct {
+		f    serveFlags
+		want server.PGConfig
+	}{
+		{serveFlags{}, server.PGConfig{}},
+		{serveFlags{store: "postgres://h/db"}, server.PGConfig{}},
+		{serveFlags{store: "postgres://h/db", pgMaxConns: 40, pgRotateSize: "256MiB", pgRotateEvery: "1h"},
+			server.PGConfig{MaxConns: 40, RotateBytes: 256 << 20, RotateEvery: time.Hour}},
+		{serveFlags{store: "postgres://h/db", pgRotateSize: "0", pgRotateEvery: "0"},
+			server.PGConfig{RotateBytes: -1, RotateEvery: -1}},
+	} {
+		got, err := c.f.pgConfig()
+		if err != nil || got != c.want {
+			t.Errorf("%+v: got %+v, %v; want %+v", c.f, got, err, c.want)
 		}
 	}
 }

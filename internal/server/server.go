@@ -68,6 +68,9 @@ type Config struct {
 	// synchronous_commit off, which can lose acknowledged messages; default
 	// false: start fails.
 	AllowUnsafeDurability bool
+	// PG tunes the PostgreSQL store; zero values take its defaults. Only
+	// with a PostgreSQL Store.
+	PG PGConfig
 	// PollEvery bounds how long a long-poll waits without looking again,
 	// in case a wake-up from another node was lost; default 1s with a
 	// PostgreSQL Store, none with the embedded one (its wake-ups are exact).
@@ -145,6 +148,12 @@ func (c Config) Validate() error {
 	if c.Store != "" && !IsPostgres(c.Store) {
 		return errors.New("store: want empty (embedded) or a postgres:// URL")
 	}
+	if c.PG != (PGConfig{}) && c.Store == "" {
+		return errors.New("postgres settings: only with a PostgreSQL store")
+	}
+	if c.PG.MaxConns < 0 {
+		return fmt.Errorf("postgres max conns %d: want 0 (default) or more", c.PG.MaxConns)
+	}
 	if c.PollEvery < 0 {
 		return fmt.Errorf("poll every %v: want 0 or more", c.PollEvery)
 	}
@@ -162,6 +171,18 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// PGConfig tunes a PostgreSQL store (see pgstore.Options).
+type PGConfig struct {
+	// MaxConns is each node's pool of connections; default 16.
+	MaxConns int32
+	// RotateBytes is the size at which the leader rotates the messages
+	// table's current partition; default 64 MiB; negative: never by size.
+	RotateBytes int64
+	// RotateEvery rotates also after this long; default 10m; negative:
+	// never by time.
+	RotateEvery time.Duration
 }
 
 // Server is a running courier server.

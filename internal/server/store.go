@@ -33,7 +33,8 @@ func openStore(ctx context.Context, cfg *Config) (store.Store, stopper, error) {
 	// Every node notifies the others of its changes, and one leader does
 	// the cluster-wide maintenance.
 	st, err := pgstore.Open(ctx, pgstore.Options{DSN: cfg.Store, Migrate: cfg.Migrate,
-		AllowUnsafeDurability: cfg.AllowUnsafeDurability, Notify: true, Elect: true, Logger: cfg.Logger})
+		AllowUnsafeDurability: cfg.AllowUnsafeDurability, Notify: true, Elect: true, Logger: cfg.Logger,
+		MaxConns: cfg.PG.MaxConns, RotateBytes: cfg.PG.RotateBytes, RotateEvery: cfg.PG.RotateEvery})
 	if err != nil {
 		return nil, nil, err
 	}

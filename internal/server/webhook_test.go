@@ -26,3 +26,19 @@ func TestStopsWebhooks(t *testing.T) {
 	t.Parallel()
 	start(t, server.Config{WebhookAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 }
+
+func TestValidatePG(t *testing.T) {
+	t.Parallel()
+	cfg := server.Config{PG: server.PGConfig{MaxConns: 4}}.WithDefaults()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "only with a PostgreSQL store") {
+		t.Fatalf("Validate of postgres settings without a store: %v, want an error", err)
+	}
+	cfg.Store = "postgres://h/db"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	cfg.PG.MaxConns = -1
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("Validate of max conns -1: no error")
+	}
+}
