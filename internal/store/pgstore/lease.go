@@ -9,31 +9,6 @@ import (
 	"github.com/courierhq/courier/internal/store"
 )
 
-// candidatesSQL picks the messages a Lease may hand out, best first, and
-// locks them, skipping rows other transactions hold (FOR UPDATE SKIP
-// LOCKED): consumers never wait for each other.
-//
-// A grouped message is a candidate only as its group's head: the group's
-// message in flight if there is one (then nothing of the group is), else
-// its first by send order. Two leases racing for one group cannot both get
-// a message of it: the head is one row, locked by the first; the second
-// skips it, and if the first has committed by then, re-checking the row
-// finds it leased. A lease that sees a stale head (an ack or dead-lettering
-// freed the next one meanwhile) just hands out less; the change wakes the
-// queue's watchers, who lease again.
-const candidatesSQL = `
-WITH heads AS (
-	SELECT DISTINCT ON (grp) id, lease IS NOT NULL AS busy
-	FROM courier_messages WHERE queue = $1 AND grp IS NOT NULL
-	ORDER BY grp, lease IS NULL, id
-)
-SELECT m.id, octet_length(m.body) FROM courier_messages m
-WHERE m.queue = $1 AND m.lease IS NULL AND m.ready_at <= $2
-	AND (m.grp IS NULL OR m.id IN (SELECT id FROM heads WHERE NOT busy))
-ORDER BY m.priority DESC, m.id
-LIMIT $3
-FOR UPDATE OF m SKIP LOCKED`
-
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	var res store.LeaseResult
 	now := us(p.Now)
@@ -63,25 +38,25 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 
 // lease hands out up to max of the queue's candidates, until maxBytes.
 func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store.Message, error) {
-	rows, err := t.Query(t.ctx, candidatesSQL, queue, now, max)
+	cands, err := candidates(t, queue, now, max)
 	if err != nil {
 		return nil, err
 	}
 	var ids []int64
-	var id, size int64
 	total := 0
-	_, err = pgx.ForEachRow(rows, []any{&id, &size}, func() error {
-		if maxBytes > 0 && len(ids) > 0 && total+int(size) > maxBytes {
-			return nil
+	for _, c := range cands {
+		if maxBytes > 0 && len(ids) > 0 && total+int(c.size) > maxBytes {
+			t.wakeQueue(queue) // locked but not leased: others may take it after commit
+			continue
 		}
-		ids = append(ids, id)
-		total += int(size)
-		return nil
-	})
-	if err != nil || len(ids) == 0 {
-		return nil, err
+		ids = append(ids, c.id)
+		total += int(c.size)
 	}
-	rows, err = t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var id int64
+	rows, err := t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
 			lease_exp = $2, attempt = attempt + 1, delayed = false
 		WHERE id = ANY($1)
 		RETURNING id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, is_task`, ids, exp)

@@ -229,11 +229,18 @@ func (r *rotator) state(ctx context.Context) (ringState, error) {
 	return st, nil
 }
 
+// moveLockKey is the advisory lock a move holds exclusively and leases
+// shared (candidates.go).
+const moveLockKey = `hashtextextended('courier.move.' || current_schema(), 0)`
+
 // move moves up to n rows of part p to the long-lived partition, skipping
-// rows other transactions hold.
+// rows other transactions hold, once no lease is choosing its candidates.
 func (r *rotator) move(ctx context.Context, p, n int) (int, error) {
 	moved := 0
 	err := r.s.write(ctx, func(t *txn) error {
+		if _, err := t.Exec(t.ctx, `SELECT pg_advisory_xact_lock(`+moveLockKey+`)`); err != nil {
+			return err
+		}
 		tag, err := t.Exec(t.ctx, fmt.Sprintf(`UPDATE courier_messages SET part = %d WHERE part = %d AND id IN (
 			SELECT id FROM courier_messages WHERE part = %d LIMIT $1 FOR UPDATE SKIP LOCKED)`, longPart, p, p), n)
 		moved = int(tag.RowsAffected())
