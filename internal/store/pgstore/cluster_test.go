@@ -85,3 +85,25 @@ func TestDBClock(t *testing.T) {
 		t.Errorf("DBClock.Now() = %v, database says %v (local clock %v)", c.Now(), db, local.Now())
 	}
 }
+
+// The database clock is never ahead of the database's: a node that ran
+// ahead would expire leases before the time it told their consumers.
+func TestDBClockNeverAhead(t *testing.T) {
+	s := open(t, pgstore.Options{})
+	ctx := context.Background()
+	for i := range 200 {
+		c, err := pgstore.NewDBClock(ctx, s, clock.Real(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := c.Now()
+		c.Stop()
+		var db time.Time
+		if err := pgstore.Pool(s).QueryRow(ctx, "SELECT clock_timestamp()").Scan(&db); err != nil {
+			t.Fatal(err)
+		}
+		if now.After(db) {
+			t.Fatalf("measurement %d: DBClock.Now() = %v is ahead of the database's %v read after it", i, now, db)
+		}
+	}
+}

@@ -9,11 +9,11 @@ import (
 )
 
 // DBClock is a clock that reads the database server's time: the local
-// clock plus the offset to the server's clock_timestamp(), measured at the
-// midpoint of a round trip and remeasured every refresh. Every node of a
-// cluster stamps its verbs' Now with it, so that lease expiry is decided by
-// one clock, the database's, to within half a round trip, however far the
-// nodes' own clocks drift.
+// clock plus the offset to the server's clock_timestamp(), measured by a
+// round trip (biased low: see measure) and remeasured every refresh. Every
+// node of a cluster stamps its verbs' Now with it, so that lease expiry is
+// decided by one clock, the database's, to within a round trip, however far
+// the nodes' own clocks drift.
 //
 // The alternative, reading now() inside each statement and ignoring the
 // verbs' Now, was rejected: the storage port passes time in so that both
@@ -42,13 +42,16 @@ func NewDBClock(ctx context.Context, s *Store, base clock.Clock, refresh time.Du
 
 func (c *DBClock) measure(ctx context.Context) error {
 	var db time.Time
-	before := c.base.Now()
 	if err := c.s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&db); err != nil {
 		return err
 	}
 	after := c.base.Now()
-	mid := before.Add(after.Sub(before) / 2)
-	c.offset.Store(int64(db.Sub(mid)))
+	// The server read its clock before the local instant after, so the
+	// offset (db minus that instant) is at least db-after. That lower bound
+	// is taken, so that Now is never ahead of the database's clock: a lease then expires
+	// up to a round trip late, never early, and the expiry a consumer is
+	// told is never later than the one the store enforces.
+	c.offset.Store(int64(db.Sub(after)))
 	return nil
 }
 
