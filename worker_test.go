@@ -220,7 +220,10 @@ func TestWorkerLeaseLost(t *testing.T) {
 		<-ctx.Done()
 		cause <- context.Cause(ctx)
 		return ctx.Err()
-	}), courier.WorkerOptions{Visibility: 60 * time.Millisecond, Wait: 100 * time.Millisecond})
+	}), courier.WorkerOptions{Visibility: time.Second, Wait: 100 * time.Millisecond})
+	// A second's lease: the nack must land while the lease holds (a loaded
+	// machine made 60ms too short), and the keeper's first extension, a third
+	// of the way in, finds it gone.
 	startWorker(t, w)
 	if err := <-cause; !errors.Is(err, courier.ErrLeaseExpired) {
 		t.Errorf("cause = %v, want ErrLeaseExpired", err)
