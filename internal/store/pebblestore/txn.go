@@ -146,14 +146,21 @@ type runOpts struct {
 
 func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	s.mu.Lock()
+	held := true
+	unlock := func() { held = false; s.mu.Unlock() }
+	defer func() {
+		if held {
+			s.failLocked(recover())
+		}
+	}()
 	if err := s.usable(); err != nil {
-		s.mu.Unlock()
+		unlock()
 		return err
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
 	result := fn(t)
 	if result != nil && (o.keep == nil || result != o.keep) {
-		s.mu.Unlock()
+		unlock()
 		t.b.Close()
 		return result
 	}
@@ -162,19 +169,19 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		if o.read != nil {
 			*o.read, *o.readMark = true, s.dur.mark()
 		}
-		s.mu.Unlock()
+		unlock()
 		t.b.Close()
 		return nil
 	}
 	err := t.apply()
 	if err != nil {
 		s.broken = fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err)
-		s.mu.Unlock()
+		unlock()
 		return s.broken
 	}
 	n := s.dur.noteApplied()
 	s.ops.Add(1)
-	s.mu.Unlock()
+	unlock()
 	defer s.ops.Done()
 	err = t.b.SyncWait()
 	t.b.Close()
@@ -191,6 +198,19 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		s.wakeWebhooks()
 	}
 	return result
+}
+
+// failLocked ends a panic (or runtime.Goexit, r nil) that left run holding
+// mu, a bug in a verb or in Pebble's batch apply: the store is marked failed
+// and mu released, so that every later call answers ErrFailed instead of
+// blocking on mu for good (net/http recovers a handler's panic, and the
+// server would otherwise hang with the lock held); then the panic goes on.
+func (s *Store) failLocked(r any) {
+	s.broken = fmt.Errorf("%w: a verb stopped halfway (panic: %v), the store must be reopened", store.ErrFailed, r)
+	s.mu.Unlock()
+	if r != nil {
+		panic(r)
+	}
 }
 
 // keepReadState keeps what a txn that wrote nothing learnt by reading: the
