@@ -74,27 +74,29 @@ func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, erro
 	br := t.SendBatch(t.ctx, b)
 	var out []candidate
 	var grouped bool
-	err := func() error {
-		for range 2 {
+	err := func() (err error) {
+		for range 2 { // the lock, the setting
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
-		if err := scanCandidates(br.Query, &out); err != nil {
+		if out, err = collectCandidates(br.Query()); err != nil {
 			return err
 		}
 		if err := br.QueryRow().Scan(&grouped); err != nil {
 			return err
 		}
-		_, err := br.Exec()
+		_, err = br.Exec()
 		return err
 	}()
 	if err := errors.Join(err, br.Close()); err != nil || !grouped {
 		return out, err
 	}
-	if err := scanCandidates(func() (pgx.Rows, error) { return t.Query(t.ctx, groupedSQL, queue, now, max) }, &out); err != nil {
+	heads, err := collectCandidates(t.Query(t.ctx, groupedSQL, queue, now, max))
+	if err != nil {
 		return nil, err
 	}
+	out = append(out, heads...)
 	slices.SortFunc(out, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(b.priority, a.priority), cmp.Compare(a.id, b.id))
 	})
@@ -105,16 +107,16 @@ func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, erro
 	return out, nil
 }
 
-// scanCandidates appends the rows of query's result to out.
-func scanCandidates(query func() (pgx.Rows, error), out *[]candidate) error {
-	rows, err := query()
+// collectCandidates reads the rows of a candidates query.
+func collectCandidates(rows pgx.Rows, err error) ([]candidate, error) {
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var out []candidate
 	var c candidate
 	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.size, &c.priority}, func() error {
-		*out = append(*out, c)
+		out = append(out, c)
 		return nil
 	})
-	return err
+	return out, err
 }
