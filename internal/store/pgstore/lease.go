@@ -12,14 +12,21 @@ import (
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	var res store.LeaseResult
 	now := us(p.Now)
+	var reset *dueReset // the due work runs, and the queue's due hint is read afresh
+	var hint time.Time
 	err := s.write(ctx, func(t *txn) error {
 		res = store.LeaseResult{}
-		q, err := lockQueue(t, p.Queue)
+		q, err := lockQueueFixedPlans(t, p.Queue)
 		if err != nil {
 			return err
 		}
-		if _, err := due(t, q, now, p.Retry); err != nil {
-			return err
+		if reset == nil && s.hints.due(p.Queue, now) {
+			reset = s.hints.begin(p.Queue)
+		}
+		if reset != nil {
+			if _, err := due(t, q, now, p.Retry); err != nil {
+				return err
+			}
 		}
 		if !q.Paused && p.Max > 0 {
 			vis := p.Visibility
@@ -30,9 +37,22 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 				return err
 			}
 		}
-		res.NextDue, err = nextDue(t, q.Name, now)
+		if reset == nil {
+			res.NextDue, err = nextDue(t, q.Name, now)
+			return err
+		}
+		var retainFrom time.Time
+		res.NextDue, retainFrom, err = nextDueAndRetention(t, q.Name, now)
+		hint = never
+		if !res.NextDue.IsZero() {
+			hint = res.NextDue
+		}
+		if !retainFrom.IsZero() {
+			hint = earliest(hint, retainFrom.Add(q.Config.Retention))
+		}
 		return err
 	})
+	s.hints.finish(reset, hint, err == nil)
 	return res, err
 }
 
@@ -55,6 +75,7 @@ func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	t.noteDue(queue, exp)
 	var id int64
 	rows, err := t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
 			lease_exp = $2, attempt = attempt + 1, delayed = false
@@ -95,17 +116,43 @@ func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store
 }
 
 // nextDue is when the queue next changes by itself (a lease expires or a
-// delayed message comes due); zero if never.
+// delayed message comes due); zero if never. Each is the first entry of an
+// index, in every partition.
 func nextDue(t *txn, queue string, now time.Time) (time.Time, error) {
 	var next *time.Time
-	err := t.QueryRow(t.ctx, `SELECT least(
-			(SELECT min(lease_exp) FROM courier_messages WHERE queue = $1 AND lease IS NOT NULL),
-			(SELECT min(ready_at) FROM courier_messages WHERE queue = $1 AND lease IS NULL AND ready_at > $2))`,
-		queue, now).Scan(&next)
+	err := t.QueryRow(t.ctx, `SELECT `+nextDueSQL, queue, now).Scan(&next)
 	if err != nil || next == nil {
 		return time.Time{}, err
 	}
 	return *next, nil
+}
+
+const nextDueSQL = `least(
+	(SELECT lease_exp FROM courier_messages WHERE queue = $1 AND lease IS NOT NULL ORDER BY lease_exp LIMIT 1),
+	(SELECT ready_at FROM courier_messages WHERE queue = $1 AND lease IS NULL AND ready_at > $2 ORDER BY ready_at LIMIT 1))`
+
+// nextDueAndRetention is nextDue, and when the queue's oldest waiting
+// message was sent (zero if none): its retention ends first.
+func nextDueAndRetention(t *txn, queue string, now time.Time) (next, oldest time.Time, err error) {
+	var n, o *time.Time
+	err = t.QueryRow(t.ctx, `SELECT `+nextDueSQL+`,
+		(SELECT sent_at FROM courier_messages WHERE queue = $1 AND lease IS NULL ORDER BY sent_at LIMIT 1)`,
+		queue, now).Scan(&n, &o)
+	if n != nil {
+		next = *n
+	}
+	if o != nil {
+		oldest = *o
+	}
+	return next, oldest, err
+}
+
+// earliest is the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
@@ -113,7 +160,7 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 	now := us(p.Now)
 	err := s.write(ctx, func(t *txn) error {
 		out = make([]error, len(p.Leases))
-		if _, err := lockQueue(t, p.Queue); err != nil {
+		if _, err := lockQueueFixedPlans(t, p.Queue); err != nil {
 			return err
 		}
 		// Each lease's first occurrence, by (message, lease number).
@@ -132,8 +179,12 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 			at[[2]int64{id, lease}] = i
 			ids, leases = append(ids, id), append(leases, lease)
 		}
+		// The conditions beside the id are one opaque test (IS TRUE), so
+		// that the one plan kept for this statement looks rows up by id:
+		// with them apart, it may walk an index of the queue's leases
+		// instead, once per lease acked.
 		rows, err := t.Query(t.ctx, `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
-			WHERE m.id = u.id AND m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4
+			WHERE m.id = u.id AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
 			RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`, p.Queue, ids, leases, now)
 		if err != nil {
 			return err

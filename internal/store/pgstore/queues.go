@@ -54,8 +54,51 @@ func ensureQueue(t *txn, name string, now time.Time) error {
 
 // lockQueue reads a queue's settings and holds it against deletion until
 // the transaction ends (FOR KEY SHARE lets every other verb through).
+//
+// A verb that locks a queue this way may change it in any way: the node's
+// due hint of the queue is dropped when it commits (duehints.go). The verbs
+// that note exactly what they make due use lockQueueTracked.
 func lockQueue(t *txn, name string) (store.Queue, error) {
-	return scanQueue(t.QueryRow(t.ctx, `SELECT `+queueColumns+` FROM courier_queues WHERE name = $1 FOR KEY SHARE`, name))
+	t.noteDue(name, time.Time{})
+	return lockQueueTracked(t, name)
+}
+
+// lockQueueTracked is lockQueue for a verb that notes itself what it
+// makes due (t.noteDue).
+func lockQueueTracked(t *txn, name string) (store.Queue, error) {
+	return scanQueue(t.QueryRow(t.ctx, lockQueueSQL, name))
+}
+
+const lockQueueSQL = `SELECT ` + queueColumns + ` FROM courier_queues WHERE name = $1 FOR KEY SHARE`
+
+// lockQueueFixedPlans is lockQueueTracked for the hot verbs (lease, ack), which
+// first fix how the rest of their transaction is planned, in the same round
+// trip. Their statements each have one right plan: walk an index of every
+// partition (by id, or in the order wanted). PostgreSQL would otherwise plan
+// them afresh at every call (a custom plan for a table of five partitions
+// and forty indexes costs more than running it: half the database's time in
+// a burn-down), and from a ring partition's statistics, taken when it was
+// nearly empty, it would choose to read a partition whole. So: plans made
+// once per connection and kept (force_generic_plan), and never a sequential
+// scan where an index serves.
+func lockQueueFixedPlans(t *txn, name string) (store.Queue, error) {
+	if !t.fixPlans {
+		return lockQueueTracked(t, name)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
+	b.Queue(`SET LOCAL enable_seqscan = off`)
+	b.Queue(lockQueueSQL, name)
+	br := t.SendBatch(t.ctx, b)
+	q, err := func() (store.Queue, error) {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return store.Queue{}, err
+			}
+		}
+		return scanQueue(br.QueryRow())
+	}()
+	return q, errors.Join(err, br.Close())
 }
 
 func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (store.Queue, error) {

@@ -49,7 +49,7 @@ func flushCounts(t *txn) error {
 func (s *Store) Send(ctx context.Context, p *store.SendParams) ([]store.SendResult, error) {
 	var out []store.SendResult
 	err := s.write(ctx, func(t *txn) error {
-		q, err := lockQueue(t, p.Queue)
+		q, err := lockQueueTracked(t, p.Queue)
 		if err != nil {
 			return err
 		}
@@ -100,6 +100,12 @@ func send(t *txn, q store.Queue, msgs []store.NewMessage, now time.Time) ([]stor
 	}
 	if len(rows) > 0 {
 		t.wakeQueue(q.Name)
+		t.noteDue(q.Name, now.Add(q.Config.Retention))
+		for _, r := range rows {
+			if r.msg.NotBefore.After(now) {
+				t.noteDue(q.Name, us(r.msg.NotBefore))
+			}
+		}
 	}
 	return out, count(t, q.Name, len(rows), 0)
 }

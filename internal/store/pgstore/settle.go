@@ -58,6 +58,7 @@ func deadLetter(t *txn, q store.Queue, m heldMsg, now time.Time, errText, why st
 	if err := ensureQueue(t, dlq, now); err != nil {
 		return err
 	}
+	t.noteDue(dlq, time.Time{})
 	// The dead letter keeps its group: in the dead-letter queue, and back in
 	// its queue after a redrive, it holds its place by send order.
 	_, err := t.Exec(t.ctx, `UPDATE courier_messages SET queue = $2,

@@ -120,6 +120,7 @@ type Store struct {
 	closed atomic.Bool
 	schema string // the schema the tables live in, for notification channels
 	w      *watchers
+	hints  *dueHints
 	ln     *listener // nil without Options.Notify
 	el     *elector  // nil without Options.Elect
 	rot    *rotator  // nil for a store bound to a transaction
@@ -145,7 +146,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers()}
+	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers(), hints: newDueHints()}
 	s.rot = newRotator(s, o)
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
@@ -233,7 +234,7 @@ type database interface {
 // transactional enqueue of package courierpgx; tx must not be used
 // concurrently, and the store not after tx ends.
 func InTx(ctx context.Context, tx pgx.Tx) (*Store, error) {
-	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers()}
+	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers(), hints: newDueHints()}
 	// Checked without touching a missing table: an error would abort tx.
 	var hasTable bool
 	err := tx.QueryRow(ctx, `SELECT current_schema(), to_regclass('courier_schema_migrations') IS NOT NULL`).
@@ -261,12 +262,25 @@ type txn struct {
 	queues map[string]bool     // queues where messages may have become available
 	tasks  map[string]bool     // tasks that changed
 	counts map[string][2]int64 // sent, acked per queue, added at commit
+	due    map[string]time.Time // per queue, the earliest time something may be due (duehints.go)
+	// fixPlans: the hot verbs may fix how their statements are planned
+	// (lockQueueFixedPlans); not in an application's transaction, where
+	// SET LOCAL would outlive the verb.
+	fixPlans bool
 	// after is the verb's error to return once the transaction commits (a
 	// refusal that still changes state, like ErrTaskCancelled).
 	after error
 }
 
 func (t *txn) wakeQueue(name string) { t.queues[name] = true }
+
+// noteDue records that something in queue may be due at at (the zero time:
+// anything may be), for the node's due hints once t commits.
+func (t *txn) noteDue(queue string, at time.Time) {
+	if cur, ok := t.due[queue]; !ok || at.Before(cur) {
+		t.due[queue] = at
+	}
+}
 func (t *txn) wakeTask(id string)    { t.tasks[id] = true }
 
 // maxAttempts bounds how often a transaction that lost a deadlock or a
@@ -289,6 +303,9 @@ func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
 			return s.mapErr(err)
 		}
 		s.notify(ctx, t)
+		for q, at := range t.due {
+			s.hints.note(q, at)
+		}
 		return t.after
 	}
 }
@@ -299,7 +316,7 @@ func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
 		return nil, err
 	}
 	t := &txn{Tx: tx, ctx: ctx, queues: map[string]bool{}, tasks: map[string]bool{},
-		counts: map[string][2]int64{}}
+		counts: map[string][2]int64{}, due: map[string]time.Time{}, fixPlans: !s.inTx}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err

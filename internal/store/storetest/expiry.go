@@ -89,6 +89,40 @@ func testExpiry(t *testing.T, newStore newStoreFunc) {
 		e.leaseOne("q", ids[0])
 	})
 
+	// A lease or a send can make something due sooner than anything in the
+	// queue when it was last leased from: a store that remembers when each
+	// queue is next due must count them.
+	t.Run("ShortLeaseAfterLongOne", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", expiryConfig())
+		ids := e.sendText("q", "1", "2")
+		e.leaseFirst("q", ids[0]) // expires at +10s
+		e.set(base.Add(time.Second))
+		if ms := e.leaseResult("q", 1, 2*time.Second).Messages; len(ms) != 1 || ms[0].ID != ids[1] {
+			t.Fatalf("Lease for 2s = %v, want [%s]", ms, ids[1])
+		}
+		e.set(base.Add(3 * time.Second)) // expired, retried 5s later
+		wantTime(t, "NextDue once the short lease expired", e.leaseNone("q").NextDue, base.Add(8*time.Second))
+		e.set(base.Add(8 * time.Second))
+		if m := e.leaseOne("q", ids[1]); m.Attempt != 2 {
+			t.Errorf("attempt %d, want 2", m.Attempt)
+		}
+	})
+
+	t.Run("RetentionOfASendAfterALease", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		cfg := expiryConfig()
+		cfg.Retention = time.Minute
+		e.createQueue("q", cfg)
+		e.leaseNone("q") // nothing in the queue
+		e.sendText("q", "1")
+		e.set(base.Add(time.Minute + time.Second))
+		e.leaseNone("q")
+		wantStats(t, "after the retention", e.stats("q"), store.Stats{SentTotal: 1})
+	})
+
 	t.Run("ByTick", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
