@@ -257,11 +257,11 @@ func InTx(ctx context.Context, tx pgx.Tx) (*Store, error) {
 // txn is one verb's transaction, with what it changed, so that watchers
 // are woken once it commits.
 type txn struct {
-	pgx.Tx
+	txConn
 	ctx    context.Context
-	queues map[string]bool     // queues where messages may have become available
-	tasks  map[string]bool     // tasks that changed
-	counts map[string][2]int64 // sent, acked per queue, added at commit
+	queues map[string]bool      // queues where messages may have become available
+	tasks  map[string]bool      // tasks that changed
+	counts map[string][2]int64  // sent, acked per queue, added at commit
 	due    map[string]time.Time // per queue, the earliest time something may be due (duehints.go)
 	// fixPlans: the hot verbs may fix how their statements are planned
 	// (lockQueueFixedPlans); not in an application's transaction, where
@@ -281,7 +281,7 @@ func (t *txn) noteDue(queue string, at time.Time) {
 		t.due[queue] = at
 	}
 }
-func (t *txn) wakeTask(id string)    { t.tasks[id] = true }
+func (t *txn) wakeTask(id string) { t.tasks[id] = true }
 
 // maxAttempts bounds how often a transaction that lost a deadlock or a
 // serialization conflict is run again.
@@ -311,11 +311,11 @@ func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
 }
 
 func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
-	tx, err := s.db.Begin(ctx)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := &txn{Tx: tx, ctx: ctx, queues: map[string]bool{}, tasks: map[string]bool{},
+	t := &txn{txConn: tx, ctx: ctx, queues: map[string]bool{}, tasks: map[string]bool{},
 		counts: map[string][2]int64{}, due: map[string]time.Time{}, fixPlans: !s.inTx}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
@@ -329,6 +329,16 @@ func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
 		return nil, commitErr(err)
 	}
 	return t, nil
+}
+
+// begin starts a verb's transaction: on the pool, one whose BEGIN goes
+// out with its first statements; in an application's transaction, a
+// savepoint.
+func (s *Store) begin(ctx context.Context) (txConn, error) {
+	if s.pool != nil && !s.inTx {
+		return beginLazy(ctx, s.pool)
+	}
+	return s.db.Begin(ctx)
 }
 
 // read runs fn on a read-only snapshot-free query path (no transaction).
