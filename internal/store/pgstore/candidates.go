@@ -61,10 +61,11 @@ type candidate struct {
 	priority int16
 }
 
-// candidates returns up to max candidates of queue, best first. Rows it
-// locked beyond max stay locked until the transaction ends; it then wakes
-// the queue's watchers, who may lease them.
-func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, error) {
+// candidates returns up to max candidates of queue, best first, and
+// whether the queue has grouped messages. Rows it locked beyond max stay
+// locked until the transaction ends; it then wakes the queue's watchers,
+// who may lease them.
+func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, bool, error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock_shared(` + moveLockKey + `)`)
 	b.Queue(`SET LOCAL enable_sort = off`)
@@ -90,11 +91,11 @@ func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, erro
 		return err
 	}()
 	if err := errors.Join(err, br.Close()); err != nil || !grouped {
-		return out, err
+		return out, grouped, err
 	}
 	heads, err := collectCandidates(t.Query(t.ctx, groupedSQL, queue, now, max))
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	out = append(out, heads...)
 	slices.SortFunc(out, func(a, b candidate) int {
@@ -104,7 +105,7 @@ func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, erro
 		out = out[:max]
 		t.wakeQueue(queue)
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // collectCandidates reads the rows of a candidates query.

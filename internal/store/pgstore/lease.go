@@ -1,7 +1,11 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,8 +14,25 @@ import (
 )
 
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
-	var res store.LeaseResult
 	now := us(p.Now)
+	if p.Max > 0 && !s.grouped.get(p.Queue) && !s.hints.due(p.Queue, now) {
+		var res store.LeaseResult
+		err := s.write(ctx, func(t *txn) error {
+			var err error
+			res, err = s.leaseFast(t, p, now)
+			return err
+		})
+		if !errors.Is(err, errNotFast) {
+			return res, err
+		}
+	}
+	return s.leaseFull(ctx, p, now)
+}
+
+// leaseFull is Lease in every case: the due work first when the hint asks
+// for it, grouped messages, the byte limit.
+func (s *Store) leaseFull(ctx context.Context, p *store.LeaseParams, now time.Time) (store.LeaseResult, error) {
+	var res store.LeaseResult
 	var reset *dueReset // the due work runs, and the queue's due hint is read afresh
 	var hint time.Time
 	err := s.write(ctx, func(t *txn) error {
@@ -33,9 +54,11 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 			if vis == 0 {
 				vis = q.Config.VisibilityTimeout
 			}
-			if res.Messages, err = lease(t, q.Name, p.Max, p.MaxBytes, now, us(now.Add(vis))); err != nil {
+			var grouped bool
+			if res.Messages, grouped, err = lease(t, q.Name, p.Max, p.MaxBytes, now, us(now.Add(vis))); err != nil {
 				return err
 			}
+			s.grouped.set(q.Name, grouped)
 		}
 		if reset == nil {
 			res.NextDue, err = nextDue(t, q.Name, now)
@@ -56,63 +79,79 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 	return res, err
 }
 
-// lease hands out up to max of the queue's candidates, until maxBytes.
-func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store.Message, error) {
-	cands, err := candidates(t, queue, now, max)
+// lease hands out up to max of the queue's candidates, until their bodies
+// reach maxBytes (at least one);
+// grouped tells whether the queue has grouped messages.
+func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store.Message, bool, error) {
+	cands, grouped, err := candidates(t, queue, now, max)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var ids []int64
 	total := 0
 	for _, c := range cands {
-		if maxBytes > 0 && len(ids) > 0 && total+int(c.size) > maxBytes {
-			t.wakeQueue(queue) // locked but not leased: others may take it after commit
-			continue
+		if maxBytes > 0 && total >= maxBytes {
+			t.wakeQueue(queue) // locked but not leased: others may take them after commit
+			break
 		}
 		ids = append(ids, c.id)
 		total += int(c.size)
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, grouped, nil
 	}
 	t.noteDue(queue, exp)
-	var id int64
 	rows, err := t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
 			lease_exp = $2, attempt = attempt + 1, delayed = false
 		WHERE id = ANY($1)
-		RETURNING id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, is_task`, ids, exp)
+		RETURNING `+leasedColumns, ids, exp)
+	out, started, _, err := collectLeased(queue, rows, err)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	byID := make(map[int64]store.Message, len(ids))
+	return out, grouped, startTasks(t, started, now)
+}
+
+// leasedColumns are what a lease's UPDATE returns, for collectLeased.
+const leasedColumns = `id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, lease_exp, is_task`
+
+// collectLeased reads the messages a lease's UPDATE returned, best first
+// (by priority, then send order), and the tasks among them. A row of id 0
+// is not a message: it tells that candidates were locked and not leased
+// (leaseFast's byte limit).
+func collectLeased(queue string, rows pgx.Rows, err error) ([]store.Message, []taskStart, bool, error) {
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var out []store.Message
 	var started []taskStart
 	var m store.Message
 	var headers []byte
 	var kind int16
-	var lease int64
-	var isTask bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &m.Body, &kind, &headers, &m.Priority, &m.Group, &m.Attempt, &m.SentAt, &lease, &isTask}, func() error {
+	var id, lease int64
+	var isTask, short bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &m.Body, &kind, &headers, &m.Priority, &m.Group, &m.Attempt,
+		&m.SentAt, &lease, &m.LeaseExpiresAt, &isTask}, func() error {
+		if id == 0 {
+			short = true
+			return nil
+		}
 		h, err := decodeHeaders(headers)
 		if err != nil {
 			return err
 		}
-		m.ID, m.Queue, m.Kind, m.Headers = formatID(id), queue, store.BodyKind(kind), h
-		m.Lease, m.LeaseExpiresAt = formatLease(id, lease), exp
-		byID[id] = m
+		m.ID, m.Queue, m.Kind, m.Headers, m.Lease = formatID(id), queue, store.BodyKind(kind), h, formatLease(id, lease)
+		out = append(out, m)
 		if isTask {
 			started = append(started, taskStart{id, m.Attempt})
 		}
 		m = store.Message{}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Message, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, byID[id])
-	}
-	return out, startTasks(t, started, now)
+	slices.SortFunc(out, func(a, b store.Message) int {
+		return cmp.Or(cmp.Compare(b.Priority, a.Priority), strings.Compare(a.ID, b.ID))
+	})
+	return out, started, short, err
 }
 
 // nextDue is when the queue next changes by itself (a lease expires or a

@@ -121,9 +121,11 @@ type Store struct {
 	schema string // the schema the tables live in, for notification channels
 	w      *watchers
 	hints  *dueHints
-	ln     *listener // nil without Options.Notify
-	el     *elector  // nil without Options.Elect
-	rot    *rotator  // nil for a store bound to a transaction
+	// grouped: the queues whose last lease here found grouped messages (leasefast.go)
+	grouped *groupedQueues
+	ln      *listener // nil without Options.Notify
+	el      *elector  // nil without Options.Elect
+	rot     *rotator  // nil for a store bound to a transaction
 
 	closeOnce sync.Once
 }
@@ -137,6 +139,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres dsn: %w", err)
 	}
 	cfg.MaxConns = o.MaxConns
+	// courier's statements are short: compiling one (JIT) would cost far
+	// more than running it, and PostgreSQL compiles whatever it estimates
+	// costly, as a plan with a disabled step (enable_sort off) is.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	if o.Migrate {
 		if _, err := Migrate(ctx, o.DSN); err != nil {
 			return nil, err
@@ -146,7 +152,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers(), hints: newDueHints()}
+	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers(), hints: newDueHints(),
+		grouped: &groupedQueues{m: map[string]bool{}}}
 	s.rot = newRotator(s, o)
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
@@ -234,7 +241,8 @@ type database interface {
 // transactional enqueue of package courierpgx; tx must not be used
 // concurrently, and the store not after tx ends.
 func InTx(ctx context.Context, tx pgx.Tx) (*Store, error) {
-	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers(), hints: newDueHints()}
+	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers(), hints: newDueHints(),
+		grouped: &groupedQueues{m: map[string]bool{}}}
 	// Checked without touching a missing table: an error would abort tx.
 	var hasTable bool
 	err := tx.QueryRow(ctx, `SELECT current_schema(), to_regclass('courier_schema_migrations') IS NOT NULL`).

@@ -30,6 +30,35 @@ func testLease(t *testing.T, newStore newStoreFunc) {
 		e.leaseNone("q")
 	})
 
+	t.Run("MaxBytes", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		e.leaseNone("q") // the queue was looked at before the sends
+		body := func(n int) store.NewMessage {
+			return store.NewMessage{Body: make([]byte, n), Kind: store.BodyBinary}
+		}
+		ids := e.send("q", body(60), body(60), body(60))
+		leaseBytes := func(maxBytes int) []store.Message {
+			t.Helper()
+			res, err := e.s.Lease(e.ctx, &store.LeaseParams{Queue: "q", Max: 10, MaxBytes: maxBytes, Now: e.now, Retry: e.retry})
+			if err != nil {
+				t.Fatalf("Lease: %v", err)
+			}
+			return res.Messages
+		}
+		// The lease stops once the bodies reach MaxBytes: the one that
+		// crosses it is handed out, the next is not.
+		wantIDs(t, "first lease, 100 bytes", leaseBytes(100), ids[0], ids[1])
+		wantIDs(t, "second lease, 100 bytes", leaseBytes(100), ids[2])
+		big := e.send("q", body(150), body(10))
+		wantIDs(t, "a body over the limit comes alone", leaseBytes(100), big[0])
+		wantIDs(t, "then the rest", leaseBytes(100), big[1])
+		exact := e.send("q", body(50), body(50), body(50))
+		wantIDs(t, "reaching the limit exactly", leaseBytes(100), exact[0], exact[1])
+		wantIDs(t, "no limit", leaseBytes(0), exact[2])
+	})
+
 	t.Run("OldestFirstBySendTime", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)

@@ -184,7 +184,12 @@ func (s *memStore) Lease(_ context.Context, p *store.LeaseParams) (store.LeaseRe
 		if vis == 0 {
 			vis = q.q.Config.VisibilityTimeout
 		}
+		budget := p.MaxBytes
 		for _, m := range ready[:min(len(ready), p.Max)] {
+			if p.MaxBytes > 0 && budget <= 0 {
+				break // the bodies handed out reached MaxBytes
+			}
+			budget -= len(m.body)
 			s.leases++
 			m.attempt++
 			m.lease, m.leaseExp = fmt.Sprintf("%d.%s", s.leases, m.id), p.Now.Add(vis)
