@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,8 +13,23 @@ import (
 type txConn interface {
 	queryer
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	Commit(ctx context.Context) error
+	// CommitAfter runs b's statements (the transaction's last: counts,
+	// notifications) and commits; on failure it rolls back.
+	CommitAfter(ctx context.Context, b *pgx.Batch) error
 	Rollback(ctx context.Context) error
+}
+
+// savepoint is a verb's transaction inside an application's (InTx).
+type savepoint struct{ pgx.Tx }
+
+func (sp savepoint) CommitAfter(ctx context.Context, b *pgx.Batch) error {
+	if b.Len() > 0 {
+		if err := sp.SendBatch(ctx, b).Close(); err != nil {
+			_ = sp.Rollback(context.WithoutCancel(ctx))
+			return err
+		}
+	}
+	return sp.Commit(ctx)
 }
 
 // lazyTx is a transaction on a connection of the pool whose BEGIN goes out
@@ -81,15 +97,36 @@ func (l *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return br
 }
 
-func (l *lazyTx) Commit(ctx context.Context) error {
-	defer l.conn.Release()
-	if !l.begun {
+// CommitAfter sends b's statements and COMMIT in one batch: a round trip
+// less than running them and then committing.
+func (l *lazyTx) CommitAfter(ctx context.Context, b *pgx.Batch) error {
+	if !l.begun && b.Len() == 0 {
+		l.conn.Release()
 		return nil
 	}
-	tag, err := l.conn.Exec(ctx, "commit")
-	if err == nil && tag.String() == "ROLLBACK" {
-		return pgx.ErrTxCommitRollback
+	n := b.Len()
+	b.Queue("commit")
+	br := l.SendBatch(ctx, b)
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
 	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil && !l.conn.Conn().IsClosed() && l.conn.Conn().PgConn().TxStatus() != 'I' {
+		return errors.Join(err, l.Rollback(context.WithoutCancel(ctx)))
+	}
+	l.conn.Release()
 	return err
 }
 

@@ -97,11 +97,12 @@ func channel(schema string) string {
 	return fmt.Sprintf("courier_%016x", h.Sum64())
 }
 
-// announce sends, inside t and so only if it commits, one notification per
-// queue and task it changed, for the other nodes' listeners.
-func (s *Store) announce(t *txn) error {
+// queueAnnounce queues, for the end of t and so sent only if it commits,
+// one notification per queue and task it changed, for the other nodes'
+// listeners.
+func (s *Store) queueAnnounce(t *txn, b *pgx.Batch) {
 	if (s.ln == nil && !s.inTx) || len(t.queues)+len(t.tasks) == 0 {
-		return nil
+		return
 	}
 	payloads := make([]string, 0, len(t.queues)+len(t.tasks))
 	for _, q := range slices.Sorted(maps.Keys(t.queues)) {
@@ -110,8 +111,7 @@ func (s *Store) announce(t *txn) error {
 	for _, id := range slices.Sorted(maps.Keys(t.tasks)) {
 		payloads = append(payloads, string(notifyTask)+id)
 	}
-	_, err := t.Exec(t.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) p`, channel(s.schema), payloads)
-	return err
+	b.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) p`, channel(s.schema), payloads)
 }
 
 // listener holds one connection that LISTENs to the schema's channel and

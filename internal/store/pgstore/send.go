@@ -29,21 +29,17 @@ func count(t *txn, queue string, sent, acked int) error {
 	return nil
 }
 
-// flushCounts adds a transaction's counts to its queues' totals, each in one
-// of the queue's slots chosen at random, in order of queue name: two
-// transactions that count in the same queues take their row locks in the
-// same order, so they cannot deadlock.
-func flushCounts(t *txn) error {
+// queueCounts queues, for the end of t, the statements that add its
+// counts to its queues' totals, each in one of the queue's slots chosen at
+// random, in order of queue name: two transactions that count in the same
+// queues take their row locks in the same order, so they cannot deadlock.
+func queueCounts(t *txn, b *pgx.Batch) {
 	for _, q := range slices.Sorted(maps.Keys(t.counts)) {
 		c := t.counts[q]
-		_, err := t.Exec(t.ctx, `INSERT INTO courier_counters (queue, slot, sent, acked) VALUES ($1, $2, $3, $4)
+		b.Queue(`INSERT INTO courier_counters (queue, slot, sent, acked) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (queue, slot) DO UPDATE SET sent = courier_counters.sent + excluded.sent,
 			acked = courier_counters.acked + excluded.acked`, q, rand.IntN(counterSlots), c[0], c[1])
-		if err != nil {
-			return err
-		}
 	}
-	return nil
 }
 
 func (s *Store) Send(ctx context.Context, p *store.SendParams) ([]store.SendResult, error) {

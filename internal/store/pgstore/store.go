@@ -329,11 +329,10 @@ func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	if err := errors.Join(flushCounts(t), s.announce(t)); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	b := &pgx.Batch{}
+	queueCounts(t, b)
+	s.queueAnnounce(t, b)
+	if err := tx.CommitAfter(ctx, b); err != nil {
 		return nil, commitErr(err)
 	}
 	return t, nil
@@ -346,7 +345,8 @@ func (s *Store) begin(ctx context.Context) (txConn, error) {
 	if s.pool != nil && !s.inTx {
 		return beginLazy(ctx, s.pool)
 	}
-	return s.db.Begin(ctx)
+	tx, err := s.db.Begin(ctx)
+	return savepoint{tx}, err
 }
 
 // read runs fn on a read-only snapshot-free query path (no transaction).
