@@ -269,6 +269,20 @@ func testTasks(t *testing.T, newStore newStoreFunc) {
 		e.unchanged("a minute later", tk)
 	})
 
+	t.Run("RunningOnceLeased", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		e.leaseNone("q") // the queue was looked at before: a store may remember it
+		plain := e.sendText("q", "1")
+		e.leaseOne("q", plain[0])
+		id := e.sendTask("q", taskReq())
+		e.leaseOne("q", id)
+		if tk := e.task(id); tk.State != store.TaskRunning || tk.Attempt != 1 {
+			t.Errorf("leased: %s, attempt %d; want running, 1", tk.State, tk.Attempt)
+		}
+	})
+
 	t.Run("ExpiryByLease", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
