@@ -88,3 +88,55 @@ func TestGather(t *testing.T) {
 		t.Errorf("none free: gather = %d after the linger, want 1", n)
 	}
 }
+
+// gatherAcks: a batch goes out at once when no other ack call is out; while
+// one is, it grows until that call ends or it reaches ackAlongside.
+func TestGatherAcks(t *testing.T) {
+	newW := func() *Worker {
+		return &Worker{acks: make(chan *Delivery, maxReceive), ackTurn: make(chan struct{}, 1), ackQuit: make(chan struct{})}
+	}
+	fill := func(w *Worker, n int) {
+		for range n {
+			w.acks <- &Delivery{}
+		}
+	}
+
+	w := newW()
+	fill(w, 3)
+	batch := []*Delivery{{}}
+	if turn := w.gatherAcks(&batch); !turn || len(batch) != 4 {
+		t.Errorf("no call out: turn %v, %d acks; want the turn and 4", turn, len(batch))
+	}
+
+	w = newW()
+	w.ackTurn <- struct{}{} // another acker's call is out
+	fill(w, ackAlongside)
+	batch = []*Delivery{{}}
+	if turn := w.gatherAcks(&batch); turn || len(batch) != ackAlongside+1 {
+		t.Errorf("large batch beside a call: turn %v, %d acks; want no turn and %d", turn, len(batch), ackAlongside+1)
+	}
+
+	w = newW()
+	w.ackTurn <- struct{}{}
+	fill(w, 2)
+	done := make(chan bool)
+	batch = []*Delivery{{}}
+	go func() { done <- w.gatherAcks(&batch) }()
+	select {
+	case <-done:
+		t.Fatal("a small batch went out beside another call")
+	case <-time.After(20 * time.Millisecond):
+	}
+	<-w.ackTurn // the other call ends
+	if turn := <-done; !turn || len(batch) != 3 {
+		t.Errorf("after the other call: turn %v, %d acks; want the turn and 3", turn, len(batch))
+	}
+
+	w = newW()
+	w.ackTurn <- struct{}{}
+	close(w.ackQuit)
+	batch = []*Delivery{{}}
+	if turn := w.gatherAcks(&batch); turn || len(batch) != 1 {
+		t.Errorf("quitting: turn %v, %d acks; want no turn and 1", turn, len(batch))
+	}
+}

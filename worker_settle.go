@@ -139,9 +139,9 @@ func errorText(err error) string {
 }
 
 // ackLoop acknowledges successful deliveries in batches: it takes one, and
-// every other that is waiting, up to a full batch, and acks them in one
-// call. While a call is out, new deliveries gather for the next. Told to
-// quit, it acks what is queued and ends.
+// every other that is waiting (gatherAcks), and acks them in one call.
+// While a call is out, new deliveries gather for the next. Told to quit,
+// it acks what is queued and ends.
 func (w *Worker) ackLoop() {
 	defer w.ackers.Done()
 	batch := make([]*Delivery, 0, maxReceive)
@@ -157,17 +157,39 @@ func (w *Worker) ackLoop() {
 			}
 		}
 		batch = append(batch[:0], d)
-	gather:
-		for len(batch) < maxReceive {
-			select {
-			case d := <-w.acks:
-				batch = append(batch, d)
-			default:
-				break gather
-			}
-		}
+		turn := w.gatherAcks(&batch)
 		w.ackBatch(batch)
+		if turn {
+			<-w.ackTurn
+		}
 	}
+}
+
+// gatherAcks adds to batch the deliveries waiting, up to a full batch;
+// then, while the other acker's call is out and batch is smaller than
+// ackAlongside, those that come until that call ends. It reports whether
+// it took the turn, to give back once its call is done.
+func (w *Worker) gatherAcks(batch *[]*Delivery) bool {
+	for len(*batch) < maxReceive {
+		select {
+		case d := <-w.acks:
+			*batch = append(*batch, d)
+			continue
+		default:
+		}
+		break
+	}
+	for len(*batch) < min(ackAlongside, maxReceive) {
+		select {
+		case w.ackTurn <- struct{}{}:
+			return true
+		case d := <-w.acks:
+			*batch = append(*batch, d)
+		case <-w.ackQuit:
+			return false
+		}
+	}
+	return false
 }
 
 // ackBatch acknowledges batch, with the results its handlers set, and
