@@ -16,7 +16,8 @@ import (
 // database when due work last ran, and lowered by every change this node
 // commits that makes something due sooner (a lease, a delayed send) or that
 // it does not track (any other verb on the queue: the hint is dropped).
-// Changes made by other nodes are not seen here; the leader's Tick does the
+// Changes made by other nodes (or by applications' own transactions,
+// package courierpgx) are not seen here; the leader's Tick does the
 // due work of every queue, when the database says something is due, so a
 // lease made elsewhere still expires on time, and this node's leases catch
 // up when its hint runs out or is dropped.

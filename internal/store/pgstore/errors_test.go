@@ -18,6 +18,11 @@ func TestCommitErr(t *testing.T) {
 	if err := commitErr(lost); !errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Errorf("connection lost during COMMIT: %v, want ErrOutcomeUnknown", err)
 	}
+	// An application's savepoint: its last statements failed before the
+	// savepoint's release was sent; nothing was committed.
+	if err := commitErr(beforeCommit{lost}); errors.Is(err, store.ErrOutcomeUnknown) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("lost before COMMIT: %v, want the error itself, not unknown", err)
+	}
 	refused := &pgconn.PgError{Code: "40001"}
 	if err := commitErr(refused); errors.Is(err, store.ErrOutcomeUnknown) {
 		t.Errorf("COMMIT refused by the server: %v, want not unknown", err)

@@ -26,11 +26,17 @@ func (sp savepoint) CommitAfter(ctx context.Context, b *pgx.Batch) error {
 	if b.Len() > 0 {
 		if err := sp.SendBatch(ctx, b).Close(); err != nil {
 			_ = sp.Rollback(context.WithoutCancel(ctx))
-			return err
+			return beforeCommit{err}
 		}
 	}
 	return sp.Commit(ctx)
 }
+
+// beforeCommit is an error met before the COMMIT was sent: whatever it is,
+// nothing was committed.
+type beforeCommit struct{ error }
+
+func (b beforeCommit) Unwrap() error { return b.error }
 
 // lazyTx is a transaction on a connection of the pool whose BEGIN goes out
 // with its first statements: in a batch, as the batch's first statement, so

@@ -104,6 +104,7 @@ func lockQueueFixedPlans(t *txn, name string) (store.Queue, error) {
 func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (store.Queue, error) {
 	var q store.Queue
 	err := s.write(ctx, func(t *txn) error {
+		t.noteDue(p.Name, time.Time{}) // nothing known of a queue of that name before
 		created, err := insertQueue(t, p.Name, p.Config, p.Now)
 		if err != nil {
 			return err
@@ -120,6 +121,7 @@ func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (st
 func (s *Store) UpdateQueue(ctx context.Context, p *store.UpdateQueueParams) (store.Queue, error) {
 	var q store.Queue
 	err := s.write(ctx, func(t *txn) error {
+		t.noteDue(p.Name, time.Time{}) // a shorter retention may make messages due now
 		args := append([]any{p.Name}, configArgs(p.Config)...)
 		tag, err := t.Exec(t.ctx, `UPDATE courier_queues SET visibility_ns = $2, max_attempts = $3,
 			backoff_initial_ns = $4, backoff_max_ns = $5, backoff_multiplier = $6, backoff_jitter = $7,
@@ -214,6 +216,7 @@ func queueWithStats(ctx context.Context, db queryer, name string, now time.Time)
 
 func (s *Store) DeleteQueue(ctx context.Context, p *store.DeleteQueueParams) error {
 	return s.write(ctx, func(t *txn) error {
+		t.noteDue(p.Name, time.Time{})
 		var one int
 		err := t.QueryRow(t.ctx, `SELECT 1 FROM courier_queues WHERE name = $1 FOR UPDATE`, p.Name).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

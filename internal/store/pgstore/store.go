@@ -304,6 +304,9 @@ func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
 	}
 	for attempt := 1; ; attempt++ {
 		t, err := s.try(ctx, fn)
+		if t != nil && errors.Is(err, store.ErrOutcomeUnknown) {
+			s.noteDue(t) // it may have committed
+		}
 		if retryable(err) && attempt < maxAttempts {
 			continue
 		}
@@ -311,9 +314,7 @@ func (s *Store) write(ctx context.Context, fn func(t *txn) error) error {
 			return s.mapErr(err)
 		}
 		s.notify(ctx, t)
-		for q, at := range t.due {
-			s.hints.note(q, at)
-		}
+		s.noteDue(t)
 		return t.after
 	}
 }
@@ -333,9 +334,16 @@ func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
 	queueCounts(t, b)
 	s.queueAnnounce(t, b)
 	if err := tx.CommitAfter(ctx, b); err != nil {
-		return nil, commitErr(err)
+		return t, commitErr(err)
 	}
 	return t, nil
+}
+
+// noteDue gives the node's due hints what t noted (duehints.go).
+func (s *Store) noteDue(t *txn) {
+	for q, at := range t.due {
+		s.hints.note(q, at)
+	}
 }
 
 // begin starts a verb's transaction: on the pool, one whose BEGIN goes
@@ -362,6 +370,10 @@ func (s *Store) read(ctx context.Context, fn func(db queryer) error) error {
 // (store.ErrOutcomeUnknown), unless the COMMIT was never sent.
 func commitErr(err error) error {
 	var pgErr *pgconn.PgError
+	var before beforeCommit
+	if errors.As(err, &before) {
+		return before.error
+	}
 	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -123,6 +123,25 @@ func testExpiry(t *testing.T, newStore newStoreFunc) {
 		wantStats(t, "after the retention", e.stats("q"), store.Stats{SentTotal: 1})
 	})
 
+	t.Run("RetentionShortened", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", expiryConfig())
+		e.sendText("q", "1")
+		e.setPaused("q", true)
+		e.leaseNone("q") // the queue was looked at: retention ends in 1000h
+		cfg := expiryConfig()
+		cfg.Retention = time.Minute
+		if _, err := e.s.UpdateQueue(e.ctx, &store.UpdateQueueParams{Name: "q", Config: cfg, Now: e.now}); err != nil {
+			t.Fatal(err)
+		}
+		e.set(base.Add(time.Minute + time.Second))
+		e.leaseNone("q")
+		e.setPaused("q", false)
+		e.leaseNone("q")
+		wantStats(t, "after the shortened retention", e.stats("q"), store.Stats{SentTotal: 1})
+	})
+
 	t.Run("ByTick", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
