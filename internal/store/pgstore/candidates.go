@@ -76,10 +76,8 @@ func candidates(t *txn, queue string, now time.Time, max int) ([]candidate, bool
 	var out []candidate
 	var grouped bool
 	err := func() (err error) {
-		for range 2 { // the lock, the setting
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+		if err := execN(br, 2); err != nil { // the lock, the setting
+			return err
 		}
 		if out, err = collectCandidates(br.Query()); err != nil {
 			return err

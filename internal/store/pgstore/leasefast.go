@@ -40,8 +40,7 @@ u AS (
 		attempt = attempt + 1, delayed = false
 	WHERE m.id = ANY (ARRAY(SELECT id FROM fit WHERE ok))
 		AND NOT (SELECT paused FROM courier_queues WHERE name = $1)
-	RETURNING m.id, m.body, m.kind, m.headers, m.priority, coalesce(m.grp, ''), m.attempt, m.sent_at, m.lease,
-		m.lease_exp, m.is_task
+	RETURNING ` + leasedColumns + `
 )
 SELECT * FROM u
 UNION ALL
@@ -84,10 +83,7 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time) (store.Le
 		maxBytes = 1 << 62
 	}
 	b := &pgx.Batch{}
-	if t.fixPlans {
-		b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-		b.Queue(`SET LOCAL enable_seqscan = off`)
-	}
+	settings := queueFixPlans(t, b)
 	b.Queue(lockQueueSQL, p.Queue)
 	b.Queue(`SELECT pg_advisory_xact_lock_shared(` + moveLockKey + `)`)
 	b.Queue(`SET LOCAL enable_sort = off`)
@@ -98,20 +94,14 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time) (store.Le
 	br := t.SendBatch(t.ctx, b)
 	var started []taskStart
 	err := func() error {
-		if t.fixPlans {
-			for range 2 {
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
+		if err := execN(br, settings); err != nil {
+			return err
 		}
 		if _, err := scanQueue(br.QueryRow()); err != nil {
 			return err
 		}
-		for range 2 { // the move lock, the setting
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+		if err := execN(br, 2); err != nil { // the move lock, the setting
+			return err
 		}
 		rows, err := br.Query()
 		var short bool

@@ -86,19 +86,37 @@ func lockQueueFixedPlans(t *txn, name string) (store.Queue, error) {
 		return lockQueueTracked(t, name)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-	b.Queue(`SET LOCAL enable_seqscan = off`)
+	n := queueFixPlans(t, b)
 	b.Queue(lockQueueSQL, name)
 	br := t.SendBatch(t.ctx, b)
 	q, err := func() (store.Queue, error) {
-		for range 2 {
-			if _, err := br.Exec(); err != nil {
-				return store.Queue{}, err
-			}
+		if err := execN(br, n); err != nil {
+			return store.Queue{}, err
 		}
 		return scanQueue(br.QueryRow())
 	}()
 	return q, errors.Join(err, br.Close())
+}
+
+// queueFixPlans queues lockQueueFixedPlans's settings in b, if t may fix
+// plans, and returns how many statements it queued.
+func queueFixPlans(t *txn, b *pgx.Batch) int {
+	if !t.fixPlans {
+		return 0
+	}
+	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
+	b.Queue(`SET LOCAL enable_seqscan = off`)
+	return 2
+}
+
+// execN reads the results of the next n statements of br, which return no rows.
+func execN(br pgx.BatchResults, n int) error {
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (store.Queue, error) {
