@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,6 +59,7 @@ type benchFlags struct {
 	dataDir string
 	store   string
 	unsafe  bool
+	cpuProf string
 }
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -75,7 +77,7 @@ func newBenchCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := bench.Run(cmd.Context(), cfg)
+			res, err := f.run(cmd, cfg)
 			if err != nil {
 				return err
 			}
@@ -101,7 +103,21 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
+	fl.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of this process over the run to this file (go tool pprof reads it); with an in-process server it covers server and client")
 	return cmd
+}
+
+// run runs the workload, under a CPU profile with --cpuprofile.
+func (f *benchFlags) run(cmd *cobra.Command, cfg bench.Config) (*bench.Result, error) {
+	if f.cpuProf == "" {
+		return bench.Run(cmd.Context(), cfg)
+	}
+	stop, err := cpuProfile(f.cpuProf)
+	if err != nil {
+		return nil, err
+	}
+	res, err := bench.Run(cmd.Context(), cfg)
+	return res, errors.Join(err, stop())
 }
 
 // config turns the flags into a bench.Config, or a usage error: nothing is

@@ -52,6 +52,7 @@ type serveFlags struct {
 	shutdownTimeout     time.Duration
 	webhookAllow        []string
 	corsOrigins         []string
+	pprof               string
 	// PostgreSQL settings; empty or 0: the store's defaults.
 	pgMaxConns                  int
 	pgRotateSize, pgRotateEvery string
@@ -70,7 +71,14 @@ func newServeCmd(e *env) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return serve(cmd.Context(), e.stdout, cfg, f.shutdownTimeout)
+			var prof *pprofServer
+			if f.pprof != "" {
+				if prof, err = startPprof(f.pprof); err != nil {
+					return err
+				}
+				defer prof.stop()
+			}
+			return serve(cmd.Context(), e.stdout, cfg, f.shutdownTimeout, prof)
 		},
 	}
 	env := func(name, def string) string {
@@ -97,6 +105,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.pgRotateSize, "pg-rotate-size", "", "with --store: size at which the messages table's current partition is rotated (default 64MiB; 0: never by size)")
 	fl.StringVar(&f.pgRotateEvery, "pg-rotate-every", "", "with --store: rotate the current partition also after this long (default 10m; 0: never by time)")
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (like https://app.example.com, or *) whose pages may call the API from a browser; repeatable")
+	fl.StringVar(&f.pprof, "pprof", "", "loopback HOST:PORT (like 127.0.0.1:6060) to serve Go's profiles on, under /debug/pprof/; off by default")
 	return cmd
 }
 
@@ -124,6 +133,11 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	}
 	if f.shutdownTimeout <= 0 {
 		return server.Config{}, fmt.Errorf("--shutdown-timeout must be positive, got %v", f.shutdownTimeout)
+	}
+	if f.pprof != "" {
+		if err := checkLoopback(f.pprof); err != nil {
+			return server.Config{}, err
+		}
 	}
 	if f.store != "" && !server.IsPostgres(f.store) {
 		return server.Config{}, fmt.Errorf("--store %q: want a postgres:// URL", redact(f.store))
@@ -184,8 +198,9 @@ func (f *serveFlags) pgConfig() (server.PGConfig, error) {
 	return pg, nil
 }
 
-// serve runs a server until ctx ends, then stops it within timeout.
-func serve(ctx context.Context, out io.Writer, cfg server.Config, timeout time.Duration) error {
+// serve runs a server until ctx ends, then stops it within timeout. prof,
+// when not nil, is the profile listener, named after the server's address.
+func serve(ctx context.Context, out io.Writer, cfg server.Config, timeout time.Duration, prof *pprofServer) error {
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -194,6 +209,9 @@ func serve(ctx context.Context, out io.Writer, cfg server.Config, timeout time.D
 		fmt.Fprintf(out, "courier listening on %s\nstore %s\n", s.URL(), redact(cfg.Store))
 	} else {
 		fmt.Fprintf(out, "courier listening on %s\ndata in %s\n", s.URL(), s.DataDir())
+	}
+	if prof != nil {
+		fmt.Fprintf(out, "profiles on http://%s/debug/pprof/\n", prof.addr)
 	}
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"os"
+	rpprof "runtime/pprof"
+	"time"
+)
+
+// Profiling: `courier serve --pprof ADDR` serves Go's profiles (CPU, heap,
+// goroutines, mutex and block, execution trace) on a listener of its own,
+// apart from the API, and `courier bench --cpuprofile FILE` writes the CPU
+// profile of a run. The profile listener is loopback-only: goroutine dumps
+// show request data in their arguments, and a CPU profile costs the server
+// time, so it is not something to offer a network. Reach it from elsewhere
+// through an SSH tunnel.
+
+// pprofServer is the running profile listener.
+type pprofServer struct {
+	srv  *http.Server
+	addr string
+	done chan struct{}
+}
+
+// startPprof listens on addr (a loopback HOST:PORT) and serves the
+// profiles under /debug/pprof/.
+func startPprof(addr string) (*pprofServer, error) {
+	if err := checkLoopback(addr); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, …
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	p := &pprofServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		addr: ln.Addr().String(), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		_ = p.srv.Serve(ln) // ends with ErrServerClosed at stop
+	}()
+	return p, nil
+}
+
+// stop closes the listener and any profile being taken.
+func (p *pprofServer) stop() {
+	_ = p.srv.Close()
+	<-p.done
+}
+
+// checkLoopback accepts HOST:PORT where HOST is a loopback address or
+// "localhost".
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %q: want HOST:PORT, like 127.0.0.1:6060", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("--pprof %q: profiles are served on a loopback address only, like 127.0.0.1:6060", addr)
+	}
+	return nil
+}
+
+// cpuProfile writes a CPU profile to path until the returned function is
+// called, which reports a failure to finish the file.
+func cpuProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("--cpuprofile: %w", err), f.Close())
+	}
+	return func() error {
+		rpprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
