@@ -88,25 +88,25 @@ func TestDecodeSendFastTakesThePlainForm(t *testing.T) {
 func TestDecodeSendFastLeavesTheRestToEncodingJSON(t *testing.T) {
 	t.Parallel()
 	for _, data := range []string{
-		`{"group":"a\"b"}`,                   // an escape
-		`{"group":"a","group":"b"}`,          // a repeated key
-		`{"messages":[],"messages":[]}`,      // a repeated key
-		`{"Body":1}`,                         // a key matched case-insensitively
-		`{"body":1,"extra":1}`,               // an unknown key
-		`{"messages":[{"messages":[]}]}`,     // not a field of a message
-		`{"priority":1.0}`,                   // a fraction
-		`{"priority":01}`,                    // a leading zero
-		`{"priority":99999999999999999999}`,  // too large for an int
-		`{"body":null}`,                      // null
-		`{"headers":null}`,                   // null
-		`{"messages":null}`,                  // null
-		`{"headers":{"a":"1","a":"2"}}`,      // a repeated header
-		`{"headers":{"a":1}}`,                // a header that is not a string
-		"{\"group\":\"\xff\"}",               // invalid UTF-8
+		`{"group":"a\"b"}`,                  // an escape
+		`{"group":"a","group":"b"}`,         // a repeated key
+		`{"messages":[],"messages":[]}`,     // a repeated key
+		`{"Body":1}`,                        // a key matched case-insensitively
+		`{"body":1,"extra":1}`,              // an unknown key
+		`{"messages":[{"messages":[]}]}`,    // not a field of a message
+		`{"priority":1.0}`,                  // a fraction
+		`{"priority":01}`,                   // a leading zero
+		`{"priority":99999999999999999999}`, // too large for an int
+		`{"body":null}`,                     // null
+		`{"headers":null}`,                  // null
+		`{"messages":null}`,                 // null
+		`{"headers":{"a":"1","a":"2"}}`,     // a repeated header
+		`{"headers":{"a":1}}`,               // a header that is not a string
+		"{\"group\":\"\xff\"}",              // invalid UTF-8
 		`{"not_before":"2026-13-01T00:00:00Z"}`,
-		`{"messages":[]} x`,                  // trailing data
-		`{"body":[1,2}`,                      // not JSON
-		`{"messages":[{"body":1},]}`,         // a trailing comma
+		`{"messages":[]} x`,          // trailing data
+		`{"body":[1,2}`,              // not JSON
+		`{"messages":[{"body":1},]}`, // a trailing comma
 		`[]`,
 		``,
 	} {
