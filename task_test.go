@@ -394,3 +394,19 @@ func TestSubmitBatch(t *testing.T) {
 		t.Fatalf("stats after bad batches: %+v", s)
 	}
 }
+
+// TestWorkerResultTooLarge: a result over the server's limit (1 MiB) cannot
+// be acked, now or later, so the worker terminates the task with a reason
+// instead of leaving it to be retried.
+func TestWorkerResultTooLarge(t *testing.T) {
+	t.Parallel()
+	c := setup(t, server.Config{})
+	f := submit(t, c, "big-results", `1`, nil)
+	startWorker(t, courier.NewWorker(c, "big-results", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		return d.SetResult(strings.Repeat("x", 1<<20+1))
+	}), courier.WorkerOptions{Wait: time.Second}))
+	task, err := f.Await(t.Context())
+	if err != nil || task.State != courier.TaskFailed || !strings.Contains(task.Error, "too large") || task.Attempt != 1 {
+		t.Fatalf("Await = %+v, %v; want failed once, as too large", task, err)
+	}
+}

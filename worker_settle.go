@@ -70,30 +70,26 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error) {
 			return
 		}
 	}
+	var serr error
+	tooLarge := false
+	if err == nil {
+		serr = w.ack(d)
+		if !errors.Is(serr, ErrTooLarge) {
+			w.settled(d, err, serr)
+			return
+		}
+		// The result is over the server's limit; it would be again.
+		err = fmt.Errorf("the result of %d bytes is too large for the server: %w", len(d.Result()), serr)
+		tooLarge = true
+	}
+	// A context for the calls made here alone: acks go out in batches, and
+	// a timer for each of thousands of acks a second was a cost of its own.
 	sctx, cancel := w.settleContext()
 	defer cancel()
-	var (
-		retry *RetryAfterError
-		serr  error
-	)
+	var retry *RetryAfterError
 	switch {
-	case err == nil:
-		d.acked = make(chan error, 1)
-		select {
-		case w.acks <- d:
-			select {
-			case serr = <-d.acked:
-			case <-w.ackersGone:
-				serr = ErrWorkerStopped // too late: Stop gave up on this handler
-			}
-		case <-w.ackersGone:
-			serr = ErrWorkerStopped
-		}
-		if errors.Is(serr, ErrTooLarge) {
-			// The result is over the server's limit; it would be again.
-			err = fmt.Errorf("the result of %d bytes is too large for the server: %w", len(d.Result()), serr)
-			serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
-		}
+	case tooLarge:
+		serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
 	case errors.As(err, &retry):
 		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Delay: retry.Delay.String(), Error: errorText(err)})
 	case errors.Is(err, ErrTerminate):
@@ -101,6 +97,27 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error) {
 	default:
 		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Error: errorText(err)})
 	}
+	w.settled(d, err, serr)
+}
+
+// ack hands d to the ackers and waits for the outcome of its ack.
+func (w *Worker) ack(d *Delivery) error {
+	d.acked = make(chan error, 1)
+	select {
+	case w.acks <- d:
+		select {
+		case err := <-d.acked:
+			return err
+		case <-w.ackersGone:
+			return ErrWorkerStopped // too late: Stop gave up on this handler
+		}
+	case <-w.ackersGone:
+		return ErrWorkerStopped
+	}
+}
+
+// settled logs a settling call that failed.
+func (w *Worker) settled(d *Delivery, err, serr error) {
 	if serr != nil {
 		w.log.Warn("courier worker: could not settle a message", "id", d.ID, "handler_err", err, "err", serr)
 	}
