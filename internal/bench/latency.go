@@ -3,8 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
+
+// ms is d in milliseconds, as figures of extra are.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // warmUpMessages are sent, received and acked before w3's schedule starts,
 // so that its first sends do not pay for opening connections.
@@ -33,6 +37,8 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	var (
 		lat, lag *Histogram
 		refused  int64
+		sendMu   sync.Mutex
+		send     = &Histogram{} // start → 2xx of each send
 	)
 	g.run(func() (err error) {
 		lat, refused, err = r.receiveAll(gctx, m, n, r.p.Consumers, r.p.Batch, sendToReceive, nil)
@@ -40,9 +46,13 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	})
 	g.run(func() (err error) {
 		lag, err = pace(gctx, n, r.p.Rate, func(ctx context.Context, due time.Time) error {
+			start := time.Now()
 			if _, err := r.c.Send(ctx, r.p.Queue, r.bodies.stamped(due.Sub(r.bodies.base))); err != nil {
 				return fmt.Errorf("send: %w", err)
 			}
+			sendMu.Lock()
+			send.Record(time.Since(start))
+			sendMu.Unlock()
 			return nil
 		})
 		return err
@@ -53,12 +63,16 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["warmup_messages"] = warmUpMessages
 	r.extra["acks_refused_lease_expired"] = refused
 	noteLag(r.extra, lag)
+	r.extra["send_p50_ms"] = ms(send.Percentile(0.5))
+	r.extra["send_p99_ms"] = ms(send.Percentile(0.99))
+	if err := noteSyncProbe(ctx, r.extra, r.dataDir); err != nil {
+		return outcome{}, err
+	}
 	return outcome{count: m.count(), elapsed: m.elapsed(), lat: lat, windows: m.windows()}, nil
 }
 
 // noteLag reports how late the open-loop schedule's calls started.
 func noteLag(extra map[string]any, lag *Histogram) {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	extra["send_lag_p99_ms"] = ms(lag.Percentile(0.99))
 	extra["send_lag_max_ms"] = ms(lag.Max())
 }

@@ -19,6 +19,9 @@ type runner struct {
 	bodies *bodies
 	prog   *progress
 	extra  map[string]any
+	// dataDir is the embedded store's directory when the server runs in
+	// this process; "" otherwise.
+	dataDir string
 	// ownQueue: the run named the queue itself (no --queue).
 	ownQueue bool
 }
@@ -75,7 +78,8 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	c := courier.NewClient(tg.url, opts...)
 	defer c.CloseIdleConnections()
 	r := &runner{p: used(cfg.Workload, cfg.Params), c: c,
-		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue}
+		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue,
+		dataDir: tg.dataDir}
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
 	res := startResources()

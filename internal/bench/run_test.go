@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/server"
@@ -137,6 +139,34 @@ func TestLatencyOpenLoop(t *testing.T) {
 	}
 	if _, ok := res.Extra["send_lag_p99_ms"].(float64); !ok {
 		t.Errorf("no send lag reported: %v", res.Extra)
+	}
+	if s50, s99 := res.Extra["send_p50_ms"].(float64), res.Extra["send_p99_ms"].(float64); s50 <= 0 || s99 < s50 {
+		t.Errorf("send latency p50 %v p99 %v", s50, s99)
+	}
+	p50, ok50 := res.Extra["disk_sync_p50_ms"].(float64)
+	p99, ok99 := res.Extra["disk_sync_p99_ms"].(float64)
+	if !ok50 || !ok99 || p50 <= 0 || p99 < p50 || res.Extra["disk_sync_max_ms"].(float64) < p99 {
+		t.Errorf("disk sync latency: p50 %v p99 %v max %v", res.Extra["disk_sync_p50_ms"], p99, res.Extra["disk_sync_max_ms"])
+	}
+}
+
+// TestSyncProbe: the probe syncs as many times as asked, each taking some
+// time, and leaves nothing behind in the directory.
+func TestSyncProbe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h, err := syncProbe(t.Context(), dir, 20, time.Microsecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Count() != 20 || h.Percentile(0.5) <= 0 {
+		t.Errorf("%d samples, median %v; want 20 above 0", h.Count(), h.Percentile(0.5))
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the probe left %v", left)
+	}
+	if _, err := syncProbe(t.Context(), filepath.Join(dir, "missing"), 1, time.Microsecond); err == nil {
+		t.Error("a probe in a missing directory succeeded")
 	}
 }
 

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The disk's own sync latency, for reading w3. A message's send→receive
+// latency on the embedded store contains at least the fdatasync of its
+// send (and its lease's), so its p99 cannot be below the disk's; on a
+// shared virtual disk that alone varies from well under a millisecond to
+// several over a day. syncProbe measures it in the data directory, with
+// writes like the WAL's: a small block overwritten in a file whose size
+// does not change, synced, at most one per pace.
+
+const (
+	syncProbeSamples = 1000
+	syncProbePace    = time.Millisecond
+	syncProbeBlock   = 4096
+)
+
+// syncProbe writes and syncs a block samples times in a temporary file of
+// dir, one write per pace at most, and returns the sync latencies.
+func syncProbe(ctx context.Context, dir string, samples int, pace time.Duration) (_ *Histogram, err error) {
+	f, err := os.CreateTemp(dir, "sync-probe-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		err = errors.Join(err, f.Close(), os.Remove(f.Name()))
+	}()
+	block := make([]byte, syncProbeBlock)
+	// The file gets its full size first: the probe's syncs then change no
+	// size, as those of a preallocated WAL do not.
+	if err := f.Truncate(int64(samples) * syncProbeBlock); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	h := &Histogram{}
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	for i := range samples {
+		start := time.Now()
+		if _, err := f.WriteAt(block, int64(i)*syncProbeBlock); err != nil {
+			return nil, err
+		}
+		if err := datasync(f); err != nil {
+			return nil, err
+		}
+		h.Record(time.Since(start))
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h, nil
+}
+
+// noteSyncProbe measures the disk of dir after a w3 run and notes its sync
+// latency.
+func noteSyncProbe(ctx context.Context, extra map[string]any, dir string) error {
+	if dir == "" {
+		return nil // not an embedded store of this process
+	}
+	h, err := syncProbe(ctx, filepath.Clean(dir), syncProbeSamples, syncProbePace)
+	if err != nil {
+		return fmt.Errorf("disk sync probe: %w", err)
+	}
+	extra["disk_sync_p50_ms"] = ms(h.Percentile(0.5))
+	extra["disk_sync_p99_ms"] = ms(h.Percentile(0.99))
+	extra["disk_sync_max_ms"] = ms(h.Max())
+	return nil
+}
