@@ -101,7 +101,7 @@ func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store
 		return nil, grouped, nil
 	}
 	t.noteDue(queue, exp)
-	rows, err := t.Query(t.ctx, `UPDATE courier_messages SET lease = nextval('courier_lease_seq'),
+	rows, err := t.Query(t.ctx, `UPDATE courier_messages SET lease = (SELECT nextval('courier_lease_seq')),
 			lease_exp = $2, attempt = attempt + 1, delayed = false
 		WHERE id = ANY($1)
 		RETURNING `+leasedColumns, ids, exp)

@@ -27,7 +27,9 @@ var errNotFast = errors.New("pgstore: not a fast lease")
 // walk) in one statement, unless the queue is paused: those before the
 // bodies reach maxBytes ($4), at least one. When candidates are left locked
 // and not leased, one row of id 0 says so. The expiry is $5, or the
-// queue's visibility timeout from now ($2).
+// queue's visibility timeout from now ($2). The range of the candidates'
+// partitions lets the UPDATE look up ids in those alone (pruned as it
+// starts), not in every partition's primary key.
 const leaseFastSQL = `WITH c AS MATERIALIZED (` + ungroupedSQL + `),
 fit AS (
 	SELECT id, coalesce(sum(octet_length) OVER (ORDER BY priority DESC, id
@@ -35,10 +37,11 @@ fit AS (
 	FROM c
 ),
 u AS (
-	UPDATE courier_messages m SET lease = nextval('courier_lease_seq'),
+	UPDATE courier_messages m SET lease = (SELECT nextval('courier_lease_seq')),
 		lease_exp = coalesce($5, $2 + (SELECT visibility_ns / 1000 FROM courier_queues WHERE name = $1) * interval '1 microsecond'),
 		attempt = attempt + 1, delayed = false
 	WHERE m.id = ANY (ARRAY(SELECT id FROM fit WHERE ok))
+		AND m.part BETWEEN (SELECT min(part) FROM c) AND (SELECT max(part) FROM c)
 		AND NOT (SELECT paused FROM courier_queues WHERE name = $1)
 	RETURNING ` + leasedColumns + `
 )
