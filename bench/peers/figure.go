@@ -6,6 +6,8 @@ import "time"
 type Figure struct {
 	// ID names the measurement for the table's rows ("courier-w1-batched").
 	ID string `json:"id"`
+	// Round is the round of the run it was made in, from 1.
+	Round int `json:"round"`
 	// System names what was measured: "courier (pebble)", "NATS JetStream
 	// (sync_interval: always)", …
 	System string `json:"system"`

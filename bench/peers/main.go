@@ -63,7 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Params:  p,
 		Note:    o.note,
 	}
-	(&runner{p: p, o: o, tmp: tmp, log: stderr, r: &r}).all(ctx)
+	u := &runner{p: p, o: o, tmp: tmp, log: stderr, r: &r}
+	for u.round = 1; u.round <= p.Rounds && ctx.Err() == nil; u.round++ {
+		u.all(ctx)
+	}
 
 	if err := writeTable(stdout, r); err != nil {
 		fmt.Fprintln(stderr, "peers:", err)
@@ -98,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (Params, options, error) {
 	fs.IntVar(&p.Consumers, "consumers", 0, "W1 consumers (default 4)")
 	fs.IntVar(&p.Batch, "batch", 0, "W1 batched: messages per send, receive and ack; W2: jobs per insert (default 100)")
 	fs.IntVar(&p.Concurrency, "concurrency", 0, "W2 worker concurrency (default 100)")
+	fs.IntVar(&p.Rounds, "rounds", 0, "times every measurement is made, courier's and the peers' in turn; the table gives medians (default 1)")
 	fs.StringVar(&only, "only", "", "comma-separated peers to run: "+strings.Join(peerNames, ",")+" (default all)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the raw figures as JSON to this file")
 	fs.StringVar(&o.note, "note", "", "a line to print under the table's heading, such as \"shared machine: not final\"")

@@ -30,6 +30,9 @@ type Params struct {
 	Concurrency int `json:"concurrency"`
 	// Only selects the peers to run, by name (see peerNames); empty: all.
 	Only []string `json:"only,omitempty"`
+	// Rounds is how many times every measurement is made, courier's and
+	// the peers' in turn. Default 1.
+	Rounds int `json:"rounds"`
 }
 
 // peerNames are the names --only accepts.
@@ -58,6 +61,9 @@ func (p Params) WithDefaults() Params {
 	if p.Concurrency == 0 {
 		p.Concurrency = 100
 	}
+	if p.Rounds == 0 {
+		p.Rounds = 1
+	}
 	return p
 }
 
@@ -68,7 +74,7 @@ func (p Params) Validate() error {
 		v    int
 	}{{"count", p.Count}, {"per-message-count", p.PerMessageCount}, {"size", p.Size},
 		{"producers", p.Producers}, {"consumers", p.Consumers}, {"batch", p.Batch},
-		{"concurrency", p.Concurrency}} {
+		{"concurrency", p.Concurrency}, {"rounds", p.Rounds}} {
 		if f.v < 1 {
 			return fmt.Errorf("--%s %d: want at least 1", f.name, f.v)
 		}
@@ -105,8 +111,12 @@ func (p Params) Runs(peer string) bool {
 
 // String is the parameters as the table's header line gives them.
 func (p Params) String() string {
-	return fmt.Sprintf("count %d (W1 per-message: %d), size %d B, producers %d, consumers %d, batch %d, W2 concurrency %d",
+	s := fmt.Sprintf("count %d (W1 per-message: %d), size %d B, producers %d, consumers %d, batch %d, W2 concurrency %d",
 		p.Count, p.PerMessageCount, p.Size, p.Producers, p.Consumers, p.Batch, p.Concurrency)
+	if p.Rounds > 1 {
+		s += fmt.Sprintf(", %d rounds (figures: medians; ratios: the median of the rounds' ratios, with their range)", p.Rounds)
+	}
+	return s
 }
 
 // payload is a message body of the run's size.

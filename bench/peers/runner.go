@@ -14,6 +14,8 @@ type runner struct {
 	tmp string
 	log io.Writer
 	r   *report
+	// round is the current round, from 1 (see Params.Rounds).
+	round int
 }
 
 // all runs courier's side, then each selected peer, starting and stopping
@@ -49,18 +51,18 @@ func (u *runner) all(ctx context.Context) {
 
 // add records a figure under id and says so on the log.
 func (u *runner) add(id string, f Figure) {
-	f.ID = id
+	f.ID, f.Round = id, u.round
 	u.r.Figures = append(u.r.Figures, f)
 	if f.Err != "" {
-		fmt.Fprintf(u.log, "peers: %-28s failed: %s\n", id, f.Err)
+		fmt.Fprintf(u.log, "peers: round %d: %-28s failed: %s\n", u.round, id, f.Err)
 		return
 	}
-	fmt.Fprintf(u.log, "peers: %-28s %10.0f /s  (%d in %.2fs)\n", id, f.PerSecond, f.Count, f.Seconds)
+	fmt.Fprintf(u.log, "peers: round %d: %-28s %10.0f /s  (%d in %.2fs)\n", u.round, id, f.PerSecond, f.Count, f.Seconds)
 }
 
 // measure runs one measurement under the run's time bound.
 func (u *runner) measure(ctx context.Context, id string, m func(context.Context) Figure) {
-	fmt.Fprintf(u.log, "peers: %-28s running\n", id)
+	fmt.Fprintf(u.log, "peers: round %d: %-28s running\n", u.round, id)
 	ctx, cancel := context.WithTimeout(ctx, u.o.timeout)
 	defer cancel()
 	u.add(id, m(ctx))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -47,13 +48,79 @@ type report struct {
 	Figures []Figure `json:"figures"`
 }
 
-func (r report) figure(id string) (Figure, bool) {
+// byRound is the figures of id, by round.
+func (r report) byRound(id string) map[int]Figure {
+	out := map[int]Figure{}
 	for _, f := range r.Figures {
 		if f.ID == id {
-			return f, true
+			out[f.Round] = f
 		}
 	}
-	return Figure{}, false
+	return out
+}
+
+// compared is one comparison over the rounds: the medians of courier's and the
+// peer's figures, and the rounds' ratios, each from figures of one round
+// (taken minutes apart, so that a machine that is slower for a while
+// weighs on both sides alike).
+type compared struct {
+	courierSys, peerSys string
+	courier, peer       float64 // medians; 0 when none
+	ratios              []float64
+}
+
+// compare gathers c's row; ok is false when its peer was not run.
+func (r report) compare(c comparison) (compared, bool) {
+	peers, courier := r.byRound(c.peer), r.byRound(c.courier)
+	if len(peers) == 0 {
+		return compared{}, false // peer not selected (--only)
+	}
+	var w compared
+	var cvs, pvs []float64
+	for round, pf := range peers {
+		cf := courier[round]
+		w.peerSys = pf.System
+		if cf.System != "" {
+			w.courierSys = cf.System
+		}
+		cv, pv := cf.value(c.enqueue), pf.value(c.enqueue)
+		if cv > 0 {
+			cvs = append(cvs, cv)
+		}
+		if pv > 0 {
+			pvs = append(pvs, pv)
+		}
+		if cv > 0 && pv > 0 {
+			w.ratios = append(w.ratios, cv/pv)
+		}
+	}
+	w.courier, w.peer = median(cvs), median(pvs)
+	return w, true
+}
+
+// value is the figure's rate (enqueue: W2's enqueue rate), 0 if it failed.
+func (f Figure) value(enqueue bool) float64 {
+	switch {
+	case f.Err != "":
+		return 0
+	case enqueue:
+		return f.EnqueuePerSecond
+	default:
+		return f.PerSecond
+	}
+}
+
+// median of vs, 0 for none; vs is sorted in place.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
 }
 
 // writeTable prints the report as Markdown: a header with the date,
@@ -70,27 +137,17 @@ func writeTable(w io.Writer, r report) error {
 	b.WriteString("| workload | mode | courier | peer | courier /s | peer /s | courier / peer | target |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, c := range comparisons {
-		pf, ok := r.figure(c.peer)
+		cmp, ok := r.compare(c)
 		if !ok {
-			continue // peer not selected (--only)
-		}
-		cf, _ := r.figure(c.courier)
-		cv, pv := cf.PerSecond, pf.PerSecond
-		if c.enqueue {
-			cv, pv = cf.EnqueuePerSecond, pf.EnqueuePerSecond
-		}
-		if cf.Err != "" {
-			cv = 0
-		}
-		if pf.Err != "" {
-			pv = 0
+			continue
 		}
 		mode := c.mode
 		if c.workload == "W1 round trip" {
 			mode = w1Mode(c.mode, r.Params)
 		}
+		q := median(cmp.ratios)
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c.workload, mode,
-			orDash(cf.System), pf.System, rate(cv), rate(pv), ratio(cv, pv), verdict(c.target, cv, pv))
+			orDash(cmp.courierSys), cmp.peerSys, rate(cmp.courier), rate(cmp.peer), ratios(cmp.ratios), verdict(c.target, q))
 	}
 	b.WriteString("\nWhat a success answer promised:\n\n")
 	seen := map[string]bool{}
@@ -103,7 +160,11 @@ func writeTable(w io.Writer, r report) error {
 	var missing []string
 	for _, f := range r.Figures {
 		if f.Err != "" {
-			missing = append(missing, fmt.Sprintf("- %s (%s %s): %s", f.System, f.Workload, f.Mode, f.Err))
+			in := ""
+			if r.Params.Rounds > 1 {
+				in = fmt.Sprintf(", round %d", f.Round)
+			}
+			missing = append(missing, fmt.Sprintf("- %s (%s %s%s): %s", f.System, f.Workload, f.Mode, in, f.Err))
 		}
 	}
 	if len(missing) > 0 {
@@ -133,26 +194,35 @@ func rate(v float64) string {
 	return s
 }
 
-// ratio is courier / peer, or "—" when either is missing.
-func ratio(courier, peer float64) string {
-	if courier <= 0 || peer <= 0 {
-		return "—"
-	}
-	q := courier / peer
+// ratio is one ratio as the table gives it.
+func ratio(q float64) string {
 	if q < 10 {
 		return fmt.Sprintf("%.2f×", q)
 	}
 	return fmt.Sprintf("%.1f×", q)
 }
 
-// verdict says whether the ratio meets target.
-func verdict(target, courier, peer float64) string {
+// ratios is the median of the rounds' ratios, with their range when there
+// are several, or "—" when there is none.
+func ratios(qs []float64) string {
+	switch len(qs) {
+	case 0:
+		return "—"
+	case 1:
+		return ratio(qs[0])
+	}
+	m := median(qs) // sorts qs
+	return fmt.Sprintf("%s (%s–%s)", ratio(m), ratio(qs[0]), ratio(qs[len(qs)-1]))
+}
+
+// verdict says whether the ratio q (0: none) meets target.
+func verdict(target, q float64) string {
 	switch {
 	case target == 0:
 		return "—"
-	case courier <= 0 || peer <= 0:
+	case q <= 0:
 		return fmt.Sprintf("≥ %g×: no figure", target)
-	case courier/peer >= target:
+	case q >= target:
 		return fmt.Sprintf("≥ %g×: met", target)
 	default:
 		return fmt.Sprintf("≥ %g×: **not met**", target)

@@ -75,10 +75,10 @@ func TestRateAndRatio(t *testing.T) {
 			t.Errorf("rate(%g) = %q, want %q", tc.v, got, tc.want)
 		}
 	}
-	if got := ratio(100, 0); got != "—" {
+	if got := ratios(nil); got != "—" {
 		t.Errorf("ratio with no peer figure: %q", got)
 	}
-	if got := verdict(50, 49.9, 1); got != "≥ 50×: **not met**" {
+	if got := verdict(50, 49.9); got != "≥ 50×: **not met**" {
 		t.Errorf("verdict just below target: %q", got)
 	}
 }
@@ -103,5 +103,41 @@ func TestNATSConfig(t *testing.T) {
 	want := "host: 127.0.0.1\nport: -1\njetstream {\n  store_dir: \"/tmp/x\"\n  sync_interval: always\n}\n"
 	if got != want {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestWriteTableRounds: with several rounds the rates are medians, and the
+// ratio is the median of the rounds' own ratios (each from figures of one
+// round), with their range; the verdict goes by that median. A round where
+// one side failed gives no ratio.
+func TestWriteTableRounds(t *testing.T) {
+	t.Parallel()
+	p := Params{Count: 20000, Rounds: 4, Only: []string{"river"}}.WithDefaults()
+	r := report{Date: "d", Machine: "m", Params: p}
+	for i, v := range []struct{ courier, river float64 }{{15000, 10000}, {20000, 10000}, {16000, 8000}, {0, 9000}} {
+		c := Figure{ID: "courier-w2-postgres", Round: i + 1, System: "courier (PostgreSQL store)", PerSecond: v.courier}
+		if v.courier == 0 {
+			c.Err, c.Workload, c.Mode = "timeout", "w2", "burn-down"
+		}
+		r.Figures = append(r.Figures, c,
+			Figure{ID: "river-w2", Round: i + 1, System: "River", PerSecond: v.river})
+	}
+	var b strings.Builder
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	// courier: median of 15k, 20k, 16k; River: of 10k, 10k, 8k, 9k; ratios 1.5, 2, 2.
+	want := "| W2 burn-down | jobs/s | courier (PostgreSQL store) | River | 16,000 | 9,500 | 2.00× (1.50×–2.00×) | ≥ 1.5×: met |"
+	if !strings.Contains(out, want) {
+		t.Errorf("table lacks %q:\n%s", want, out)
+	}
+	for _, want := range []string{"4 rounds", "(w2 burn-down, round 4): timeout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median of an even count = %v, want 2.5", got)
 	}
 }
