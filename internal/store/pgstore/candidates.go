@@ -29,7 +29,11 @@ import (
 // than are leasable (part of a batch, say) for no reason its caller can
 // see. A move is one short statement; leases wait for it.
 
-const ungroupedSQL = `SELECT id, octet_length(body), priority, part FROM courier_messages
+const ungroupedSQL = `SELECT id, octet_length(body), priority ` + ungroupedFrom
+
+// ungroupedFrom is ungroupedSQL after its columns (the fast lease wants one
+// more).
+const ungroupedFrom = `FROM courier_messages
 WHERE queue = $1 AND lease IS NULL AND ready_at <= $2 AND grp IS NULL
 ORDER BY priority DESC, id
 LIMIT $3
@@ -49,7 +53,7 @@ WITH heads AS (
 	FROM courier_messages WHERE queue = $1 AND grp IS NOT NULL
 	ORDER BY grp, lease IS NULL, id
 )
-SELECT m.id, octet_length(m.body), m.priority, m.part FROM courier_messages m
+SELECT m.id, octet_length(m.body), m.priority FROM courier_messages m
 WHERE m.queue = $1 AND m.lease IS NULL AND m.ready_at <= $2 AND m.grp IS NOT NULL
 	AND m.id IN (SELECT id FROM heads WHERE NOT busy)
 ORDER BY m.priority DESC, m.id
@@ -59,7 +63,6 @@ FOR UPDATE OF m SKIP LOCKED`
 type candidate struct {
 	id, size int64
 	priority int16
-	part     int16 // the partition; a lease holds the move lock, so it stays
 }
 
 // candidates returns up to max candidates of queue, best first, and
@@ -114,7 +117,7 @@ func collectCandidates(rows pgx.Rows, err error) ([]candidate, error) {
 	}
 	var out []candidate
 	var c candidate
-	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.size, &c.priority, &c.part}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.size, &c.priority}, func() error {
 		out = append(out, c)
 		return nil
 	})

@@ -29,8 +29,9 @@ var errNotFast = errors.New("pgstore: not a fast lease")
 // and not leased, one row of id 0 says so. The expiry is $5, or the
 // queue's visibility timeout from now ($2). The range of the candidates'
 // partitions lets the UPDATE look up ids in those alone (pruned as it
-// starts), not in every partition's primary key.
-const leaseFastSQL = `WITH c AS MATERIALIZED (` + ungroupedSQL + `),
+// starts), not in every partition's primary key; the partitions stay put,
+// since a lease holds the move lock.
+const leaseFastSQL = `WITH c AS MATERIALIZED (SELECT id, octet_length(body), priority, part ` + ungroupedFrom + `),
 fit AS (
 	SELECT id, coalesce(sum(octet_length) OVER (ORDER BY priority DESC, id
 		ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) < $4 AS ok
