@@ -136,3 +136,6 @@ func (h *Histogram) Percentile(p float64) time.Duration {
 	}
 	return time.Duration(h.max)
 }
+
+// ms is d in milliseconds, the unit of every latency figure of a result.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

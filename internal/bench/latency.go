@@ -7,9 +7,6 @@ import (
 	"time"
 )
 
-// ms is d in milliseconds, as figures of extra are.
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // warmUpMessages are sent, received and acked before w3's schedule starts,
 // so that its first sends do not pay for opening connections.
 const warmUpMessages = 10

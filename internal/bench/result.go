@@ -49,7 +49,6 @@ type Window struct {
 }
 
 func latencyOf(h *Histogram) Latency {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return Latency{P50: ms(h.Percentile(0.50)), P90: ms(h.Percentile(0.90)), P99: ms(h.Percentile(0.99)),
 		P999: ms(h.Percentile(0.999)), Max: ms(h.Max()), Mean: ms(h.Mean())}
 }
