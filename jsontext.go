@@ -195,6 +195,10 @@ func (r *jsonText) headers() (map[string]string, bool) {
 // "null" or nothing, depending on the field) and returns a copy of its
 // text: it finds the value's end by its brackets and strings, then checks
 // the whole span with json.Valid.
+//
+// A value nested deeper than maxValueDepth is declined: encoding/json
+// refuses a text nested beyond 10,000 levels, counting those around the
+// value, which json.Valid on the value alone cannot see.
 func (r *jsonText) value() (json.RawMessage, bool) {
 	r.skipSpace()
 	start, depth := r.i, 0
@@ -206,7 +210,9 @@ func (r *jsonText) value() (json.RawMessage, bool) {
 			}
 			continue
 		case '{', '[':
-			depth++
+			if depth++; depth > maxValueDepth {
+				return nil, false
+			}
 		case '}', ']':
 			if depth == 0 { // the end of what holds this value
 				return r.span(start)
@@ -224,6 +230,11 @@ func (r *jsonText) value() (json.RawMessage, bool) {
 	}
 	return nil, false
 }
+
+// maxValueDepth bounds the nesting of a value read by value: far below
+// encoding/json's limit, whatever holds the value, and far above what
+// messages carry.
+const maxValueDepth = 1000
 
 // skipString moves past a string at r.i, escapes and all.
 func (r *jsonText) skipString() bool {

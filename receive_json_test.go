@@ -79,6 +79,8 @@ func TestDecodeReceiveLeavesTheRestToEncodingJSON(t *testing.T) {
 		`{"messages":[{"body":[1,2}]}`,             // not JSON
 		`{"messages":null}`,
 		``,
+		`{"messages":[{"body":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}]}`, // too deep for encoding/json
+		`{"messages":[{"body":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}]}`, // deeper than the fast path reads
 	} {
 		var res ReceiveResult
 		if decodeReceive([]byte(data), &res) {

@@ -12,7 +12,7 @@ package httpapi
 // escape, a null, an unknown, repeated or differently cased key, a number
 // with a fraction — and it gives up, and decode uses encoding/json, which
 // also words every error. So it never decides differently from
-// encoding/json; FuzzDecodeSend checks exactly that.
+// encoding/json; FuzzDecodeSendFast checks exactly that.
 //
 // The reader, jsonText, is the SDK's (../../jsontext.go), copied by go
 // generate into jsontext_gen.go: the SDK imports only the standard

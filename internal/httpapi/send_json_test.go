@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -42,7 +44,7 @@ func stdDecodeSend(data []byte) (sendRequest, error) {
 	if err := dec.Decode(&req); err != nil {
 		return req, err
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) { // as decode checks
 		return req, fmt.Errorf("data after the object")
 	}
 	return req, nil
@@ -73,6 +75,7 @@ func TestDecodeSendFastTakesThePlainForm(t *testing.T) {
 	t.Parallel()
 	for _, data := range [][]byte{
 		sampleSend(t),
+		[]byte(`{"messages":[{"body":` + deep(1000) + `}]}`),
 		[]byte(`{"messages":[]}`),
 		[]byte(" {\n \"messages\" : [ { \"body\" : 1 } ] } \n"),
 		[]byte(`{"body":{"a":[1,2]},"headers":{"k":"v"},"delay":"1s","priority":5,"dedup_key":"d","group":"g"}`),
@@ -110,6 +113,10 @@ func TestDecodeSendFastLeavesTheRestToEncodingJSON(t *testing.T) {
 		`{"messages":[{"body":1},]}`, // a trailing comma
 		`[]`,
 		``,
+		`{}]`,                          // trailing data
+		`{"body":` + deep(1001) + `}`,  // deeper than the fast path reads
+		`{"body":` + deep(10000) + `}`, // beyond encoding/json's limit with the object around it
+		`{"messages":[{"body":` + deep(9997) + `}]}`,
 	} {
 		var req sendRequest
 		if req.decodeFast([]byte(data)) {
@@ -117,6 +124,9 @@ func TestDecodeSendFastLeavesTheRestToEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// deep is n nested arrays.
+func deep(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 
 // FuzzDecodeSendFast: whatever the text, decodeFast either declines or
 // decides as encoding/json does.
