@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"runtime"
 	rpprof "runtime/pprof"
 	"time"
 )
@@ -27,8 +28,17 @@ type pprofServer struct {
 	done chan struct{}
 }
 
-// startPprof listens on addr (a loopback HOST:PORT) and serves the
-// profiles under /debug/pprof/.
+// Sampling of the mutex and block profiles while --pprof is on: one
+// contention event in mutexFraction, and about one blocking event per
+// blockRate of time blocked. Both are off otherwise, as Go's default, since
+// they cost every contended lock and every blocking operation a little.
+const (
+	mutexFraction = 100
+	blockRate     = 100 * time.Microsecond
+)
+
+// startPprof listens on addr (a loopback HOST:PORT), serves the profiles
+// under /debug/pprof/, and turns on the mutex and block profiles.
 func startPprof(addr string) (*pprofServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, err
@@ -37,6 +47,8 @@ func startPprof(addr string) (*pprofServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--pprof: %w", err)
 	}
+	runtime.SetMutexProfileFraction(mutexFraction)
+	runtime.SetBlockProfileRate(int(blockRate))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, …
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -52,25 +64,26 @@ func startPprof(addr string) (*pprofServer, error) {
 	return p, nil
 }
 
-// stop closes the listener and any profile being taken.
+// stop closes the listener and any profile being taken, and turns the
+// mutex and block profiles off again.
 func (p *pprofServer) stop() {
 	_ = p.srv.Close()
 	<-p.done
+	runtime.SetMutexProfileFraction(0)
+	runtime.SetBlockProfileRate(0)
 }
 
-// checkLoopback accepts HOST:PORT where HOST is a loopback address or
-// "localhost".
+// checkLoopback accepts HOST:PORT where HOST is a loopback IP address. A
+// name, even "localhost", is refused: what it resolves to is up to the
+// host's configuration.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--pprof %q: want HOST:PORT, like 127.0.0.1:6060", addr)
 	}
-	if host == "localhost" {
-		return nil
-	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
-		return fmt.Errorf("--pprof %q: profiles are served on a loopback address only, like 127.0.0.1:6060", addr)
+		return fmt.Errorf("--pprof %q: profiles are served on a loopback IP address only, like 127.0.0.1:6060 or [::1]:6060", addr)
 	}
 	return nil
 }
