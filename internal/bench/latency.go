@@ -62,9 +62,6 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	noteLag(r.extra, lag)
 	r.extra["send_p50_ms"] = ms(send.Percentile(0.5))
 	r.extra["send_p99_ms"] = ms(send.Percentile(0.99))
-	if err := noteSyncProbe(ctx, r.extra, r.dataDir); err != nil {
-		return outcome{}, err
-	}
 	return outcome{count: m.count(), elapsed: m.elapsed(), lat: lat, windows: m.windows()}, nil
 }
 

@@ -19,9 +19,6 @@ type runner struct {
 	bodies *bodies
 	prog   *progress
 	extra  map[string]any
-	// dataDir is the embedded store's directory when the server runs in
-	// this process; "" otherwise.
-	dataDir string
 	// ownQueue: the run named the queue itself (no --queue).
 	ownQueue bool
 }
@@ -78,8 +75,7 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	c := courier.NewClient(tg.url, opts...)
 	defer c.CloseIdleConnections()
 	r := &runner{p: used(cfg.Workload, cfg.Params), c: c,
-		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue,
-		dataDir: tg.dataDir}
+		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue}
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
 	res := startResources()
@@ -88,6 +84,9 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	r.prog.stop()
 	if err != nil {
 		return nil, fmt.Errorf("bench %s: %w", cfg.Workload, err)
+	}
+	if cfg.Workload == W3 {
+		noteSyncProbe(ctx, r.extra, tg.dataDir) // "" unless an embedded store of this process
 	}
 	disk, err := tg.diskBytes()
 	if err != nil {

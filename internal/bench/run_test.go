@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,6 +168,11 @@ func TestSyncProbe(t *testing.T) {
 	}
 	if _, err := syncProbe(t.Context(), filepath.Join(dir, "missing"), 1, time.Microsecond); err == nil {
 		t.Error("a probe in a missing directory succeeded")
+	}
+	extra := map[string]any{}
+	noteSyncProbe(t.Context(), extra, filepath.Join(dir, "missing"))
+	if note, _ := extra["disk_sync"].(string); !strings.HasPrefix(note, "not measured: ") || extra["disk_sync_p99_ms"] != nil {
+		t.Errorf("a failed probe noted %v; want why, and no figures", extra)
 	}
 }
 
