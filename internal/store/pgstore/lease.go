@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -113,7 +114,7 @@ func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store
 }
 
 // leasedColumns are what a lease's UPDATE returns, for collectLeased.
-const leasedColumns = `id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, lease_exp, is_task`
+const leasedColumns = `id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, lease_exp, is_task, part`
 
 // collectLeased reads the messages a lease's UPDATE returned, best first
 // (by priority, then send order), and the tasks among them. A row of id 0
@@ -130,8 +131,9 @@ func collectLeased(queue string, rows pgx.Rows, err error) ([]store.Message, []t
 	var kind int16
 	var id, lease int64
 	var isTask, short bool
+	var part int16
 	_, err = pgx.ForEachRow(rows, []any{&id, &m.Body, &kind, &headers, &m.Priority, &m.Group, &m.Attempt,
-		&m.SentAt, &lease, &m.LeaseExpiresAt, &isTask}, func() error {
+		&m.SentAt, &lease, &m.LeaseExpiresAt, &isTask, &part}, func() error {
 		if id == 0 {
 			short = true
 			return nil
@@ -140,7 +142,7 @@ func collectLeased(queue string, rows pgx.Rows, err error) ([]store.Message, []t
 		if err != nil {
 			return err
 		}
-		m.ID, m.Queue, m.Kind, m.Headers, m.Lease = formatID(id), queue, store.BodyKind(kind), h, formatLease(id, lease)
+		m.ID, m.Queue, m.Kind, m.Headers, m.Lease = formatID(id), queue, store.BodyKind(kind), h, formatLease(id, lease, part)
 		out = append(out, m)
 		if isTask {
 			started = append(started, taskStart{id, m.Attempt})
@@ -202,51 +204,41 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 		if _, err := lockQueueFixedPlans(t, p.Queue); err != nil {
 			return err
 		}
-		// Each lease's first occurrence, by (message, lease number).
-		var ids, leases []int64
-		at := map[[2]int64]int{}
+		// Each lease's first occurrence, by (message, lease number), and
+		// the leases by the partition their token hints at.
+		at := map[leaseKey]int{}
+		byPart := map[int16][]leaseKey{}
 		for i, l := range p.Leases {
-			id, lease, err := parseLease(l)
+			id, lease, part, err := parseLease(l)
 			if err != nil {
 				out[i] = err
 				continue
 			}
-			if _, seen := at[[2]int64{id, lease}]; seen {
+			k := leaseKey{id, lease}
+			if _, seen := at[k]; seen {
 				out[i] = store.ErrLeaseExpired // a repetition: applied once
 				continue
 			}
-			at[[2]int64{id, lease}] = i
-			ids, leases = append(ids, id), append(leases, lease)
+			at[k] = i
+			byPart[part] = append(byPart[part], k)
 		}
-		// The conditions beside the id are one opaque test (IS TRUE), so
-		// that the one plan kept for this statement looks rows up by id:
-		// with them apart, it may walk an index of the queue's leases
-		// instead, once per lease acked.
-		rows, err := t.Query(t.ctx, `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
-			WHERE m.id = u.id AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
-			RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`, p.Queue, ids, leases, now)
-		if err != nil {
-			return err
-		}
-		acked := map[[2]int64]bool{}
+		acked := map[leaseKey]bool{}
 		var done []taskEnd
-		var id, lease int64
-		var isTask, grouped bool
-		_, err = pgx.ForEachRow(rows, []any{&id, &lease, &isTask, &grouped}, func() error {
-			acked[[2]int64{id, lease}] = true
-			if isTask {
-				var result []byte
-				if p.Results != nil {
-					result = p.Results[at[[2]int64{id, lease}]]
+		var missed []leaseKey // not in the partition hinted at: maybe moved
+		for _, part := range slices.Sorted(maps.Keys(byPart)) {
+			keys := byPart[part]
+			if err := ackIn(t, p, part, keys, at, acked, &done); err != nil {
+				return err
+			}
+			if part >= 0 {
+				for _, k := range keys {
+					if !acked[k] {
+						missed = append(missed, k)
+					}
 				}
-				done = append(done, taskEnd{id: id, result: result})
 			}
-			if grouped {
-				t.wakeQueue(p.Queue) // the next of its group is free
-			}
-			return nil
-		})
-		if err != nil {
+		}
+		if err := ackIn(t, p, -1, missed, at, acked, &done); err != nil {
 			return err
 		}
 		for k, i := range at {
@@ -260,4 +252,61 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 		return count(t, p.Queue, 0, len(acked))
 	})
 	return out, err
+}
+
+// leaseKey is a lease: message id and lease number.
+type leaseKey struct{ id, lease int64 }
+
+// ackSQL deletes the messages of p.Queue whose current, unexpired lease is
+// one of ($2, $3), in the partition $5 (ackPartSQL) or in any.
+//
+// The conditions beside the id are one opaque test (IS TRUE), so that the
+// one plan kept for this statement looks rows up by id: with them apart, it
+// may walk an index of the queue's leases instead, once per lease acked.
+const (
+	ackSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
+		WHERE m.id = u.id AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
+		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
+	ackPartSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
+		WHERE m.id = u.id AND m.part = $5 AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
+		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
+)
+
+// ackIn deletes the messages of keys in partition part (any when part < 0)
+// and records them in acked, with the tasks among them in done.
+func ackIn(t *txn, p *store.AckParams, part int16, keys []leaseKey, at map[leaseKey]int,
+	acked map[leaseKey]bool, done *[]taskEnd) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ids, leases := make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		ids[i], leases[i] = k.id, k.lease
+	}
+	args := []any{p.Queue, ids, leases, us(p.Now)}
+	sql := ackSQL
+	if part >= 0 {
+		sql, args = ackPartSQL, append(args, part)
+	}
+	rows, err := t.Query(t.ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	var k leaseKey
+	var isTask, grouped bool
+	_, err = pgx.ForEachRow(rows, []any{&k.id, &k.lease, &isTask, &grouped}, func() error {
+		acked[k] = true
+		if isTask {
+			var result []byte
+			if p.Results != nil {
+				result = p.Results[at[k]]
+			}
+			*done = append(*done, taskEnd{id: k.id, result: result})
+		}
+		if grouped {
+			t.wakeQueue(p.Queue) // the next of its group is free
+		}
+		return nil
+	})
+	return err
 }

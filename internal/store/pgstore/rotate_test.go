@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -356,6 +357,43 @@ func waitLockWait(t *testing.T, s *pgstore.Store, table string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nobody waits for a lock on %s", table)
+		}
+	}
+}
+
+// An ack looks a message up in the partition its token hints at, and
+// everywhere when it is not there: a message moved after it was leased,
+// and one whose token has no hint (issued before hints), are acked with the
+// rest of their batch; a stale token is refused either way.
+func TestAckMovedAndUnhinted(t *testing.T) {
+	s := rotStore(t, pgstore.Options{})
+	sendN(t, s, 3, t0)
+	held := leaseN(t, s, 3, t0)
+	if len(held) != 3 {
+		t.Fatalf("leased %d, want 3", len(held))
+	}
+	moved, err := pgstore.Pool(s).Exec(context.Background(),
+		`UPDATE courier_messages SET part = $1 WHERE id = (SELECT min(id) FROM courier_messages)`, pgstore.LongPart)
+	if err != nil || moved.RowsAffected() != 1 {
+		t.Fatalf("moving a message: %v, %d rows", err, moved.RowsAffected())
+	}
+	var n, lease int64
+	if err := pgstore.Pool(s).QueryRow(context.Background(),
+		`SELECT max(id), max(lease) FROM courier_messages`).Scan(&n, &lease); err != nil {
+		t.Fatal(err)
+	}
+	held[2].Lease = pgstore.FormatLease(n, lease) // the same lease, no hint
+	ack(t, s, t0, held...)
+	if got := rowsByPart(t, s); len(got) != 0 {
+		t.Errorf("rows left after the ack: %v", got)
+	}
+	errs, err := s.Ack(context.Background(), &store.AckParams{Queue: "q", Leases: []string{held[0].Lease, held[1].Lease}, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if !errors.Is(e, store.ErrLeaseExpired) {
+			t.Errorf("second ack of %s: %v, want ErrLeaseExpired", held[i].ID, e)
 		}
 	}
 }
