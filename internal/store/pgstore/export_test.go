@@ -38,9 +38,8 @@ const LongPart = longPart
 // MigrateTo applies the migrations up to version v.
 func MigrateTo(ctx context.Context, dsn string, v int) ([]int, error) { return migrate(ctx, dsn, v) }
 
-// FormatLease is the token of lease number lease of message id, with no
-// partition hint (as tokens were before hints).
-func FormatLease(id, lease int64) string { return formatLease(id, lease, -1) }
+// FormatLease is the token of lease number lease of message id.
+func FormatLease(id, lease int64) string { return formatLease(id, lease) }
 
 // FormatID is the id of message number n.
 func FormatID(n int64) string { return formatID(n) }

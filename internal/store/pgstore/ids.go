@@ -47,39 +47,25 @@ func parseID(s string) (int64, bool) {
 // leased together share it, and a message leased again gets a greater one,
 // so no token is ever issued twice. (One number per message cost a
 // sequence update, and a WAL record every 32, per message leased.)
-//
-// The top byte of the number's 8 is a hint: the partition the message was
-// in when leased, plus one (0: no hint, as in tokens issued before hints
-// were). An ack looks the message up in that partition alone: in all five
-// it cost three times as much (one primary-key probe per partition per
-// message). The hint can be stale — the rotator may have moved the message
-// to the long-lived partition since — so a message not found there is
-// looked for everywhere (Ack). Lease numbers stay far below 2^56.
-const partHintShift = 56
-
-func formatLease(id, lease int64, part int16) string {
+func formatLease(id, lease int64) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(id))
-	binary.BigEndian.PutUint64(b[8:], uint64(lease)|uint64(part+1)<<partHintShift)
+	binary.BigEndian.PutUint64(b[8:], uint64(lease))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// parseLease is formatLease's inverse; part is -1 when the token has no
-// hint.
-func parseLease(s string) (id, lease int64, part int16, err error) {
+func parseLease(s string) (id, lease int64, err error) {
 	var b [16]byte
 	if len(s) != 22 {
-		return 0, 0, 0, store.ErrInvalidLease
+		return 0, 0, store.ErrInvalidLease
 	}
 	n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s))
 	if err != nil || n != 16 {
-		return 0, 0, 0, store.ErrInvalidLease
+		return 0, 0, store.ErrInvalidLease
 	}
-	id, rest := int64(binary.BigEndian.Uint64(b[:8])), binary.BigEndian.Uint64(b[8:])
-	hint := rest >> partHintShift
-	lease = int64(rest &^ (0xff << partHintShift))
-	if id <= 0 || lease <= 0 || hint > longPart+1 {
-		return 0, 0, 0, store.ErrInvalidLease
+	id, lease = int64(binary.BigEndian.Uint64(b[:8])), int64(binary.BigEndian.Uint64(b[8:]))
+	if id <= 0 || lease <= 0 {
+		return 0, 0, store.ErrInvalidLease
 	}
-	return id, lease, int16(hint) - 1, nil
+	return id, lease, nil
 }

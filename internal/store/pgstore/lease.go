@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -114,7 +113,7 @@ func lease(t *txn, queue string, max, maxBytes int, now, exp time.Time) ([]store
 }
 
 // leasedColumns are what a lease's UPDATE returns, for collectLeased.
-const leasedColumns = `id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, lease_exp, is_task, part`
+const leasedColumns = `id, body, kind, headers, priority, coalesce(grp, ''), attempt, sent_at, lease, lease_exp, is_task`
 
 // collectLeased reads the messages a lease's UPDATE returned, best first
 // (by priority, then send order), and the tasks among them. A row of id 0
@@ -131,9 +130,8 @@ func collectLeased(queue string, rows pgx.Rows, err error) ([]store.Message, []t
 	var kind int16
 	var id, lease int64
 	var isTask, short bool
-	var part int16
 	_, err = pgx.ForEachRow(rows, []any{&id, &m.Body, &kind, &headers, &m.Priority, &m.Group, &m.Attempt,
-		&m.SentAt, &lease, &m.LeaseExpiresAt, &isTask, &part}, func() error {
+		&m.SentAt, &lease, &m.LeaseExpiresAt, &isTask}, func() error {
 		if id == 0 {
 			short = true
 			return nil
@@ -142,7 +140,7 @@ func collectLeased(queue string, rows pgx.Rows, err error) ([]store.Message, []t
 		if err != nil {
 			return err
 		}
-		m.ID, m.Queue, m.Kind, m.Headers, m.Lease = formatID(id), queue, store.BodyKind(kind), h, formatLease(id, lease, part)
+		m.ID, m.Queue, m.Kind, m.Headers, m.Lease = formatID(id), queue, store.BodyKind(kind), h, formatLease(id, lease)
 		out = append(out, m)
 		if isTask {
 			started = append(started, taskStart{id, m.Attempt})
@@ -204,12 +202,11 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 		if _, err := lockQueueFixedPlans(t, p.Queue); err != nil {
 			return err
 		}
-		// Each lease's first occurrence, by (message, lease number), and
-		// the leases by the partition their token hints at.
+		// Each lease's first occurrence, by (message, lease number).
 		at := map[leaseKey]int{}
-		byPart := map[int16][]leaseKey{}
+		var keys []leaseKey
 		for i, l := range p.Leases {
-			id, lease, part, err := parseLease(l)
+			id, lease, err := parseLease(l)
 			if err != nil {
 				out[i] = err
 				continue
@@ -220,25 +217,17 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 				continue
 			}
 			at[k] = i
-			byPart[part] = append(byPart[part], k)
+			keys = append(keys, k)
 		}
+		// First in the partition sends go to now, where messages acked soon
+		// after they were sent are; then everywhere for the rest.
 		acked := map[leaseKey]bool{}
 		var done []taskEnd
-		var missed []leaseKey // not in the partition hinted at: maybe moved
-		for _, part := range slices.Sorted(maps.Keys(byPart)) {
-			keys := byPart[part]
-			if err := ackIn(t, p, part, keys, at, acked, &done); err != nil {
-				return err
-			}
-			if part >= 0 {
-				for _, k := range keys {
-					if !acked[k] {
-						missed = append(missed, k)
-					}
-				}
-			}
+		if err := ackIn(t, p, true, keys, at, acked, &done); err != nil {
+			return err
 		}
-		if err := ackIn(t, p, -1, missed, at, acked, &done); err != nil {
+		missed := slices.DeleteFunc(keys, func(k leaseKey) bool { return acked[k] })
+		if err := ackIn(t, p, false, missed, at, acked, &done); err != nil {
 			return err
 		}
 		for k, i := range at {
@@ -258,7 +247,13 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 type leaseKey struct{ id, lease int64 }
 
 // ackSQL deletes the messages of p.Queue whose current, unexpired lease is
-// one of ($2, $3), in the partition $5 (ackPartSQL) or in any.
+// one of ($2, $3); ackCurrentSQL looks in the current partition of the ring
+// alone (rotate.go). Looking in all five costs a primary-key probe in each
+// per message, three times as much as in one: a 100-row ack took 1.1–1.4 ms
+// against 0.3–0.5 ms (pgbench, 100,000 rows in flight). The partition is
+// pruned as the statement runs, from the subquery, so that lease tokens
+// need not name it (and tokens stay readable by nodes of earlier versions
+// during a rolling upgrade).
 //
 // The conditions beside the id are one opaque test (IS TRUE), so that the
 // one plan kept for this statement looks rows up by id: with them apart, it
@@ -267,14 +262,15 @@ const (
 	ackSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
 		WHERE m.id = u.id AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
 		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
-	ackPartSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
-		WHERE m.id = u.id AND m.part = $5 AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
+	ackCurrentSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
+		WHERE m.id = u.id AND m.part = (SELECT current FROM courier_rotation)
+			AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
 		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
 )
 
-// ackIn deletes the messages of keys in partition part (any when part < 0)
+// ackIn deletes the messages of keys, in the current partition or in any,
 // and records them in acked, with the tasks among them in done.
-func ackIn(t *txn, p *store.AckParams, part int16, keys []leaseKey, at map[leaseKey]int,
+func ackIn(t *txn, p *store.AckParams, current bool, keys []leaseKey, at map[leaseKey]int,
 	acked map[leaseKey]bool, done *[]taskEnd) error {
 	if len(keys) == 0 {
 		return nil
@@ -283,12 +279,11 @@ func ackIn(t *txn, p *store.AckParams, part int16, keys []leaseKey, at map[lease
 	for i, k := range keys {
 		ids[i], leases[i] = k.id, k.lease
 	}
-	args := []any{p.Queue, ids, leases, us(p.Now)}
 	sql := ackSQL
-	if part >= 0 {
-		sql, args = ackPartSQL, append(args, part)
+	if current {
+		sql = ackCurrentSQL
 	}
-	rows, err := t.Query(t.ctx, sql, args...)
+	rows, err := t.Query(t.ctx, sql, p.Queue, ids, leases, us(p.Now))
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ u AS (
 )
 SELECT * FROM u
 UNION ALL
-SELECT 0, ''::bytea, 0::smallint, NULL::jsonb, 0::smallint, '', 0, $2, 0, $2, false, 0::smallint
+SELECT 0, ''::bytea, 0::smallint, NULL::jsonb, 0::smallint, '', 0, $2, 0, $2, false
 WHERE EXISTS (SELECT 1 FROM fit WHERE NOT ok)`
 
 // groupedQueues remembers the queues whose last lease found grouped

@@ -22,7 +22,7 @@ type heldMsg struct {
 
 // held locks the in-flight message whose current, unexpired lease is lease.
 func held(t *txn, queue, lease string, now time.Time) (heldMsg, error) {
-	id, n, _, err := parseLease(lease)
+	id, n, err := parseLease(lease)
 	if err != nil {
 		return heldMsg{}, err
 	}
