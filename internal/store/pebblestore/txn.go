@@ -247,6 +247,10 @@ func (t *txn) apply() error {
 	if t.b.Empty() { // every change writes at least one key, so its sync covers earlier batches
 		t.b.Set(metaKey("touch"), nil, nil)
 	}
+	if b := regroup(t.s.db, t.b); b != t.b {
+		t.b.Close()
+		t.b = b
+	}
 	if err := t.s.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
 		return err
 	}
