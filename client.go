@@ -306,13 +306,22 @@ func (c *Client) SendBatch(ctx context.Context, queue string, msgs []NewMessage)
 // it answers as soon as a message is available, or empty when the wait
 // ends. Canceling ctx abandons the wait at once.
 func (c *Client) Receive(ctx context.Context, queue string, r ReceiveRequest) ([]Message, error) {
+	res, err := c.ReceiveAcking(ctx, queue, r)
+	return res.Messages, err
+}
+
+// ReceiveAcking is Receive for a request that also acknowledges leases
+// (r.Ack): the server applies them before it takes messages, in the same
+// durable change, and the answer's Ack says what became of each. If the
+// call fails, the acks may or may not have been applied.
+func (c *Client) ReceiveAcking(ctx context.Context, queue string, r ReceiveRequest) (ReceiveResult, error) {
 	var res ReceiveResult
 	p, err := queuePath(queue, "receive")
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	err = c.call(ctx, http.MethodPost, p, r, &res)
-	return res.Messages, err
+	return res, err
 }
 
 // Ack acknowledges one message: it is done and gone. A lease that has

@@ -55,6 +55,8 @@ func TestDecodeReceiveTakesTheServersForm(t *testing.T) {
 		sampleAnswer(t),
 		[]byte(`{"messages":[]}`),
 		[]byte(" {\n \"messages\" : [ ] } \n"),
+		[]byte(`{"messages":[],"ack":{"acked":2,"failed":[{"lease":"x","code":"lease_expired","message":"gone"}]}}`),
+		[]byte(`{"ack":{"acked":1},"messages":[{"id":"a"}]}`),
 	} {
 		if !checkLikeStdlib(t, data) {
 			t.Errorf("decodeReceive refused %q, which it should read", data)
@@ -78,6 +80,9 @@ func TestDecodeReceiveLeavesTheRestToEncodingJSON(t *testing.T) {
 		`{"messages":[]} x`,                        // trailing data
 		`{"messages":[{"body":[1,2}]}`,             // not JSON
 		`{"messages":null}`,
+		`{"messages":[],"ack":{},"ack":{}}`, // a repeated key
+		`{"messages":[],"ack":5}`,           // not an ack's outcome
+		`{"ack":{"acked":1}}`,               // no messages
 		``,
 		`{"messages":[{"body":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}]}`, // too deep for encoding/json
 		`{"messages":[{"body":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}]}`, // deeper than the fast path reads
@@ -97,6 +102,7 @@ func FuzzDecodeReceive(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"body":"a\"]}"},{"body":12}]}`))
 	f.Add([]byte(`{"messages":[{"sent_at":"2026-01-01T00:00:00+01:00","lease_expires_at":"2026-13-01T00:00:00Z"}]}`))
 	f.Add([]byte(strings.Repeat(`{"messages":[`, 3)))
+	f.Add([]byte(`{"messages":[{"id":"a"}],"ack":{"acked":3,"failed":[{"lease":"l","code":"invalid_lease","message":"?"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkLikeStdlib(t, data)
 	})

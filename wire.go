@@ -105,10 +105,17 @@ type SendBatchResult struct {
 }
 
 // ReceiveRequest is the body of POST /v1/queues/{queue}/receive.
+//
+// Ack, when set, acknowledges leases as POST …/ack would, applied before
+// the receive takes messages and in the same durable change: a worker's
+// next receive carries the acks of the messages it has finished, saving a
+// call (and, on the server, a commit) per batch. The answer's Ack says
+// what became of them; a stale lease is listed there, never a 409.
 type ReceiveRequest struct {
-	Max        int    `json:"max,omitempty"`
-	Wait       string `json:"wait,omitempty"`
-	Visibility string `json:"visibility,omitempty"`
+	Max        int         `json:"max,omitempty"`
+	Wait       string      `json:"wait,omitempty"`
+	Visibility string      `json:"visibility,omitempty"`
+	Ack        *AckRequest `json:"ack,omitempty"`
 }
 
 // Message is a delivered message. Body or BodyBase64 is set, as it was sent.
@@ -128,6 +135,8 @@ type Message struct {
 // ReceiveResult is the answer of a receive.
 type ReceiveResult struct {
 	Messages []Message `json:"messages"`
+	// Ack is the outcome of the request's Ack; nil when it carried none.
+	Ack *AckResult `json:"ack,omitempty"`
 }
 
 // AckRequest acknowledges one lease (Lease) or many (Leases). A message that

@@ -105,6 +105,11 @@ type Worker struct {
 	// ackTurn is held by the acker whose call is out first; the other
 	// gathers meanwhile (worker_settle.go, gatherAcks).
 	ackTurn chan struct{}
+	// held are the acks waiting for a receive to carry them; holdLoop
+	// hands the others to the ackers, and ends, closing holdDone, when
+	// holdQuit is closed (worker_ackhold.go).
+	held               *heldAcks
+	holdQuit, holdDone chan struct{}
 
 	// Set by start, read-only after.
 	base     context.Context    // parent of handler and settle contexts
@@ -154,6 +159,7 @@ func NewWorker(c *Client, queue string, h Handler, opts WorkerOptions) *Worker {
 		linger:  receiveLinger,
 		acks:    make(chan *Delivery, opts.Concurrency),
 		ackQuit: make(chan struct{}), ackersGone: make(chan struct{}), ackTurn: make(chan struct{}, 1),
+		held: newHeldAcks(), holdQuit: make(chan struct{}), holdDone: make(chan struct{}),
 		inflight: make(map[*Delivery]struct{}),
 		failed:   make(chan struct{}),
 		stopping: make(chan struct{}),
@@ -215,6 +221,7 @@ func (w *Worker) start(base context.Context) error {
 		w.ackers.Add(1)
 		go w.ackLoop()
 	}
+	go w.holdLoop()
 	go w.receiveLoop(recvCtx)
 	return nil
 }
@@ -268,6 +275,8 @@ func (w *Worker) stop(ctx context.Context) error {
 	if !waitGroup(ctx, &w.handlers) {
 		err = w.abandon(ctx)
 	}
+	close(w.holdQuit) // the held acks go to the ackers, and later ones straight to them
+	<-w.holdDone
 	close(w.ackQuit)
 	w.ackers.Wait()
 	close(w.ackersGone)

@@ -60,19 +60,56 @@ func (w *Worker) receiveLoop(ctx context.Context) {
 	}
 }
 
-// receive asks for n messages, gives back the tokens of those that did not
-// come, and starts a handler for each that did.
+// receive asks for n messages, carrying the acks waiting (worker_ackhold.go),
+// gives back the tokens of those that did not come, and starts a handler
+// for each that did.
 func (w *Worker) receive(ctx context.Context, n int) error {
 	req := ReceiveRequest{Max: n, Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
+	var carried []*Delivery
+	if ctx.Err() == nil {
+		carried = w.held.take(maxReceive)
+	}
+	callCtx := ctx
+	if len(carried) > 0 {
+		// Its acks' handlers wait for the answer, so it does not long-poll;
+		// and it is not cut short by Stop, which waits for those handlers.
+		req.Ack, req.Wait = ackRequest(carried), "0s"
+		var cancel context.CancelFunc
+		callCtx, cancel = w.settleContext()
+		defer cancel()
+	}
 	sent := time.Now()
-	msgs, err := w.c.Receive(ctx, w.queue, req)
+	res, err := w.c.ReceiveAcking(callCtx, w.queue, req)
 	leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
-	for range n - len(msgs) {
+	if len(carried) > 0 {
+		err = w.carried(carried, res, err)
+	}
+	for range n - len(res.Messages) {
 		<-w.sem
 	}
-	for i := range msgs {
-		w.dispatch(&msgs[i], leasedAt)
+	for i := range res.Messages {
+		w.dispatch(&res.Messages[i], leasedAt)
 	}
+	return err
+}
+
+// carried tells the deliveries whose acks a receive carried their outcome,
+// and returns the receive's error. A receive refused for its acks (a
+// result over the server's limit, say) gives them to the ackers, which
+// find the one at fault, and counts as no failure: the next one, without
+// them, tells whether the receive itself is sound.
+func (w *Worker) carried(ds []*Delivery, res ReceiveResult, err error) error {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidArgument) {
+		w.toAckers(ds)
+		return nil
+	}
+	var acked AckResult
+	if res.Ack != nil {
+		acked = *res.Ack
+	} else if err == nil {
+		err = errors.New("courier: the server answered a receive without the outcome of its acks")
+	}
+	ackOutcomes(ds, acked, err)
 	return err
 }
 

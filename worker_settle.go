@@ -38,11 +38,15 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	stopLease := w.keepLease(ctx, d, leasedAt)
 	err := w.call(ctx, d)
 	stopLease()
+	claimed := d.claim() // false: released by Stop
+	// A success's ack is queued before the token goes back, so that the
+	// receive the token lets start finds it and carries it.
+	held := claimed && err == nil && ctx.Err() == nil && w.held.add(d)
 	<-w.sem // the handler is done: another may start while this one settles
-	if !d.claim() {
-		return // released by Stop
+	if !claimed {
+		return
 	}
-	w.settle(ctx, d, err)
+	w.settle(ctx, d, err, held)
 }
 
 // call runs the handler, turning a panic into an error.
@@ -56,7 +60,8 @@ func (w *Worker) call(ctx context.Context, d *Delivery) (err error) {
 }
 
 // settle acts on the handler's outcome: ack, retry, terminate or nack.
-func (w *Worker) settle(ctx context.Context, d *Delivery, err error) {
+// held says that d's ack is queued already (in w.held).
+func (w *Worker) settle(ctx context.Context, d *Delivery, err error, held bool) {
 	if ctx.Err() != nil {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, ErrLeaseExpired), errors.Is(cause, ErrTaskCancelled):
@@ -73,7 +78,11 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error) {
 	var serr error
 	tooLarge := false
 	if err == nil {
-		serr = w.ack(d)
+		if held {
+			serr = w.ackOutcome(d)
+		} else {
+			serr = w.ack(d)
+		}
 		if !errors.Is(serr, ErrTooLarge) {
 			w.settled(d, err, serr)
 			return
@@ -105,14 +114,19 @@ func (w *Worker) ack(d *Delivery) error {
 	d.acked = make(chan error, 1)
 	select {
 	case w.acks <- d:
-		select {
-		case err := <-d.acked:
-			return err
-		case <-w.ackersGone:
-			return ErrWorkerStopped // too late: Stop gave up on this handler
-		}
+		return w.ackOutcome(d)
 	case <-w.ackersGone:
 		return ErrWorkerStopped
+	}
+}
+
+// ackOutcome waits for the outcome of d's ack, queued already.
+func (w *Worker) ackOutcome(d *Delivery) error {
+	select {
+	case err := <-d.acked:
+		return err
+	case <-w.ackersGone:
+		return ErrWorkerStopped // too late: Stop gave up on this handler
 	}
 }
 
@@ -216,6 +230,19 @@ func (w *Worker) gatherAcks(batch *[]*Delivery) bool {
 func (w *Worker) ackBatch(batch []*Delivery) {
 	ctx, cancel := w.settleContext()
 	defer cancel()
+	req := ackRequest(batch)
+	res, err := w.c.ackResults(ctx, w.queue, req.Leases, req.Results)
+	if errors.Is(err, ErrTooLarge) && len(batch) > 1 {
+		for _, d := range batch {
+			w.ackBatch([]*Delivery{d})
+		}
+		return
+	}
+	ackOutcomes(batch, res, err)
+}
+
+// ackRequest is the batch ack of batch, with the results its handlers set.
+func ackRequest(batch []*Delivery) *AckRequest {
 	leases := make([]string, len(batch))
 	var results []json.RawMessage
 	for i, d := range batch {
@@ -232,13 +259,12 @@ func (w *Worker) ackBatch(batch []*Delivery) {
 			results[i] = json.RawMessage("null") // a JSON array has no holes
 		}
 	}
-	res, err := w.c.ackResults(ctx, w.queue, leases, results)
-	if errors.Is(err, ErrTooLarge) && len(batch) > 1 {
-		for _, d := range batch {
-			w.ackBatch([]*Delivery{d})
-		}
-		return
-	}
+	return &AckRequest{Leases: leases, Results: results}
+}
+
+// ackOutcomes tells each delivery of batch the outcome of its ack: its
+// failure in res, or err, the call's.
+func ackOutcomes(batch []*Delivery, res AckResult, err error) {
 	failed := make(map[string]AckFailure, len(res.Failed))
 	for _, f := range res.Failed {
 		failed[f.Lease] = f

@@ -165,6 +165,19 @@ type ReceiveOptions struct {
 	Max        int           // 1..MaxReceive; 0 = 1
 	Wait       time.Duration // 0..MaxWait; 0 = answer at once
 	Visibility time.Duration // 0 = the queue's visibility timeout
+	// Ack, if not nil, holds leases to acknowledge first, as AckResults
+	// does (with AckResults as its results), in the same durable change as
+	// the first lease: the acks of the messages a worker has finished ride
+	// on its next receive.
+	Ack        []string
+	AckResults [][]byte
+}
+
+// Received is what a receive hands out, and the outcome of each of the
+// acks it carried (ReceiveOptions.Ack), as AckResults reports them.
+type Received struct {
+	Messages []store.Message
+	Acked    []error
 }
 
 // Receive leases up to Max messages. With Wait it blocks until at least one
@@ -172,47 +185,70 @@ type ReceiveOptions struct {
 // and by timers for delayed messages and expiring leases — never by polling,
 // unless Options.PollEvery asks for a fallback.
 func (b *Broker) Receive(ctx context.Context, queue string, o ReceiveOptions) ([]store.Message, error) {
-	if err := ValidName(queue); err != nil {
-		return nil, err
-	}
-	if o.Max == 0 {
-		o.Max = 1
-	}
-	if o.Max < 1 || o.Max > MaxReceive {
-		return nil, invalidf("max must be 1 to %d, got %d", MaxReceive, o.Max)
-	}
-	if err := durationIn("wait", o.Wait, 0, MaxWait); err != nil {
-		return nil, err
-	}
-	if o.Visibility != 0 {
-		if err := durationIn("visibility", o.Visibility, MinVisibility, MaxVisibility); err != nil {
-			return nil, err
-		}
+	r, err := b.ReceiveAcking(ctx, queue, o)
+	return r.Messages, err
+}
+
+// ReceiveAcking is Receive that also answers the outcome of the acks it
+// carries. They are applied by the first lease, before any wait; a request
+// refused as invalid applies none.
+func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptions) (Received, error) {
+	if err := b.checkReceive(queue, &o); err != nil {
+		return Received{}, err
 	}
 	deadline := b.clock.Now().Add(o.Wait)
+	var acked []error
 	for {
 		watch := b.st.Watch(queue) // before leasing, so no wake-up falls between
 		res, err := b.lease(ctx, queue, o)
+		if o.Ack != nil && err == nil {
+			acked, o.Ack, o.AckResults = res.Acked, nil, nil // applied: the next lease carries none
+		}
 		if err != nil || len(res.Messages) > 0 {
-			return res.Messages, err
+			return Received{Messages: res.Messages, Acked: acked}, err
 		}
 		now := b.clock.Now()
 		if !now.Before(deadline) {
-			return nil, nil
+			return Received{Acked: acked}, nil
 		}
 		wake := deadline
 		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
 			wake = res.NextDue
 		}
 		if !b.waitUntil(ctx, watch, b.bounded(wake.Sub(now))) {
-			return nil, nil // the caller left or the server is stopping: nothing to hand out
+			return Received{Acked: acked}, nil // the caller left or the server is stopping: nothing to hand out
 		}
 	}
 }
 
+// checkReceive validates a receive, setting the default Max.
+func (b *Broker) checkReceive(queue string, o *ReceiveOptions) error {
+	if err := ValidName(queue); err != nil {
+		return err
+	}
+	if o.Max == 0 {
+		o.Max = 1
+	}
+	if o.Max < 1 || o.Max > MaxReceive {
+		return invalidf("max must be 1 to %d, got %d", MaxReceive, o.Max)
+	}
+	if err := durationIn("wait", o.Wait, 0, MaxWait); err != nil {
+		return err
+	}
+	if o.Visibility != 0 {
+		if err := durationIn("visibility", o.Visibility, MinVisibility, MaxVisibility); err != nil {
+			return err
+		}
+	}
+	if o.Ack == nil {
+		return nil
+	}
+	return b.checkAck(o.Ack, o.AckResults)
+}
+
 func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (store.LeaseResult, error) {
 	p := &store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility,
-		Now: b.clock.Now(), Retry: b.retry}
+		Now: b.clock.Now(), Retry: b.retry, Acks: o.Ack, AckResults: o.AckResults}
 	res, err := b.st.Lease(ctx, p)
 	if errors.Is(err, store.ErrQueueNotFound) {
 		if err := b.ensureQueue(ctx, queue); err != nil {
@@ -256,19 +292,27 @@ func (b *Broker) AckResults(ctx context.Context, queue string, leases []string, 
 	if err := ValidName(queue); err != nil {
 		return nil, err
 	}
-	if len(leases) == 0 || len(leases) > MaxBatch {
-		return nil, invalidf("an ack carries 1 to %d leases, got %d", MaxBatch, len(leases))
-	}
-	if results != nil && len(results) != len(leases) {
-		return nil, invalidf("an ack carries one result per lease: %d leases, %d results", len(leases), len(results))
-	}
-	for _, r := range results {
-		if len(r) > b.maxResult {
-			return nil, &userError{kind: ErrTooLarge, msg: fmt.Sprintf("a result is %d bytes, the server allows %d", len(r), b.maxResult)}
-		}
+	if err := b.checkAck(leases, results); err != nil {
+		return nil, err
 	}
 	res, err := b.st.Ack(ctx, &store.AckParams{Queue: queue, Leases: leases, Results: results, Now: b.clock.Now()})
 	return res, wrap("ack", err)
+}
+
+// checkAck validates the leases of an ack and their results.
+func (b *Broker) checkAck(leases []string, results [][]byte) error {
+	if len(leases) == 0 || len(leases) > MaxBatch {
+		return invalidf("an ack carries 1 to %d leases, got %d", MaxBatch, len(leases))
+	}
+	if results != nil && len(results) != len(leases) {
+		return invalidf("an ack carries one result per lease: %d leases, %d results", len(leases), len(results))
+	}
+	for _, r := range results {
+		if len(r) > b.maxResult {
+			return &userError{kind: ErrTooLarge, msg: fmt.Sprintf("a result is %d bytes, the server allows %d", len(r), b.maxResult)}
+		}
+	}
+	return nil
 }
 
 // Terminate dead-letters a message at once, whatever its attempts, with a

@@ -34,6 +34,20 @@ func (a *api) ack(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, courier.AckResult{Acked: 1})
 	}
+	out, err := ackOutcome(r, leases, errs)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// ackOutcome is the answer to a batch of acks: how many were applied, and
+// the failure of each of the others. An error that is no lease's outcome
+// means something is broken, and is returned.
+func ackOutcome(r *http.Request, leases []string, errs []error) (courier.AckResult, error) {
+	if len(errs) != len(leases) {
+		return courier.AckResult{}, errLeaseCount
+	}
 	var out courier.AckResult
 	for i, e := range errs {
 		if e == nil {
@@ -42,11 +56,11 @@ func (a *api) ack(w http.ResponseWriter, r *http.Request) error {
 		}
 		f, ok := leaseFailure(r, leases[i], e)
 		if !ok {
-			return e // not a per-lease outcome: something is broken
+			return courier.AckResult{}, e
 		}
 		out.Failed = append(out.Failed, f)
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // ackLeases reads the leases of an ack and the results of its tasks: result

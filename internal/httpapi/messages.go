@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -120,20 +121,35 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 	if req.Max < 0 { // the broker reads 0 as the default; a negative is a mistake
 		return invalidf("max must be 1 to %d, got %d", broker.MaxReceive, req.Max)
 	}
+	if req.Ack != nil {
+		if o.Ack, o.AckResults, err = ackLeases(req.Ack); err != nil {
+			return err
+		}
+	}
 	// r.Context() ends when the client disconnects, which ends a long-poll.
-	msgs, err := a.b.Receive(r.Context(), r.PathValue("queue"), o)
+	got, err := a.b.ReceiveAcking(r.Context(), r.PathValue("queue"), o)
 	// A long-poll cut short by its context answers what it has, nothing: for a
 	// client that left, no one reads it; when the server is stopping (Stop
 	// cancels every request's context), the client gets a normal empty answer.
-	if err != nil && !(len(msgs) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
+	if err != nil && !(len(got.Messages) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
 		return err
+	}
+	var acked *courier.AckResult
+	if o.Ack != nil && got.Acked != nil {
+		// Every outcome goes in the list, even of a single "lease": the
+		// receive itself succeeded, so a stale lease cannot be its 409.
+		out, err := ackOutcome(r, o.Ack, got.Acked)
+		if err != nil {
+			return err
+		}
+		acked = &out
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	if err := writeMessages(bw, msgs); err != nil {
+	if err := writeMessages(bw, got.Messages, acked); err != nil {
 		// Too late for an error answer: the status is out. Cut the connection
 		// so the client sees a broken answer, never a short valid one.
 		a.log.Error("encode receive answer", "path", r.URL.Path, "err", err)
@@ -144,10 +160,11 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 }
 
 // writeMessages streams {"messages":[...]} (never null), so an answer of many
-// large messages is not held in memory twice. It is written by hand because a
-// JSON body must come back as the exact bytes that were sent, and
-// encoding/json rewrites a json.RawMessage (it compacts it and escapes <>&).
-func writeMessages(w *bufio.Writer, msgs []store.Message) error {
+// large messages is not held in memory twice, followed by "ack" when the
+// receive carried acks. It is written by hand because a JSON body must come
+// back as the exact bytes that were sent, and encoding/json rewrites a
+// json.RawMessage (it compacts it and escapes <>&).
+func writeMessages(w *bufio.Writer, msgs []store.Message, acked *courier.AckResult) error {
 	w.WriteString(`{"messages":[`)
 	for i := range msgs {
 		if i > 0 {
@@ -157,6 +174,15 @@ func writeMessages(w *bufio.Writer, msgs []store.Message) error {
 			return err
 		}
 	}
-	w.WriteString("]}\n")
+	w.WriteByte(']')
+	if acked != nil {
+		b, err := json.Marshal(acked)
+		if err != nil {
+			return err
+		}
+		w.WriteString(`,"ack":`)
+		w.Write(b)
+	}
+	w.WriteString("}\n")
 	return nil // write errors stick in w and show at Flush: the client is gone
 }

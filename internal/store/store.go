@@ -90,6 +90,13 @@ type Store interface {
 	// Now makes due in this queue: delayed messages become ready, expired
 	// leases are released (retried or dead-lettered by p.Retry), messages
 	// past retention are dropped. A paused queue hands out nothing.
+	//
+	// With p.Acks, the lease first acknowledges those leases as Ack would,
+	// in the same atomic, durable change (a receive that carries the acks
+	// of the messages its worker has finished): LeaseResult.Acked has one
+	// error per lease. What an ack frees (the next message of a group) may
+	// be handed out by the same lease. A request error leaves the acks
+	// unapplied.
 	Lease(ctx context.Context, p *LeaseParams) (LeaseResult, error)
 	// Ack deletes the messages of valid leases. It is applied per lease: the
 	// result has one error (nil or ErrLeaseExpired/ErrInvalidLease) per lease.
@@ -306,6 +313,8 @@ type Message struct {
 type LeaseResult struct {
 	Messages []Message
 	NextDue  time.Time
+	// Acked is the outcome of each of LeaseParams.Acks, as Ack answers it.
+	Acked []error
 }
 
 // NackResult says what happened to a nacked message.
@@ -367,6 +376,10 @@ type (
 		Visibility time.Duration // 0 = the queue's VisibilityTimeout
 		Now        time.Time
 		Retry      RetryFunc
+		// Acks (and AckResults, as in AckParams) are acknowledged before
+		// leasing, in the same change.
+		Acks       []string
+		AckResults [][]byte
 	}
 	AckParams struct {
 		Queue  string

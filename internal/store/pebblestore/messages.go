@@ -75,6 +75,12 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 	var res store.LeaseResult
 	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, func(t *txn, w *qwork) error {
 		res = store.LeaseResult{}
+		if p.Acks != nil {
+			var err error
+			if res.Acked, err = t.ack(w, p.Acks, p.AckResults); err != nil {
+				return err
+			}
+		}
 		if _, err := t.due(w, p.Retry, leaseDueLimit); err != nil {
 			return err
 		}
@@ -243,40 +249,49 @@ const ackIterMin = 8
 func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 	var res []error
 	err := s.updateQueue(p.Now, p.Queue, func(t *txn, w *qwork) error {
-		res = make([]error, len(p.Leases))
-		var recs *recReader
-		if len(p.Leases) >= ackIterMin {
-			var err error
-			if recs, err = t.records(w); err != nil {
-				return err
-			}
-			defer recs.close()
-			t.changedMsgs = map[uint64]struct{}{}
-		}
-		for i, l := range p.Leases {
-			seq, m, err := t.heldVia(w, recs, l)
-			if err != nil {
-				if err != store.ErrLeaseExpired && err != store.ErrInvalidLease {
-					return err
-				}
-				res[i] = err
-				continue
-			}
-			var result []byte
-			if p.Results != nil {
-				result = p.Results[i]
-			}
-			if err := t.finishTask(seq, &m, store.TaskSucceeded, result, ""); err != nil {
-				return err
-			}
-			if err := t.remove(w, seq, &m); err != nil {
-				return err
-			}
-			w.c.acked++
-		}
-		return nil
+		var err error
+		res, err = t.ack(w, p.Leases, p.Results)
+		return err
 	})
 	return res, err
+}
+
+// ack deletes the messages of valid leases (with results, as AckParams
+// has them), answering one error per lease.
+func (t *txn) ack(w *qwork, leases []string, results [][]byte) ([]error, error) {
+	res := make([]error, len(leases))
+	var recs *recReader
+	if len(leases) >= ackIterMin {
+		var err error
+		if recs, err = t.records(w); err != nil {
+			return nil, err
+		}
+		defer recs.close()
+		t.changedMsgs = map[uint64]struct{}{}
+		defer func() { t.changedMsgs = nil }() // recs ends here
+	}
+	for i, l := range leases {
+		seq, m, err := t.heldVia(w, recs, l)
+		if err != nil {
+			if err != store.ErrLeaseExpired && err != store.ErrInvalidLease {
+				return nil, err
+			}
+			res[i] = err
+			continue
+		}
+		var result []byte
+		if results != nil {
+			result = results[i]
+		}
+		if err := t.finishTask(seq, &m, store.TaskSucceeded, result, ""); err != nil {
+			return nil, err
+		}
+		if err := t.remove(w, seq, &m); err != nil {
+			return nil, err
+		}
+		w.c.acked++
+	}
+	return res, nil
 }
 
 // Nack hands a message back for a retry, or dead-letters it.

@@ -18,8 +18,15 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 	if p.Max > 0 && !s.grouped.get(p.Queue) && !s.hints.due(p.Queue, now) {
 		var res store.LeaseResult
 		err := s.write(ctx, func(t *txn) error {
+			var a *acking
+			if p.Acks != nil {
+				a = newAcking(leaseAcks(p))
+			}
 			var err error
-			res, err = s.leaseFast(t, p, now)
+			if res, err = s.leaseFast(t, p, now, a); err != nil || a == nil {
+				return err
+			}
+			res.Acked, err = a.finish(t)
 			return err
 		})
 		if !errors.Is(err, errNotFast) {
@@ -27,6 +34,11 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 		}
 	}
 	return s.leaseFull(ctx, p, now)
+}
+
+// leaseAcks is the ack a lease carries.
+func leaseAcks(p *store.LeaseParams) *store.AckParams {
+	return &store.AckParams{Queue: p.Queue, Leases: p.Acks, Results: p.AckResults, Now: p.Now}
 }
 
 // leaseFull is Lease in every case: the due work first when the hint asks
@@ -40,6 +52,11 @@ func (s *Store) leaseFull(ctx context.Context, p *store.LeaseParams, now time.Ti
 		q, err := lockQueueFixedPlans(t, p.Queue)
 		if err != nil {
 			return err
+		}
+		if p.Acks != nil {
+			if res.Acked, err = ack(t, leaseAcks(p)); err != nil {
+				return err
+			}
 		}
 		if reset == nil && s.hints.due(p.Queue, now) {
 			reset = s.hints.begin(p.Queue)
@@ -192,116 +209,4 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
-	var out []error
-	now := us(p.Now)
-	err := s.write(ctx, func(t *txn) error {
-		out = make([]error, len(p.Leases))
-		if _, err := lockQueueFixedPlans(t, p.Queue); err != nil {
-			return err
-		}
-		// Each lease's first occurrence, by (message, lease number).
-		at := map[leaseKey]int{}
-		var keys []leaseKey
-		for i, l := range p.Leases {
-			id, lease, err := parseLease(l)
-			if err != nil {
-				out[i] = err
-				continue
-			}
-			k := leaseKey{id, lease}
-			if _, seen := at[k]; seen {
-				out[i] = store.ErrLeaseExpired // a repetition: applied once
-				continue
-			}
-			at[k] = i
-			keys = append(keys, k)
-		}
-		// First in the partition sends go to now, where messages acked soon
-		// after they were sent are; then everywhere for the rest.
-		acked := map[leaseKey]bool{}
-		var done []taskEnd
-		if err := ackIn(t, p, true, keys, at, acked, &done); err != nil {
-			return err
-		}
-		missed := slices.DeleteFunc(keys, func(k leaseKey) bool { return acked[k] })
-		if err := ackIn(t, p, false, missed, at, acked, &done); err != nil {
-			return err
-		}
-		for k, i := range at {
-			if !acked[k] {
-				out[i] = store.ErrLeaseExpired
-			}
-		}
-		if err := endTasks(t, done, now, store.TaskSucceeded, ""); err != nil {
-			return err
-		}
-		return count(t, p.Queue, 0, len(acked))
-	})
-	return out, err
-}
-
-// leaseKey is a lease: message id and lease number.
-type leaseKey struct{ id, lease int64 }
-
-// ackSQL deletes the messages of p.Queue whose current, unexpired lease is
-// one of ($2, $3); ackCurrentSQL looks in the current partition of the ring
-// alone (rotate.go). Looking in all five costs a primary-key probe in each
-// per message, three times as much as in one: a 100-row ack took 1.1–1.4 ms
-// against 0.3–0.5 ms (pgbench, 100,000 rows in flight). The partition is
-// pruned as the statement runs, from the subquery, so that lease tokens
-// need not name it (and tokens stay readable by nodes of earlier versions
-// during a rolling upgrade).
-//
-// The conditions beside the id are one opaque test (IS TRUE), so that the
-// one plan kept for this statement looks rows up by id: with them apart, it
-// may walk an index of the queue's leases instead, once per lease acked.
-const (
-	ackSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
-		WHERE m.id = u.id AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
-		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
-	ackCurrentSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
-		WHERE m.id = u.id AND m.part = (SELECT current FROM courier_rotation)
-			AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
-		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
-)
-
-// ackIn deletes the messages of keys, in the current partition or in any,
-// and records them in acked, with the tasks among them in done.
-func ackIn(t *txn, p *store.AckParams, current bool, keys []leaseKey, at map[leaseKey]int,
-	acked map[leaseKey]bool, done *[]taskEnd) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	ids, leases := make([]int64, len(keys)), make([]int64, len(keys))
-	for i, k := range keys {
-		ids[i], leases[i] = k.id, k.lease
-	}
-	sql := ackSQL
-	if current {
-		sql = ackCurrentSQL
-	}
-	rows, err := t.Query(t.ctx, sql, p.Queue, ids, leases, us(p.Now))
-	if err != nil {
-		return err
-	}
-	var k leaseKey
-	var isTask, grouped bool
-	_, err = pgx.ForEachRow(rows, []any{&k.id, &k.lease, &isTask, &grouped}, func() error {
-		acked[k] = true
-		if isTask {
-			var result []byte
-			if p.Results != nil {
-				result = p.Results[at[k]]
-			}
-			*done = append(*done, taskEnd{id: k.id, result: result})
-		}
-		if grouped {
-			t.wakeQueue(p.Queue) // the next of its group is free
-		}
-		return nil
-	})
-	return err
 }

@@ -74,8 +74,10 @@ func (g *groupedQueues) set(q string, grouped bool) {
 	}
 }
 
-// leaseFast is Lease in two round trips, or errNotFast.
-func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time) (store.LeaseResult, error) {
+// leaseFast is Lease in two round trips, or errNotFast. With a, the acks
+// the lease carries, the batch first deletes their messages in the current
+// partition; the caller then finishes a.
+func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time, a *acking) (store.LeaseResult, error) {
 	var res store.LeaseResult
 	var vis *time.Time
 	if p.Visibility > 0 {
@@ -90,6 +92,7 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time) (store.Le
 	settings := queueFixPlans(t, b)
 	b.Queue(lockQueueSQL, p.Queue)
 	b.Queue(`SELECT pg_advisory_xact_lock_shared(` + moveLockKey + `)`)
+	acks := a != nil && a.queueCurrent(b)
 	b.Queue(`SET LOCAL enable_sort = off`)
 	b.Queue(leaseFastSQL, p.Queue, now, p.Max, maxBytes, vis)
 	b.Queue(`SET LOCAL enable_sort TO DEFAULT`)
@@ -104,7 +107,16 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time) (store.Le
 		if _, err := scanQueue(br.QueryRow()); err != nil {
 			return err
 		}
-		if err := execN(br, 2); err != nil { // the move lock, the setting
+		if err := execN(br, 1); err != nil { // the move lock
+			return err
+		}
+		if acks {
+			rows, err := br.Query()
+			if err := a.collect(t, rows, err); err != nil {
+				return err
+			}
+		}
+		if err := execN(br, 1); err != nil { // the setting
 			return err
 		}
 		rows, err := br.Query()

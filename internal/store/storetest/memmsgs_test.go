@@ -155,8 +155,11 @@ func (s *memStore) Lease(_ context.Context, p *store.LeaseParams) (store.LeaseRe
 	if err != nil {
 		return store.LeaseResult{}, err
 	}
-	s.due(q, p.Now, p.Retry, &store.TickResult{})
 	var res store.LeaseResult
+	if p.Acks != nil {
+		res.Acked = s.ack(q, p.Queue, p.Acks, p.AckResults, p.Now)
+	}
+	s.due(q, p.Now, p.Retry, &store.TickResult{})
 	if !q.q.Paused {
 		// group → its head: the member in flight if any (a redriven older
 		// member may not overtake it), else the first by send order.
@@ -225,25 +228,30 @@ func (s *memStore) Ack(_ context.Context, p *store.AckParams) ([]error, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]error, len(p.Leases))
-	for i, l := range p.Leases {
-		m, err := held(q, l, p.Now)
+	return s.ack(q, p.Queue, p.Leases, p.Results, p.Now), nil
+}
+
+// ack deletes the messages of valid leases; s.mu is held.
+func (s *memStore) ack(q *memQueue, queue string, leases []string, results [][]byte, now time.Time) []error {
+	out := make([]error, len(leases))
+	for i, l := range leases {
+		m, err := held(q, l, now)
 		if err != nil {
 			out[i] = err
 			continue
 		}
 		var result []byte
-		if p.Results != nil {
-			result = p.Results[i]
+		if results != nil {
+			result = results[i]
 		}
-		s.finishTask(m, p.Now, store.TaskSucceeded, result, "")
+		s.finishTask(m, now, store.TaskSucceeded, result, "")
 		delete(q.msgs, m.id)
 		q.acked++
 		if m.group != "" {
-			s.signal(p.Queue)
+			s.signal(queue)
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (s *memStore) Nack(_ context.Context, p *store.NackParams) (store.NackResult, error) {

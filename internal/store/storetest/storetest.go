@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Send", testSend},
 		{"Lease", testLease},
 		{"Ack", testAck},
+		{"LeaseAck", testLeaseAck},
 		{"Nack", testNack},
 		{"DeadLetter", testDeadLetter},
 		{"Extend", testExtend},

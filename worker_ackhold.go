@@ -1,0 +1,108 @@
+package courier
+
+import (
+	"sync"
+	"time"
+)
+
+// How a Worker's acks travel. A successful delivery's ack first waits, up
+// to ackHold, for the worker's next receive, which carries it (the
+// receive's "ack"): one call and one commit on the server then do the work
+// of two. The handler that finished gives its token back just after
+// queuing its ack, and that token is what lets the next receive start, so
+// under load nearly every ack rides on a receive. Acks that no receive
+// takes in time — every receive is long-polling, or the worker is stopping
+// — go to the ackers (worker_settle.go), which send them in batches of
+// their own.
+
+// ackHold is how long an ack waits for a receive to carry it before the
+// ackers send it.
+const ackHold = 2 * time.Millisecond
+
+// heldAcks are the acks waiting for a receive.
+type heldAcks struct {
+	mu     sync.Mutex
+	ds     []*Delivery
+	closed bool          // the mover has ended: acks go to the ackers at once
+	kick   chan struct{} // capacity 1: the list went from empty to not
+}
+
+func newHeldAcks() *heldAcks { return &heldAcks{kick: make(chan struct{}, 1)} }
+
+// add queues d's ack, false if the queue is closed.
+func (h *heldAcks) add(d *Delivery) bool {
+	d.acked = make(chan error, 1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.ds = append(h.ds, d)
+	if len(h.ds) == 1 {
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take removes and returns up to n of the acks waiting (all for n < 0),
+// oldest first.
+func (h *heldAcks) take(n int) []*Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n < 0 || n > len(h.ds) {
+		n = len(h.ds)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]*Delivery, n)
+	copy(out, h.ds)
+	h.ds = append(h.ds[:0], h.ds[n:]...)
+	return out
+}
+
+// close closes the queue and returns what was waiting.
+func (h *heldAcks) close() []*Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	out := h.ds
+	h.ds = nil
+	return out
+}
+
+// holdLoop hands to the ackers the acks that waited ackHold without a
+// receive taking them. Told to quit (holdQuit), it hands over all that
+// wait, closes the queue and ends.
+func (w *Worker) holdLoop() {
+	defer close(w.holdDone)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-w.held.kick:
+		case <-w.holdQuit:
+			w.toAckers(w.held.close())
+			return
+		}
+		t.Reset(ackHold)
+		select {
+		case <-t.C:
+		case <-w.holdQuit:
+			t.Stop()
+			w.toAckers(w.held.close())
+			return
+		}
+		w.toAckers(w.held.take(-1))
+	}
+}
+
+// toAckers queues ds for the ackers, which run until after holdLoop ends.
+func (w *Worker) toAckers(ds []*Delivery) {
+	for _, d := range ds {
+		w.acks <- d
+	}
+}
