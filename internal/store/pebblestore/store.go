@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -94,6 +95,11 @@ type Store struct {
 	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
 
 	dur durability // which applied batches are synced: reads wait for theirs
+	// health follows the engine's flushes and stalls (stall.go).
+	health *engineHealth
+	// down is what usable answers once it answers an error (set with mu
+	// held, read without it, by Ready).
+	down atomic.Pointer[error]
 }
 
 var (
@@ -133,7 +139,11 @@ func Open(o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
-	db, err := openChecked(o, pebbleOptions(o, cache))
+	health := &engineHealth{}
+	po := pebbleOptions(o, cache)
+	el := health.listener()
+	po.EventListener = &el
+	db, err := openChecked(o, po)
 	// The lock is refused with EAGAIN from another process, and with a
 	// message of Pebble's own from this one (it keeps no sentinel for it).
 	if err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) ||
@@ -150,6 +160,7 @@ func Open(o Options) (*Store, error) {
 		watchers:     map[string]chan struct{}{},
 		taskWatchers: map[uint64]chan struct{}{},
 		tasks:        newTaskCache(o.TaskCacheBytes),
+		health:       health,
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -166,6 +177,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	closed := store.ErrClosed
+	s.down.Store(&closed)
 	for name, ch := range s.watchers { // wake long-polls: they will see ErrClosed
 		close(ch)
 		delete(s.watchers, name)
@@ -184,10 +197,22 @@ func (s *Store) Close() error {
 }
 
 // Ready reports whether the store can serve.
+// It never takes the mutex, which a commit stalled by the engine may hold.
 func (s *Store) Ready(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.usable()
+	if p := s.down.Load(); p != nil {
+		return *p
+	}
+	return s.health.stuck()
+}
+
+// breakLocked marks the store failed for good with err (unless it is
+// closed), and returns err. Requires mu.
+func (s *Store) breakLocked(err error) error {
+	s.broken = err
+	if !s.closed {
+		s.down.Store(&err)
+	}
+	return err
 }
 
 // usable reports why the store cannot work, or nil. Requires mu.

@@ -145,6 +145,9 @@ type runOpts struct {
 }
 
 func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
+	if err := s.health.stuck(); err != nil {
+		return err // refused at once, not queued behind a stalled commit
+	}
 	s.mu.Lock()
 	held := true
 	unlock := func() { held = false; s.mu.Unlock() }
@@ -175,9 +178,9 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	}
 	err := t.apply()
 	if err != nil {
-		s.broken = fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err)
+		broken := s.breakLocked(fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err))
 		unlock()
-		return s.broken
+		return broken
 	}
 	n := s.dur.noteApplied()
 	s.ops.Add(1)
@@ -188,7 +191,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	if err != nil {
 		broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
 		s.mu.Lock()
-		s.broken = broken
+		s.breakLocked(broken)
 		s.mu.Unlock()
 		s.dur.noteFailed(broken)
 		return broken
@@ -206,7 +209,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 // blocking on mu for good (net/http recovers a handler's panic, and the
 // server would otherwise hang with the lock held); then the panic goes on.
 func (s *Store) failLocked(r any) {
-	s.broken = fmt.Errorf("%w: a verb stopped halfway (panic: %v), the store must be reopened", store.ErrFailed, r)
+	s.breakLocked(fmt.Errorf("%w: a verb stopped halfway (panic: %v), the store must be reopened", store.ErrFailed, r))
 	s.mu.Unlock()
 	if r != nil {
 		panic(r)
