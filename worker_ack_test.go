@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,5 +142,81 @@ func TestWorkerCarriedAckTooLarge(t *testing.T) {
 	}
 	if carrying.Load() == 0 {
 		t.Errorf("no receive carried acks")
+	}
+}
+
+// fakeBroker answers a worker's first receive with one message, holds
+// the others until the client leaves, and hands receives that carry acks
+// to onCarried.
+type fakeBroker struct {
+	served    atomic.Int64
+	onCarried func(w http.ResponseWriter, r *http.Request)
+}
+
+func fakeMessage(id string) string {
+	return fmt.Sprintf(`{"id":%q,"body":1,"headers":{},"priority":0,"group":"","attempt":1,`+
+		`"sent_at":"2026-01-01T00:00:00Z","lease":"L-%s","lease_expires_at":"2099-01-01T00:00:00Z"}`, id, id)
+}
+
+func (f *fakeBroker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/receive") && bytes.Contains(body, []byte(`"ack":`)):
+		f.onCarried(w, r)
+	case strings.HasSuffix(r.URL.Path, "/receive"):
+		if f.served.Add(1) == 1 {
+			io.WriteString(w, `{"messages":[`+fakeMessage("m1")+`]}`)
+			return
+		}
+		<-r.Context().Done()
+	case strings.HasSuffix(r.URL.Path, "/ack"):
+		io.WriteString(w, `{"acked":1}`)
+	default:
+		io.WriteString(w, `{}`)
+	}
+}
+
+// TestWorkerStopCutsCarryingReceive: Stop's context bounds it even while a
+// receive carrying acks hangs on the server; the acks go to the ackers.
+func TestWorkerStopCutsCarryingReceive(t *testing.T) {
+	t.Parallel()
+	carried, release := make(chan struct{}, 1), make(chan struct{})
+	var acks atomic.Int64
+	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case carried <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/ack") {
+			acks.Add(1)
+		}
+		fb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := courier.NewClient(srv.URL)
+	defer c.CloseIdleConnections()
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(context.Context, *courier.Delivery) error { return nil }),
+		courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Visibility: 10 * time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-carried
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := w.Stop(ctx)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Stop with a 500ms context took %v (%v)", took, err)
+	}
+	if acks.Load() != 1 {
+		t.Errorf("%d ack calls after the carrying receive was cut; want 1 (the ackers resend it)", acks.Load())
 	}
 }

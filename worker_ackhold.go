@@ -60,7 +60,9 @@ func (h *heldAcks) take(n int) []*Delivery {
 	}
 	out := make([]*Delivery, n)
 	copy(out, h.ds)
-	h.ds = append(h.ds[:0], h.ds[n:]...)
+	rest := copy(h.ds, h.ds[n:])
+	clear(h.ds[rest:]) // no reference kept to what was taken
+	h.ds = h.ds[:rest]
 	return out
 }
 

@@ -69,20 +69,15 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 	if ctx.Err() == nil {
 		carried = w.held.take(maxReceive)
 	}
-	callCtx := ctx
 	if len(carried) > 0 {
-		// Its acks' handlers wait for the answer, so it does not long-poll;
-		// and it is not cut short by Stop, which waits for those handlers.
+		// Its acks' handlers wait for the answer: it does not long-poll.
 		req.Ack, req.Wait = ackRequest(carried), "0s"
-		var cancel context.CancelFunc
-		callCtx, cancel = w.settleContext()
-		defer cancel()
 	}
 	sent := time.Now()
-	res, err := w.c.ReceiveAcking(callCtx, w.queue, req)
+	res, err := w.c.ReceiveAcking(ctx, w.queue, req)
 	leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
 	if len(carried) > 0 {
-		err = w.carried(carried, res, err)
+		err = w.carried(ctx, carried, res, err)
 	}
 	for range n - len(res.Messages) {
 		<-w.sem
@@ -97,17 +92,28 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 // and returns the receive's error. A receive refused for its acks (a
 // result over the server's limit, say) gives them to the ackers, which
 // find the one at fault, and counts as no failure: the next one, without
-// them, tells whether the receive itself is sound.
-func (w *Worker) carried(ds []*Delivery, res ReceiveResult, err error) error {
+// them, tells whether the receive itself is sound. A receive cut short by
+// Stop gives them to the ackers too, which Stop waits for: if the server
+// had applied them, the second ack is refused as stale (and logged), and
+// the message is gone all the same.
+func (w *Worker) carried(ctx context.Context, ds []*Delivery, res ReceiveResult, err error) error {
 	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidArgument) {
+		w.toAckers(ds)
+		return nil
+	}
+	if err != nil && ctx.Err() != nil {
+		w.toAckers(ds)
+		return err
+	}
+	if err == nil && res.Ack == nil {
+		// Answered without applying them (a server stopping answers a
+		// receive empty, before its first lease): the ackers send them.
 		w.toAckers(ds)
 		return nil
 	}
 	var acked AckResult
 	if res.Ack != nil {
 		acked = *res.Ack
-	} else if err == nil {
-		err = errors.New("courier: the server answered a receive without the outcome of its acks")
 	}
 	ackOutcomes(ds, acked, err)
 	return err

@@ -161,6 +161,9 @@ func (s *Store) GetQueue(ctx context.Context, p *store.GetQueueParams) (store.Qu
 }
 
 func (s *Store) getQueue(p *store.GetQueueParams, mark *uint64) (store.Queue, error) {
+	if err := s.refused(); err != nil {
+		return store.Queue{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	*mark = s.dur.mark()
@@ -192,6 +195,9 @@ func (s *Store) ListQueues(ctx context.Context, p *store.ListQueuesParams) ([]st
 }
 
 func (s *Store) listQueues(p *store.ListQueuesParams, mark *uint64) ([]store.Queue, error) {
+	if err := s.refused(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	*mark = s.dur.mark()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -18,38 +19,51 @@ import (
 // level-0 files waiting for a compaction — and a commit then waits,
 // holding the store's mutex, until the stall ends; every call behind it
 // waited too, /readyz included. While writes are stalled and the last
-// flush or compaction failed, calls are refused at once instead, and Ready
-// says why.
+// flush or compaction failed, or a stall has lasted stallLimit, calls are
+// refused at once instead (refused), and Ready says why.
 type engineHealth struct {
 	stalls     atomic.Int32          // commits waiting in a write stall
+	stalledAt  atomic.Int64          // unix nanoseconds when the current stall began
 	flushErr   atomic.Pointer[error] // the last flush's error; nil after a success
 	compactErr atomic.Pointer[error] // the last compaction's error; nil after a success
 }
+
+// stallLimit is how long a stall without a failed flush or compaction is
+// waited out before calls are refused: after a full disk, a stall can
+// outlive the errors that caused it.
+const stallLimit = 10 * time.Second
 
 // listener is the Pebble event listener that keeps h.
 func (h *engineHealth) listener() pebble.EventListener {
 	return pebble.EventListener{
 		FlushEnd: func(i pebble.FlushInfo) {
-			// Pebble reports a flush that wrote no table with an error of
-			// its own ("empty table"), though nothing failed.
-			h.note(&h.flushErr, i.Err, i.Err != nil && strings.Contains(i.Err.Error(), "empty table"))
+			err := i.Err
+			if err != nil && strings.Contains(err.Error(), "empty table") {
+				err = nil // Pebble's report of a flush that had nothing to write
+			}
+			note(&h.flushErr, err)
 		},
 		CompactionEnd: func(i pebble.CompactionInfo) {
-			h.note(&h.compactErr, i.Err, errors.Is(i.Err, pebble.ErrCancelledCompaction))
+			if !errors.Is(i.Err, pebble.ErrCancelledCompaction) { // a cancelled one says nothing
+				note(&h.compactErr, i.Err)
+			}
 		},
-		WriteStallBegin: func(pebble.WriteStallBeginInfo) { h.stalls.Add(1) },
-		WriteStallEnd:   func() { h.stalls.Add(-1) },
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) {
+			if h.stalls.Add(1) == 1 {
+				h.stalledAt.Store(time.Now().UnixNano())
+			}
+		},
+		WriteStallEnd: func() { h.stalls.Add(-1) },
 	}
 }
 
-// note records err (nil: success) in last, unless benign.
-func (h *engineHealth) note(last *atomic.Pointer[error], err error, benign bool) {
-	switch {
-	case err == nil:
+// note records err (nil: a success) as the last outcome.
+func note(last *atomic.Pointer[error], err error) {
+	if err == nil {
 		last.Store(nil)
-	case !benign:
-		last.Store(&err)
+		return
 	}
+	last.Store(&err)
 }
 
 // stuck reports why writes cannot go on now, or nil.
@@ -61,9 +75,21 @@ func (h *engineHealth) stuck() error {
 	if p == nil {
 		p = h.compactErr.Load()
 	}
-	if p == nil {
-		return nil // a stall that flushes and compactions will end: wait for it
+	if p != nil {
+		return fmt.Errorf("%w: writes are stalled because the storage engine cannot write its files (%w): free disk space, then restart",
+			store.ErrUnavailable, *p)
 	}
-	return fmt.Errorf("%w: writes are stalled because the storage engine cannot write its files (%w): free disk space, then restart",
-		store.ErrUnavailable, *p)
+	if d := time.Duration(time.Now().UnixNano() - h.stalledAt.Load()); d > stallLimit {
+		return fmt.Errorf("%w: the storage engine has stalled writes for %v", store.ErrUnavailable, d.Round(time.Second))
+	}
+	return nil // an ordinary stall: flushes and compactions end it
+}
+
+// refused is why the store refuses work now, read without the mutex (a
+// stalled commit may hold it): closed or failed, else a stuck engine.
+func (s *Store) refused() error {
+	if p := s.down.Load(); p != nil {
+		return *p
+	}
+	return s.health.stuck()
 }

@@ -55,6 +55,12 @@ func TestStalledEngineFailsFast(t *testing.T) {
 		_, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("x"), Kind: store.BodyBinary}}, Now: now})
 		return err
 	}
+	res, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now,
+		Messages: []store.NewMessage{{Body: []byte("{}"), Kind: store.BodyJSON, Task: &store.NewTask{ResultTTL: time.Hour}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskID := res[0].ID
 	l := s.health.listener()
 	full := syscall.ENOSPC
 
@@ -84,9 +90,24 @@ func TestStalledEngineFailsFast(t *testing.T) {
 				_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{"x"}, Now: now})
 				return err
 			},
+			"GetQueue": func() error {
+				_, err := s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: now})
+				return err
+			},
+			"ListQueues": func() error {
+				_, err := s.ListQueues(ctx, &store.ListQueuesParams{Now: now})
+				return err
+			},
+			"GetTask": func() error {
+				_, err := s.GetTask(ctx, &store.GetTaskParams{ID: taskID, Now: now})
+				return err
+			},
+			// A watch fires at once: its caller's next call says why.
+			"Watch": func() error { return firedOr(s.Watch("q"), syscall.ENOSPC) },
+			"WatchTask": func() error { return firedOr(s.WatchTask(taskID), syscall.ENOSPC) },
 		} {
 			err := answers(t, tc.name+": "+what, 5*time.Second, call)
-			if err != errNoAnswer && (!errors.Is(err, store.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC)) {
+			if err != errNoAnswer && !errors.Is(err, syscall.ENOSPC) {
 				t.Errorf("%s: %s while stuck: %v; want ErrUnavailable naming the full disk", tc.name, what, err)
 			}
 		}
@@ -111,5 +132,58 @@ func TestStalledEngineFailsFast(t *testing.T) {
 	s.mu.Unlock()
 	if !errors.Is(err, store.ErrFailed) {
 		t.Fatalf("Ready of a failed store: %v; want ErrFailed", err)
+	}
+}
+
+// firedOr returns err if ch has fired, else an error saying it has not.
+func firedOr(ch <-chan struct{}, err error) error {
+	select {
+	case <-ch:
+		return err
+	default:
+		return errors.New("the watch has not fired")
+	}
+}
+
+// TestEngineHealth: which engine events make the store refuse work.
+func TestEngineHealth(t *testing.T) {
+	t.Parallel()
+	h := &engineHealth{}
+	l := h.listener()
+	l.FlushEnd(pebble.FlushInfo{Done: true, Err: syscall.ENOSPC})
+	if err := h.stuck(); err != nil {
+		t.Errorf("a failed flush without a stall: %v; want nil (the engine retries it)", err)
+	}
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
+	if err := h.stuck(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("a stall after a failed flush: %v; want ENOSPC", err)
+	}
+	// A flush with nothing to write, which Pebble reports with an error, is a success.
+	l.FlushEnd(pebble.FlushInfo{Done: true, Err: errors.New("pebble: empty table")})
+	if err := h.stuck(); err != nil {
+		t.Errorf("a stall after an empty flush: %v; want nil", err)
+	}
+	// A cancelled compaction says nothing; a failed one does, until one succeeds.
+	l.CompactionEnd(pebble.CompactionInfo{Done: true, Err: pebble.ErrCancelledCompaction})
+	if err := h.stuck(); err != nil {
+		t.Errorf("a stall after a cancelled compaction: %v; want nil", err)
+	}
+	l.CompactionEnd(pebble.CompactionInfo{Done: true, Err: syscall.ENOSPC})
+	l.CompactionEnd(pebble.CompactionInfo{Done: true, Err: pebble.ErrCancelledCompaction})
+	if err := h.stuck(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("a stall after a failed compaction: %v; want ENOSPC", err)
+	}
+	l.CompactionEnd(pebble.CompactionInfo{Done: true})
+	if err := h.stuck(); err != nil {
+		t.Errorf("a stall after a successful compaction: %v; want nil", err)
+	}
+	// A stall that lasts is refused even without a failure.
+	h.stalledAt.Store(time.Now().Add(-stallLimit - time.Second).UnixNano())
+	if err := h.stuck(); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a stall of %v: %v; want ErrUnavailable", stallLimit+time.Second, err)
+	}
+	l.WriteStallEnd()
+	if err := h.stuck(); err != nil {
+		t.Errorf("after the stall: %v", err)
 	}
 }

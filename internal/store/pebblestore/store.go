@@ -198,12 +198,7 @@ func (s *Store) Close() error {
 
 // Ready reports whether the store can serve.
 // It never takes the mutex, which a commit stalled by the engine may hold.
-func (s *Store) Ready(ctx context.Context) error {
-	if p := s.down.Load(); p != nil {
-		return *p
-	}
-	return s.health.stuck()
-}
+func (s *Store) Ready(ctx context.Context) error { return s.refused() }
 
 // breakLocked marks the store failed for good with err (unless it is
 // closed), and returns err. Requires mu.
@@ -226,6 +221,9 @@ func (s *Store) usable() error {
 // Watch returns a channel closed at the next change that may make messages
 // available in the queue.
 func (s *Store) Watch(queue string) <-chan struct{} {
+	if s.refused() != nil {
+		return closedChan // the lease that follows answers why
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch, ok := s.watchers[queue]
@@ -241,6 +239,9 @@ func (s *Store) Watch(queue string) <-chan struct{} {
 	}
 	return ch
 }
+
+// closedChan is a watch that fires at once.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // signal wakes the watchers of a queue. Requires mu.
 func (s *Store) signal(name string) {

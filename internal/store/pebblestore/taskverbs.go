@@ -23,6 +23,9 @@ func (s *Store) getTask(p *store.GetTaskParams, mark *uint64) (store.Task, error
 	if err != nil {
 		return store.Task{}, store.ErrTaskNotFound
 	}
+	if err := s.refused(); err != nil {
+		return store.Task{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	*mark = s.dur.mark()
@@ -194,6 +197,9 @@ func (s *Store) WatchWebhooks() <-chan struct{} {
 
 // WatchTask returns a channel closed at the task's next change.
 func (s *Store) WatchTask(id string) <-chan struct{} {
+	if s.refused() != nil {
+		return closedChan // the read that follows answers why
+	}
 	seq, err := parseID(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()

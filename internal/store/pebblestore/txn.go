@@ -145,8 +145,8 @@ type runOpts struct {
 }
 
 func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
-	if err := s.health.stuck(); err != nil {
-		return err // refused at once, not queued behind a stalled commit
+	if err := s.refused(); err != nil {
+		return err // at once, not queued behind a stalled commit
 	}
 	s.mu.Lock()
 	held := true
