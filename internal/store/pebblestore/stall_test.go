@@ -103,7 +103,7 @@ func TestStalledEngineFailsFast(t *testing.T) {
 				return err
 			},
 			// A watch fires at once: its caller's next call says why.
-			"Watch": func() error { return firedOr(s.Watch("q"), syscall.ENOSPC) },
+			"Watch":     func() error { return firedOr(s.Watch("q"), syscall.ENOSPC) },
 			"WatchTask": func() error { return firedOr(s.WatchTask(taskID), syscall.ENOSPC) },
 		} {
 			err := answers(t, tc.name+": "+what, 5*time.Second, call)
