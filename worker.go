@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -110,6 +111,7 @@ type Worker struct {
 	// holdQuit is closed (worker_ackhold.go).
 	held               *heldAcks
 	holdQuit, holdDone chan struct{}
+	noCarry            atomic.Bool // receives no longer carry acks (worker_receive.go, carried)
 
 	// Set by start, read-only after.
 	base     context.Context    // parent of handler and settle contexts

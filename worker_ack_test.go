@@ -220,3 +220,57 @@ func TestWorkerStopCutsCarryingReceive(t *testing.T) {
 		t.Errorf("%d ack calls after the carrying receive was cut; want 1 (the ackers resend it)", acks.Load())
 	}
 }
+
+// TestWorkerServerWithoutCarriedAcks: a server that refuses receives
+// carrying acks (one older than the field answers 400) costs one refused
+// receive; the worker then sends its acks on their own and goes on.
+func TestWorkerServerWithoutCarriedAcks(t *testing.T) {
+	t.Parallel()
+	var refused, acks, served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/receive") && bytes.Contains(body, []byte(`"ack":`)):
+			refused.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"code":"invalid_argument","message":"json: unknown field \"ack\""}}`)
+		case strings.HasSuffix(r.URL.Path, "/receive"):
+			if n := served.Add(1); n <= 5 {
+				io.WriteString(w, `{"messages":[`+fakeMessage(fmt.Sprint("m", n))+`]}`)
+				return
+			}
+			select {
+			case <-r.Context().Done():
+			case <-time.After(100 * time.Millisecond):
+				io.WriteString(w, `{"messages":[]}`)
+			}
+		case strings.HasSuffix(r.URL.Path, "/ack"):
+			n := bytes.Count(body, []byte(`"L-m`))
+			acks.Add(int64(n))
+			fmt.Fprintf(w, `{"acked":%d}`, n)
+		}
+	}))
+	defer srv.Close()
+	c := courier.NewClient(srv.URL)
+	defer c.CloseIdleConnections()
+	handled := make(chan string, 5)
+	var warn warnings
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(_ context.Context, d *courier.Delivery) error {
+		handled <- d.ID
+		return nil
+	}), courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Logger: slog.New(&warn)})
+	startWorker(t, w)
+	for range 5 {
+		<-handled
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if refused.Load() != 1 || acks.Load() != 5 {
+		t.Errorf("%d refused receives, %d leases acked; want 1 and 5", refused.Load(), acks.Load())
+	}
+	if ws := warn.all(); len(ws) != 1 {
+		t.Errorf("warnings %q; want the one saying acks go out on their own", ws)
+	}
+}

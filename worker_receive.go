@@ -66,7 +66,7 @@ func (w *Worker) receiveLoop(ctx context.Context) {
 func (w *Worker) receive(ctx context.Context, n int) error {
 	req := ReceiveRequest{Max: n, Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
 	var carried []*Delivery
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !w.noCarry.Load() {
 		carried = w.held.take(maxReceive)
 	}
 	if len(carried) > 0 {
@@ -92,12 +92,17 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 // and returns the receive's error. A receive refused for its acks (a
 // result over the server's limit, say) gives them to the ackers, which
 // find the one at fault, and counts as no failure: the next one, without
-// them, tells whether the receive itself is sound. A receive cut short by
+// them, tells whether the receive itself is sound. A 400 stops the worker
+// carrying acks at all: a server older than the field refuses it so, and
+// every receive would otherwise be sent twice. A receive cut short by
 // Stop gives them to the ackers too, which Stop waits for: if the server
 // had applied them, the second ack is refused as stale (and logged), and
 // the message is gone all the same.
 func (w *Worker) carried(ctx context.Context, ds []*Delivery, res ReceiveResult, err error) error {
 	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidArgument) {
+		if errors.Is(err, ErrInvalidArgument) && !w.noCarry.Swap(true) {
+			w.log.Warn("courier worker: the server refused a receive carrying acks; acks go out on their own from now on", "err", err)
+		}
 		w.toAckers(ds)
 		return nil
 	}
