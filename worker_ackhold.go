@@ -81,21 +81,19 @@ func (h *heldAcks) close() []*Delivery {
 // wait, closes the queue and ends.
 func (w *Worker) holdLoop() {
 	defer close(w.holdDone)
+	defer func() { w.toAckers(w.held.close()) }()
 	t := time.NewTimer(time.Hour)
-	t.Stop()
+	defer t.Stop()
 	for {
 		select {
 		case <-w.held.kick:
 		case <-w.holdQuit:
-			w.toAckers(w.held.close())
 			return
 		}
 		t.Reset(ackHold)
 		select {
 		case <-t.C:
 		case <-w.holdQuit:
-			t.Stop()
-			w.toAckers(w.held.close())
 			return
 		}
 		w.toAckers(w.held.take(-1))
