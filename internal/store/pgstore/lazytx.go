@@ -17,6 +17,8 @@ type txConn interface {
 	// notifications) and commits; on failure it rolls back.
 	CommitAfter(ctx context.Context, b *pgx.Batch) error
 	Rollback(ctx context.Context) error
+	// backend is the process id of the connection's server process.
+	backend() uint32
 }
 
 // savepoint is a verb's transaction inside an application's (InTx).
@@ -31,6 +33,8 @@ func (sp savepoint) CommitAfter(ctx context.Context, b *pgx.Batch) error {
 	}
 	return sp.Commit(ctx)
 }
+
+func (sp savepoint) backend() uint32 { return sp.Conn().PgConn().PID() }
 
 // beforeCommit is an error met before the COMMIT was sent: whatever it is,
 // nothing was committed.
@@ -55,6 +59,8 @@ func beginLazy(ctx context.Context, pool *pgxpool.Pool) (*lazyTx, error) {
 	}
 	return &lazyTx{conn: conn}, nil
 }
+
+func (l *lazyTx) backend() uint32 { return l.conn.Conn().PgConn().PID() }
 
 func (l *lazyTx) begin(ctx context.Context) error {
 	if l.begun {
