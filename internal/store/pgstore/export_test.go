@@ -43,3 +43,7 @@ func FormatLease(id, lease int64) string { return formatLease(id, lease) }
 
 // FormatID is the id of message number n.
 func FormatID(n int64) string { return formatID(n) }
+
+// Combined is how many fast leases the store ran and how many calls they
+// served (combine.go).
+func Combined(s *Store) (runs, calls int64) { return s.leases.runs.Load(), s.leases.calls.Load() }

@@ -16,24 +16,31 @@ import (
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	now := us(p.Now)
 	if p.Max > 0 && !s.grouped.get(p.Queue) && !s.hints.due(p.Queue, now) {
-		var res store.LeaseResult
-		err := s.write(ctx, func(t *txn) error {
-			var a *acking
-			if p.Acks != nil {
-				a = newAcking(leaseAcks(p))
-			}
-			var err error
-			if res, err = s.leaseFast(t, p, now, a); err != nil || a == nil {
-				return err
-			}
-			res.Acked, err = a.finish(t)
-			return err
-		})
+		res, err := s.leases.lease(ctx, p, now, s.leaseFastTx)
 		if !errors.Is(err, errNotFast) {
 			return res, err
 		}
 	}
 	return s.leaseFull(ctx, p, now)
+}
+
+// leaseFastTx is the fast lease (leasefast.go) in a transaction of its own,
+// with the acks p carries.
+func (s *Store) leaseFastTx(ctx context.Context, p *store.LeaseParams, now time.Time) (store.LeaseResult, error) {
+	var res store.LeaseResult
+	err := s.write(ctx, func(t *txn) error {
+		var a *acking
+		if p.Acks != nil {
+			a = newAcking(leaseAcks(p))
+		}
+		var err error
+		if res, err = s.leaseFast(t, p, now, a); err != nil || a == nil {
+			return err
+		}
+		res.Acked, err = a.finish(t)
+		return err
+	})
+	return res, err
 }
 
 // leaseAcks is the ack a lease carries.

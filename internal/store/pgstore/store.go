@@ -123,6 +123,8 @@ type Store struct {
 	hints  *dueHints
 	// grouped: the queues whose last lease here found grouped messages (leasefast.go)
 	grouped *groupedQueues
+	// leases: this node's fast leases of a queue take turns (combine.go)
+	leases *combiner
 	ln      *listener // nil without Options.Notify
 	el      *elector  // nil without Options.Elect
 	rot     *rotator  // nil for a store bound to a transaction
@@ -153,7 +155,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers(), hints: newDueHints(),
-		grouped: &groupedQueues{m: map[string]bool{}}}
+		grouped: &groupedQueues{m: map[string]bool{}}, leases: newCombiner()}
 	s.rot = newRotator(s, o)
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
@@ -242,7 +244,7 @@ type database interface {
 // concurrently, and the store not after tx ends.
 func InTx(ctx context.Context, tx pgx.Tx) (*Store, error) {
 	s := &Store{db: tx, inTx: true, log: slog.New(slog.DiscardHandler), w: newWatchers(), hints: newDueHints(),
-		grouped: &groupedQueues{m: map[string]bool{}}}
+		grouped: &groupedQueues{m: map[string]bool{}}, leases: newCombiner()}
 	// Checked without touching a missing table: an error would abort tx.
 	var hasTable bool
 	err := tx.QueryRow(ctx, `SELECT current_schema(), to_regclass('courier_schema_migrations') IS NOT NULL`).
