@@ -125,9 +125,9 @@ type Store struct {
 	grouped *groupedQueues
 	// leases: this node's fast leases of a queue take turns (combine.go)
 	leases *combiner
-	ln      *listener // nil without Options.Notify
-	el      *elector  // nil without Options.Elect
-	rot     *rotator  // nil for a store bound to a transaction
+	ln     *listener // nil without Options.Notify
+	el     *elector  // nil without Options.Elect
+	rot    *rotator  // nil for a store bound to a transaction
 
 	closeOnce sync.Once
 }
