@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +26,7 @@ func (s *Store) Ack(ctx context.Context, p *store.AckParams) ([]error, error) {
 // ack is Ack in t, which holds p.Queue's lock.
 func ack(t *txn, p *store.AckParams) ([]error, error) {
 	a := newAcking(p)
-	if err := a.in(t, true); err != nil {
+	if err := a.likely(t); err != nil {
 		return nil, err
 	}
 	return a.finish(t)
@@ -33,7 +34,7 @@ func ack(t *txn, p *store.AckParams) ([]error, error) {
 
 // ackSQL deletes the messages of p.Queue whose current, unexpired lease is
 // one of ($2, $3); ackCurrentSQL looks in the current partition of the ring
-// alone (rotate.go). Looking in all five costs a primary-key probe in each
+// alone (rotate.go), ackPartSQL in partition $5 alone. Looking in all five costs a primary-key probe in each
 // per message, three times as much as in one: a 100-row ack took 1.1–1.4 ms
 // against 0.3–0.5 ms (pgbench, 100,000 rows in flight). The partition is
 // pruned as the statement runs, from the subquery, so that lease tokens
@@ -51,15 +52,29 @@ const (
 		WHERE m.id = u.id AND m.part = (SELECT current FROM courier_rotation)
 			AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
 		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
+	ackPartSQL = `DELETE FROM courier_messages m USING unnest($2::bigint[], $3::bigint[]) AS u(id, lease)
+		WHERE m.id = u.id AND m.part = $5
+			AND (m.lease = u.lease AND m.queue = $1 AND m.lease_exp > $4) IS TRUE
+		RETURNING m.id, m.lease, m.is_task, m.grp IS NOT NULL`
 )
+
+// ringHint is what a node last read of the ring (courier_rotation): the
+// current partition, and the last message id issued before it became
+// current. A message of a greater id is almost always in the current
+// partition; one of a smaller id, in the partition before it, until it
+// moves to the long-lived one. A hint may be stale: an ack that does not
+// find its message where the hint says looks everywhere (acking.finish).
+type ringHint struct {
+	current int16
+	firstID int64
+}
 
 // leaseKey is a lease: message id and lease number.
 type leaseKey struct{ id, lease int64 }
 
 // acking is an ack under way in a transaction that holds its queue's lock:
-// first in the partition sends go to now, where messages acked soon after
-// they were sent are (in, or the statement queued by queueCurrent), then
-// everywhere for the rest (finish).
+// first where the messages most likely are (likely, or the statements queued
+// by queueLikely), then everywhere for the rest (finish).
 type acking struct {
 	p     *store.AckParams
 	out   []error          // per lease
@@ -99,30 +114,73 @@ func (a *acking) args(keys []leaseKey) []any {
 	return []any{a.p.Queue, ids, leases, us(a.p.Now)}
 }
 
-// queueCurrent queues in b the delete in the current partition, and
-// reports whether it did (not when no lease is well formed); its rows go
-// to collect.
-func (a *acking) queueCurrent(b *pgx.Batch) bool {
+// queueLikely queues in b the deletes where the messages of the keys most
+// likely are, and returns how many statements it queued (none when no lease
+// is well formed); their rows go to collect. Without a ring hint, that is
+// the current partition; with one, the current partition for the messages
+// sent since it became current, and the partition before it for the
+// others. Right after a rotation every message in flight is in the
+// partition before: looking only in the current one, every ack of them
+// took a second statement, a look in all five partitions.
+func (a *acking) queueLikely(b *pgx.Batch, ring *ringHint) int {
 	if len(a.keys) == 0 {
-		return false
+		return 0
 	}
-	b.Queue(ackCurrentSQL, a.args(a.keys)...)
-	return true
+	if ring == nil {
+		b.Queue(ackCurrentSQL, a.args(a.keys)...)
+		return 1
+	}
+	var newer, older []leaseKey
+	for _, k := range a.keys {
+		if k.id > ring.firstID {
+			newer = append(newer, k)
+		} else {
+			older = append(older, k)
+		}
+	}
+	n := 0
+	for _, g := range [...]struct {
+		part int16
+		keys []leaseKey
+	}{{ring.current, newer}, {(ring.current + ringParts - 1) % ringParts, older}} {
+		if len(g.keys) > 0 { // in a fixed order, the same in every transaction
+			b.Queue(ackPartSQL, append(a.args(g.keys), g.part)...)
+			n++
+		}
+	}
+	return n
 }
 
-// in deletes the messages of the keys not acked yet, in the current
-// partition or in any.
-func (a *acking) in(t *txn, current bool) error {
-	a.keys = slices.DeleteFunc(a.keys, func(k leaseKey) bool { return a.acked[k] })
-	keys := a.keys
-	if len(keys) == 0 {
+// likely runs queueLikely's deletes.
+func (a *acking) likely(t *txn) error {
+	b := &pgx.Batch{}
+	n := a.queueLikely(b, t.ring)
+	if n == 0 {
 		return nil
 	}
-	sql := ackSQL
-	if current {
-		sql = ackCurrentSQL
+	br := t.SendBatch(t.ctx, b)
+	return errors.Join(a.collectN(t, br, n), br.Close())
+}
+
+// collectN collects the rows of the next n statements of br.
+func (a *acking) collectN(t *txn, br pgx.BatchResults, n int) error {
+	for range n {
+		rows, err := br.Query()
+		if err := a.collect(t, rows, err); err != nil {
+			return err
+		}
 	}
-	rows, err := t.Query(t.ctx, sql, a.args(keys)...)
+	return nil
+}
+
+// everywhere deletes the messages of the keys not acked yet, in whichever
+// partition they are.
+func (a *acking) everywhere(t *txn) error {
+	a.keys = slices.DeleteFunc(a.keys, func(k leaseKey) bool { return a.acked[k] })
+	if len(a.keys) == 0 {
+		return nil
+	}
+	rows, err := t.Query(t.ctx, ackSQL, a.args(a.keys)...)
 	return a.collect(t, rows, err)
 }
 
@@ -154,7 +212,7 @@ func (a *acking) collect(t *txn, rows pgx.Rows, err error) error {
 // finish looks everywhere for the messages not found in the current
 // partition, ends the tasks acked, counts, and answers one error per lease.
 func (a *acking) finish(t *txn) ([]error, error) {
-	if err := a.in(t, false); err != nil {
+	if err := a.everywhere(t); err != nil {
 		return nil, err
 	}
 	for k, i := range a.at {

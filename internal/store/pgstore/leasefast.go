@@ -92,12 +92,16 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time, a *acking
 	settings := queueFixPlans(t, b)
 	b.Queue(lockQueueSQL, p.Queue)
 	b.Queue(`SELECT pg_advisory_xact_lock_shared(` + moveLockKey + `)`)
-	acks := a != nil && a.queueCurrent(b)
+	acks := 0
+	if a != nil {
+		acks = a.queueLikely(b, t.ring)
+	}
 	b.Queue(`SET LOCAL enable_sort = off`)
 	b.Queue(leaseFastSQL, p.Queue, now, p.Max, maxBytes, vis)
 	b.Queue(`SET LOCAL enable_sort TO DEFAULT`)
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM courier_messages WHERE queue = $1 AND grp IS NOT NULL)`, p.Queue)
 	b.Queue(`SELECT `+nextDueSQL, p.Queue, now)
+	b.Queue(`SELECT current, first_id FROM courier_rotation`)
 	br := t.SendBatch(t.ctx, b)
 	var started []taskStart
 	err := func() error {
@@ -110,11 +114,8 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time, a *acking
 		if err := execN(br, 1); err != nil { // the move lock
 			return err
 		}
-		if acks {
-			rows, err := br.Query()
-			if err := a.collect(t, rows, err); err != nil {
-				return err
-			}
+		if err := a.collectN(t, br, acks); err != nil {
+			return err
 		}
 		if err := execN(br, 1); err != nil { // the setting
 			return err
@@ -146,6 +147,11 @@ func (s *Store) leaseFast(t *txn, p *store.LeaseParams, now time.Time, a *acking
 		if next != nil {
 			res.NextDue = *next
 		}
+		var ring ringHint
+		if err := br.QueryRow().Scan(&ring.current, &ring.firstID); err != nil {
+			return err
+		}
+		s.ring.Store(&ring)
 		return nil
 	}()
 	if err := errors.Join(err, br.Close()); err != nil {

@@ -125,9 +125,11 @@ type Store struct {
 	grouped *groupedQueues
 	// leases: this node's fast leases of a queue take turns (combine.go)
 	leases *combiner
-	ln     *listener // nil without Options.Notify
-	el     *elector  // nil without Options.Elect
-	rot    *rotator  // nil for a store bound to a transaction
+	// ring is what the last fast lease read of the ring (ack.go)
+	ring atomic.Pointer[ringHint]
+	ln   *listener // nil without Options.Notify
+	el   *elector  // nil without Options.Elect
+	rot  *rotator  // nil for a store bound to a transaction
 
 	closeOnce sync.Once
 }
@@ -273,6 +275,7 @@ type txn struct {
 	tasks  map[string]bool      // tasks that changed
 	counts map[string][2]int64  // sent, acked per queue, added at commit
 	due    map[string]time.Time // per queue, the earliest time something may be due (duehints.go)
+	ring   *ringHint            // the store's ring hint as the transaction began (ack.go)
 	// fixPlans: the hot verbs may fix how their statements are planned
 	// (lockQueueFixedPlans); not in an application's transaction, where
 	// SET LOCAL would outlive the verb.
@@ -327,7 +330,7 @@ func (s *Store) try(ctx context.Context, fn func(t *txn) error) (*txn, error) {
 		return nil, err
 	}
 	t := &txn{txConn: tx, ctx: ctx, queues: map[string]bool{}, tasks: map[string]bool{},
-		counts: map[string][2]int64{}, due: map[string]time.Time{}, fixPlans: !s.inTx}
+		counts: map[string][2]int64{}, due: map[string]time.Time{}, fixPlans: !s.inTx, ring: s.ring.Load()}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err
