@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,16 +23,40 @@ import (
 // maxCombined bounds the messages one combined lease asks for.
 const maxCombined = 1000
 
+// leaseRun runs one lease (Store.leaseFastTx).
+type leaseRun func(ctx context.Context, p *store.LeaseParams, now time.Time) (store.LeaseResult, error)
+
 // leaseCall is one caller's fast lease, alone or in a combined one.
 type leaseCall struct {
 	ctx  context.Context
 	p    *store.LeaseParams
 	now  time.Time
 	lead chan []*leaseCall // the group this call is to run, when its turn comes
-	done chan struct{}     // closed when res and err are set
-	res  store.LeaseResult
-	err  error
+	done chan struct{}     // closed when res, err and again are set
+	// taken and runner are set, under the combiner's mutex, when the call
+	// is taken into a group, and runner if it is to run it.
+	taken, runner bool
+	res           store.LeaseResult
+	err           error
+	again         again
 }
+
+// again says whether a call the combined lease did not serve runs once
+// more, alone.
+type again int
+
+const (
+	notAgain again = iota
+	// againWithoutAcks: the lease stopped at the byte limit before this
+	// call's share; its acks were applied.
+	againWithoutAcks
+	// againWhole: the combined lease failed, perhaps because of another
+	// call's input; nothing was applied.
+	againWhole
+)
+
+// errLeasePanicked is the error of the calls of a group whose run panicked.
+var errLeasePanicked = errors.New("pgstore: a combined lease panicked")
 
 // combiner has, per queue, whether a lease runs and the calls waiting.
 type combiner struct {
@@ -48,15 +73,14 @@ func newCombiner() *combiner {
 
 // lease runs p with run, alone or combined with others of its queue, and
 // returns its share.
-func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Time,
-	run func(context.Context, *store.LeaseParams, time.Time) (store.LeaseResult, error)) (store.LeaseResult, error) {
+func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Time, run leaseRun) (store.LeaseResult, error) {
 	call := &leaseCall{ctx: ctx, p: p, now: now, lead: make(chan []*leaseCall, 1), done: make(chan struct{})}
 	c.mu.Lock()
 	if !c.busy[p.Queue] {
 		c.busy[p.Queue] = true
 		c.mu.Unlock()
 		c.runGroup([]*leaseCall{call}, run)
-		return call.res, call.err
+		return c.result(call, run)
 	}
 	c.waiting[p.Queue] = append(c.waiting[p.Queue], call)
 	c.mu.Unlock()
@@ -65,71 +89,112 @@ func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Tim
 		c.runGroup(g, run)
 	case <-call.done:
 	case <-ctx.Done():
-		if c.withdraw(call) {
+		if !c.mustStay(call) {
+			// Withdrawn, or its share goes to nobody: the lease it is in
+			// may commit, and then the messages of that share are
+			// delivered again once the lease expires, as when a caller
+			// leaves while its answer is on the way.
 			return store.LeaseResult{}, ctx.Err()
 		}
-		select { // taken into a group already: it ends soon
-		case g := <-call.lead:
-			c.runGroup(g, run)
-		case <-call.done:
-		}
+		c.runGroup(<-call.lead, run)
 	}
-	return call.res, call.err
+	return c.result(call, run)
 }
 
-// withdraw takes call out of its queue's waiting calls, if it is there.
-func (c *combiner) withdraw(call *leaseCall) bool {
+// mustStay is called when a waiting call's caller gives up: it takes the
+// call out of its queue's waiting calls if it is still there, and reports
+// whether the call must stay, to run the group it was taken to run.
+func (c *combiner) mustStay(call *leaseCall) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.waiting[call.p.Queue]
 	for i, o := range w {
 		if o == call {
 			c.waiting[call.p.Queue] = append(w[:i:i], w[i+1:]...)
-			return true
+			return false
 		}
 	}
-	return false
+	return call.runner
+}
+
+// result is the call's outcome, once done, after running it again alone
+// if its combined lease did not serve it.
+func (c *combiner) result(call *leaseCall, run leaseRun) (store.LeaseResult, error) {
+	switch call.again {
+	case againWhole:
+		return run(call.ctx, call.p, call.now)
+	case againWithoutAcks:
+		p := *call.p
+		p.Acks, p.AckResults = nil, nil
+		res, err := run(call.ctx, &p, call.now)
+		res.Acked = call.res.Acked
+		return res, err
+	}
+	return call.res, call.err
 }
 
 // runGroup runs the calls of g as one lease, shares out the result, and
-// hands the queue's turn to the calls that waited meanwhile.
-func (c *combiner) runGroup(g []*leaseCall,
-	run func(context.Context, *store.LeaseParams, time.Time) (store.LeaseResult, error)) {
+// hands the queue's turn to the calls that waited meanwhile, even should
+// the run panic.
+func (c *combiner) runGroup(g []*leaseCall, run leaseRun) {
+	queue := g[0].p.Queue
+	shared := false
+	defer func() {
+		if !shared { // run panicked: the callers are told, the turn goes on
+			for _, call := range g {
+				call.err = errLeasePanicked
+				close(call.done)
+			}
+		}
+		c.next(queue)
+	}()
 	c.runs.Add(1)
 	c.calls.Add(int64(len(g)))
-	p, now := combined(g)
-	ctx, cancel := groupContext(g)
-	res, err := run(ctx, p, now)
-	cancel()
+	var res store.LeaseResult
+	var err error
+	if len(g) == 1 {
+		res, err = run(g[0].ctx, g[0].p, g[0].now)
+	} else {
+		p, now := combined(g)
+		ctx, cancel := groupContext(g)
+		res, err = run(ctx, p, now)
+		cancel()
+	}
 	share(g, res, err)
+	shared = true
 	for _, call := range g {
 		close(call.done)
 	}
-	c.next(p.Queue)
 }
 
 // next gives the turn of queue to the first call waiting, with the calls
-// that can go with it, or ends the queue's turn.
+// that can go with it, or ends the queue's turn. Calls whose caller gave up
+// meanwhile are dropped.
 func (c *combiner) next(queue string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.waiting[queue]
-	if len(w) == 0 {
+	var g, rest []*leaseCall
+	n := 0
+	for _, call := range c.waiting[queue] {
+		switch {
+		case call.ctx.Err() != nil:
+			call.taken, call.err = true, call.ctx.Err()
+			close(call.done)
+		case len(g) == 0 || call.p.Visibility == g[0].p.Visibility && n+call.p.Max <= maxCombined:
+			call.taken = true
+			g = append(g, call)
+			n += call.p.Max
+		default:
+			rest = append(rest, call)
+		}
+	}
+	if len(g) == 0 {
 		delete(c.busy, queue)
 		delete(c.waiting, queue)
 		return
 	}
-	g, rest := []*leaseCall{w[0]}, []*leaseCall{}
-	n := w[0].p.Max
-	for _, call := range w[1:] {
-		if call.p.Visibility == w[0].p.Visibility && n+call.p.Max <= maxCombined {
-			g = append(g, call)
-			n += call.p.Max
-		} else {
-			rest = append(rest, call)
-		}
-	}
 	c.waiting[queue] = rest
+	g[0].runner = true
 	g[0].lead <- g
 }
 
@@ -155,12 +220,10 @@ func groupContext(g []*leaseCall) (context.Context, context.CancelFunc) {
 
 // combined is the lease of the calls of g together: their counts added up,
 // their acks one after another, the latest time. The byte limit is the
-// smallest of theirs, so that the messages leased can always be shared out
-// by count (share): each call's share is then under its own limit.
+// smallest of theirs, so that each share, given by count (share), is
+// within its call's own limit; a call the limit leaves without a share
+// runs again alone (again).
 func combined(g []*leaseCall) (*store.LeaseParams, time.Time) {
-	if len(g) == 1 {
-		return g[0].p, g[0].now
-	}
 	first := g[0].p
 	p := &store.LeaseParams{Queue: first.Queue, Visibility: first.Visibility, Retry: first.Retry, Now: first.Now}
 	now := g[0].now
@@ -197,13 +260,33 @@ func combined(g []*leaseCall) (*store.LeaseParams, time.Time) {
 
 // share gives each call of g its part of the combined lease's result: the
 // messages in order, as many as each asked for; the outcomes of its acks.
+// A call left without messages because the lease stopped at the byte limit
+// runs again (againWithoutAcks). When a combined lease fails with an error
+// that need not be every call's (one call's input, say), each call runs
+// again alone (againWhole).
 func share(g []*leaseCall, res store.LeaseResult, err error) {
+	if err != nil {
+		for _, call := range g {
+			call.err = err
+			if len(g) > 1 {
+				switch {
+				case call.ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+					call.err = call.ctx.Err() // the call's own reason
+				case !sharedFailure(err):
+					call.again = againWhole
+				}
+			}
+		}
+		return
+	}
+	bytes := 0
+	for _, m := range res.Messages {
+		bytes += len(m.Body)
+	}
+	most := minBytes(g)
+	limited := len(g) > 1 && most > 0 && bytes >= most
 	msgs, acked := res.Messages, res.Acked
 	for _, call := range g {
-		if err != nil {
-			call.err = err
-			continue
-		}
 		n := min(call.p.Max, len(msgs))
 		call.res = store.LeaseResult{Messages: msgs[:n:n], NextDue: res.NextDue}
 		msgs = msgs[n:]
@@ -211,5 +294,29 @@ func share(g []*leaseCall, res store.LeaseResult, err error) {
 			k := min(len(call.p.Acks), len(acked))
 			call.res.Acked, acked = acked[:k:k], acked[k:]
 		}
+		if n == 0 && limited {
+			call.again = againWithoutAcks
+		}
 	}
+}
+
+// minBytes is the smallest byte limit of the calls of g (0: none).
+func minBytes(g []*leaseCall) int {
+	m := 0
+	for _, call := range g {
+		if b := call.p.MaxBytes; b > 0 && (m == 0 || b < m) {
+			m = b
+		}
+	}
+	return m
+}
+
+// sharedFailure: err is one every call of a combined lease would have met
+// alone (the database, the queue, the store, the callers' contexts), not
+// one that a call's own input may have caused.
+func sharedFailure(err error) bool {
+	return errors.Is(err, errNotFast) || errors.Is(err, store.ErrOutcomeUnknown) ||
+		errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, store.ErrQueueNotFound) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded)
 }

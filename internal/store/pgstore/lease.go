@@ -20,6 +20,13 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 		if !errors.Is(err, errNotFast) {
 			return res, err
 		}
+		if res.Acked != nil { // applied by a combined lease (combine.go): not again
+			q := *p
+			q.Acks, q.AckResults = nil, nil
+			full, err := s.leaseFull(ctx, &q, now)
+			full.Acked = res.Acked
+			return full, err
+		}
 	}
 	return s.leaseFull(ctx, p, now)
 }

@@ -117,9 +117,15 @@ func sendPlain(t *txn, queue string, msgs []store.NewMessage, now time.Time) ([]
 	if len(ids) != len(msgs) {
 		return nil, fmt.Errorf("pgstore: send inserted %d messages of %d", len(ids), len(msgs))
 	}
-	slices.Sort(ids) // taken in the messages' order
 	out := make([]store.SendResult, len(msgs))
 	for i, id := range ids {
+		// The rows come back in the order inserted, the messages' order, and
+		// the ids were taken in that order: increasing, as send's. Should a
+		// plan ever do otherwise, the send fails rather than pair a message
+		// with another's id.
+		if i > 0 && id <= ids[i-1] {
+			return nil, errors.New("pgstore: send: ids not in the messages' order")
+		}
 		out[i] = store.SendResult{ID: formatID(id)}
 		rows[i].id = id
 	}
