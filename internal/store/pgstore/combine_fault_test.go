@@ -63,19 +63,44 @@ func cbBusy(s *Store) func() bool {
 }
 
 type cbOut struct {
-	res  store.LeaseResult
-	err  error
-	took time.Duration
+	res store.LeaseResult
+	err error
 }
 
 func cbLease(ctx context.Context, s *Store, p *store.LeaseParams) chan cbOut {
 	ch := make(chan cbOut, 1)
 	go func() {
-		start := time.Now()
 		res, err := s.Lease(ctx, p)
-		ch <- cbOut{res, err, time.Since(start)}
+		ch <- cbOut{res, err}
 	}()
 	return ch
+}
+
+// together runs the leases of ps so that all but the first go together: the
+// first waits inside the database for the move lock, which another
+// connection holds, while the others queue behind it; then the lock is let
+// go. It returns their outcomes in order.
+func together(t *testing.T, s *Store, dsn string, ps ...*store.LeaseParams) []cbOut {
+	t.Helper()
+	ctx := context.Background()
+	x := cbConn(t, dsn)
+	if _, err := x.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); err != nil {
+		t.Fatal(err)
+	}
+	chs := []chan cbOut{cbLease(ctx, s, ps[0])}
+	waitFor(t, cbBusy(s))
+	for i, p := range ps[1:] {
+		chs = append(chs, cbLease(ctx, s, p))
+		waitFor(t, cbWaiting(s, i+1))
+	}
+	if _, err := x.Exec(ctx, `SELECT pg_advisory_unlock(`+cbMoveLock+`)`); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]cbOut, len(chs))
+	for i, ch := range chs {
+		out[i] = <-ch
+	}
+	return out
 }
 
 // The combined lease stops at the smallest byte limit of its calls: a call
@@ -90,20 +115,11 @@ func TestCombinedByteLimitServesEach(t *testing.T) {
 	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: msgs, Now: cbT0}); err != nil {
 		t.Fatal(err)
 	}
-	x := cbConn(t, dsn)
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
-	a := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, MaxBytes: 1000, Now: cbT0})
-	waitFor(t, cbBusy(s))
-	b := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 5, MaxBytes: 1000, Now: cbT0})
-	waitFor(t, cbWaiting(s, 1))
-	c := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 5, MaxBytes: 1000, Now: cbT0})
-	waitFor(t, cbWaiting(s, 2))
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_unlock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
-	oa, ob, oc := <-a, <-b, <-c
+	o := together(t, s, dsn,
+		&store.LeaseParams{Queue: "q", Max: 1, MaxBytes: 1000, Now: cbT0},
+		&store.LeaseParams{Queue: "q", Max: 5, MaxBytes: 1000, Now: cbT0},
+		&store.LeaseParams{Queue: "q", Max: 5, MaxBytes: 1000, Now: cbT0})
+	oa, ob, oc := o[0], o[1], o[2]
 	if oa.err != nil || ob.err != nil || oc.err != nil || len(oa.res.Messages) != 1 || len(ob.res.Messages) != 2 {
 		t.Errorf("A got %d, B got %d, C got %d (errs %v %v %v); want 1 and 2 (each within 1000 bytes)",
 			len(oa.res.Messages), len(ob.res.Messages), len(oc.res.Messages), oa.err, ob.err, oc.err)
@@ -263,22 +279,12 @@ func TestCombinedMeetsGroups(t *testing.T) {
 	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("g"), Group: "G"}}, Now: cbT0}); err != nil {
 		t.Fatal(err)
 	}
-	x := cbConn(t, dsn)
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
-	a := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
-	waitFor(t, cbBusy(s))
-	b := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 2, Now: cbT0, Acks: []string{first.Messages[0].Lease, "junk"}})
-	waitFor(t, cbWaiting(s, 1))
-	c := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 2, Now: cbT0, Acks: []string{first.Messages[1].Lease}})
-	waitFor(t, cbWaiting(s, 2))
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_unlock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
+	o := together(t, s, dsn,
+		&store.LeaseParams{Queue: "q", Max: 1, Now: cbT0},
+		&store.LeaseParams{Queue: "q", Max: 2, Now: cbT0, Acks: []string{first.Messages[0].Lease, "junk"}},
+		&store.LeaseParams{Queue: "q", Max: 2, Now: cbT0, Acks: []string{first.Messages[1].Lease}})
 	seen := map[string]int{}
-	for i, ch := range []chan cbOut{a, b, c} {
-		o := <-ch
+	for i, o := range o {
 		if o.err != nil {
 			t.Errorf("call %d: %v", i, o.err)
 		}
@@ -336,21 +342,12 @@ func TestCombinedOneInputFailsItsCallAlone(t *testing.T) {
 	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("m")}}, Now: cbT0}); err != nil {
 		t.Fatal(err)
 	}
-	x := cbConn(t, dsn)
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
-	a := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
-	waitFor(t, cbBusy(s))
-	b := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0,
-		Acks: []string{got.Messages[0].Lease}, AckResults: [][]byte{[]byte(`{not json`)}})
-	waitFor(t, cbWaiting(s, 1))
-	c := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
-	waitFor(t, cbWaiting(s, 2))
-	if _, err := x.Exec(ctx, `SELECT pg_advisory_unlock(`+cbMoveLock+`)`); err != nil {
-		t.Fatal(err)
-	}
-	oa, ob, oc := <-a, <-b, <-c
+	o := together(t, s, dsn,
+		&store.LeaseParams{Queue: "q", Max: 1, Now: cbT0},
+		&store.LeaseParams{Queue: "q", Max: 1, Now: cbT0,
+			Acks: []string{got.Messages[0].Lease}, AckResults: [][]byte{[]byte(`{not json`)}},
+		&store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
+	oa, ob, oc := o[0], o[1], o[2]
 	if oa.err != nil || ob.err == nil {
 		t.Errorf("A: %v, B: %v; want A secbed and B refused for its result", oa.err, ob.err)
 	}
