@@ -146,8 +146,20 @@ func TestCombinedCallLeavesWhenItsCallerGivesUp(t *testing.T) {
 	if _, err := x.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); err != nil {
 		t.Fatal(err)
 	}
+	// waiting: how many wait for this schema's move lock (other tests'
+	// schemas have locks of their own).
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var got int
+			err := x.QueryRow(ctx, `SELECT count(*) FROM pg_locks l, (SELECT `+cbMoveLock+` AS k) h
+				WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+					AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+					AND l.classid::bigint = (h.k >> 32) & 4294967295 AND l.objid::bigint = h.k & 4294967295`).Scan(&got)
+			return err == nil && got == n
+		}
+	}
 	a := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
-	waitFor(t, cbBusy(s))
+	waitFor(t, waiting(1)) // A waits inside the database
 	b := cbLease(ctx, s, &store.LeaseParams{Queue: "q", Max: 1, Now: cbT0})
 	waitFor(t, cbWaiting(s, 1))
 	cctx, cancel := context.WithTimeout(ctx, 24*time.Hour)
@@ -157,11 +169,7 @@ func TestCombinedCallLeavesWhenItsCallerGivesUp(t *testing.T) {
 	// y queues for the lock behind A: once A ends, the group {B, C} waits for y.
 	yd := make(chan error, 1)
 	go func() { _, err := y.Exec(ctx, `SELECT pg_advisory_lock(`+cbMoveLock+`)`); yd <- err }()
-	waitFor(t, func() bool {
-		var n int
-		_ = x.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n)
-		return n == 2
-	})
+	waitFor(t, waiting(2))
 	if _, err := x.Exec(ctx, `SELECT pg_advisory_unlock(`+cbMoveLock+`)`); err != nil {
 		t.Fatal(err)
 	}
