@@ -215,10 +215,41 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
 			wake = res.NextDue
 		}
-		if !b.waitUntil(ctx, watch, b.bounded(wake.Sub(now))) {
+		msgs, woke, err := b.wait(ctx, queue, o, watch, b.bounded(wake.Sub(now)))
+		if err != nil || len(msgs) > 0 {
+			return Received{Messages: msgs, Acked: acked}, wrap("receive", err)
+		}
+		if !woke {
 			return Received{Acked: acked}, nil // the caller left or the server is stopping: nothing to hand out
 		}
 	}
+}
+
+// wait waits for the queue's next change, or d, as waitUntil does. When
+// the store can hand messages to waiting receives (store.Handoff), the wait
+// leaves a claim, and messages leased for it by the change that made them
+// ready are answered at once.
+func (b *Broker) wait(ctx context.Context, queue string, o ReceiveOptions, watch <-chan struct{}, d time.Duration) ([]store.Message, bool, error) {
+	h, ok := b.st.(store.Handoff)
+	if !ok {
+		return nil, b.waitUntil(ctx, watch, d), nil
+	}
+	c := h.Claim(&store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility})
+	if c == nil {
+		return nil, b.waitUntil(ctx, watch, d), nil
+	}
+	t := b.clock.NewTimer(d)
+	defer t.Stop()
+	woke := true
+	select {
+	case <-c.Done():
+	case <-watch:
+	case <-t.C():
+	case <-ctx.Done():
+		woke = false
+	}
+	msgs, err := c.Withdraw() // a claim taken meanwhile is answered even so
+	return msgs, woke, err
 }
 
 // checkReceive validates a receive, setting the default Max.

@@ -115,6 +115,38 @@ func TestReceiveCancelled(t *testing.T) {
 	if n := e.clk.Timers(); n != 0 {
 		t.Fatalf("%d timers left behind", n)
 	}
+	// The receive that left withdrew its claim: nothing is leased for it.
+	e.send(t, "q", msg(`"later"`))
+	if st := e.stats(t, "q"); st.Ready != 1 || st.InFlight != 0 {
+		t.Fatalf("after a send, stats %+v; want the message ready for the next receive", st)
+	}
+}
+
+// TestReceiveWaitersServedInOrder: receives waiting on an empty queue are
+// handed a send's messages oldest first, each up to its max, and the one
+// left over keeps waiting.
+func TestReceiveWaitersServedInOrder(t *testing.T) {
+	t.Parallel()
+	e := setup(t, broker.Options{})
+	e.put(t, "q", broker.QueueSettings{})
+	var chs []<-chan received
+	for _, max := range []int{2, 1, 1} {
+		added := e.clk.TimerAdded()
+		chs = append(chs, e.receiveAsync(t.Context(), "q", broker.ReceiveOptions{Max: max, Wait: 30 * time.Second}))
+		<-added
+	}
+	e.send(t, "q", msg(`1`), msg(`2`), msg(`3`))
+	r0, r1 := <-chs[0], <-chs[1]
+	if r0.err != nil || len(r0.msgs) != 2 || string(r0.msgs[0].Body) != `1` || string(r0.msgs[1].Body) != `2` {
+		t.Fatalf("first receive = %+v, %v; want 1 and 2", r0.msgs, r0.err)
+	}
+	wantBody(t, r1, `3`)
+	pending(t, chs[2])
+	e.send(t, "q", msg(`4`))
+	wantBody(t, <-chs[2], `4`)
+	if st := e.stats(t, "q"); st.Ready != 0 || st.InFlight != 4 {
+		t.Fatalf("stats %+v, want 4 in flight", st)
+	}
 }
 
 func TestReceiveWokenByResume(t *testing.T) {

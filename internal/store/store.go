@@ -57,6 +57,29 @@ type WebhookWatcher interface {
 	WatchWebhooks() <-chan struct{}
 }
 
+// Handoff is an optional capability of a Store: a long-poll that found
+// nothing leaves a claim, and the next change that makes messages ready in
+// the queue (a send, most often) leases them for the claim in its own
+// atomic write. One fsync then covers the send and the lease, and the
+// message reaches the waiting receiver without a second write.
+type Handoff interface {
+	// Claim registers a waiting receive of up to p.Max messages (p.MaxBytes
+	// and p.Visibility as in Lease; p.Acks must be empty: a claim only
+	// leases). It answers nil when the queue does not exist.
+	Claim(p *LeaseParams) Claim
+}
+
+// Claim is a waiting receive registered with a Handoff store.
+type Claim interface {
+	// Done is closed once messages have been leased for the claim and the
+	// lease is durable.
+	Done() <-chan struct{}
+	// Withdraw ends the claim and answers the messages leased for it, if
+	// any: a claim taken by a change still being synced is waited for, so
+	// that no lease is handed out before it is durable, nor left unreported.
+	Withdraw() ([]Message, error)
+}
+
 // Store is the storage port. All methods are safe for concurrent use. Every
 // method that changes state returns only once the change is durable, and
 // reads answer only durable state: never a change a crash could still undo

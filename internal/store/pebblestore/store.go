@@ -84,6 +84,8 @@ type Store struct {
 	seqHigh  uint64 // persisted bound: every seq handed out is below it
 	rnd      *rand.Rand
 	watchers map[string]chan struct{}
+	// claims are the receives waiting on each queue (handoff.go).
+	claims map[string][]*claim
 	// taskWatchers are woken at their task's next change, by seq.
 	taskWatchers map[uint64]chan struct{}
 	// hookWatch is closed when a webhook becomes due (see WatchWebhooks).
@@ -158,6 +160,7 @@ func Open(o Options) (*Store, error) {
 		queues: map[string]*queue{}, byID: map[uint32]*queue{},
 		rnd:          rand.New(rand.NewChaCha8(seed())),
 		watchers:     map[string]chan struct{}{},
+		claims:       map[string][]*claim{},
 		taskWatchers: map[uint64]chan struct{}{},
 		tasks:        newTaskCache(o.TaskCacheBytes),
 		health:       health,

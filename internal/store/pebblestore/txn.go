@@ -77,6 +77,8 @@ type txn struct {
 	// the batch applies.
 	taskWrites map[uint64][]byte
 	taskReads  []cachedRead
+	// handed are the waiting receives this txn leased messages for (handoff.go).
+	handed []handed
 	// changedMsgs, when not nil, collects the seqs whose records the txn
 	// wrote or deleted (see Ack).
 	changedMsgs map[uint64]struct{}
@@ -162,6 +164,11 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
 	result := fn(t)
+	if result == nil || result == o.keep {
+		if err := t.handOff(); err != nil {
+			result = err
+		}
+	}
 	if result != nil && (o.keep == nil || result != o.keep) {
 		unlock()
 		t.b.Close()
@@ -182,6 +189,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		unlock()
 		return broken
 	}
+	t.takeClaims()
 	n := s.dur.noteApplied()
 	s.ops.Add(1)
 	unlock()
@@ -194,9 +202,11 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		s.breakLocked(broken)
 		s.mu.Unlock()
 		s.dur.noteFailed(broken)
+		t.settleClaims(broken)
 		return broken
 	}
 	s.dur.noteSynced(n)
+	t.settleClaims(nil)
 	if t.hookDue {
 		s.wakeWebhooks()
 	}
