@@ -20,7 +20,7 @@ import (
 )
 
 // claim is a waiting receive. Its fields other than msgs and err are fixed
-// at creation; taken is guarded by Store.mu; msgs and err are set before
+// at creation; taken is guarded by Store.cmu; msgs and err are set before
 // done is closed and read only after.
 type claim struct {
 	s        *Store
@@ -28,7 +28,7 @@ type claim struct {
 	max      int
 	maxBytes int
 	vis      time.Duration // 0: the queue's visibility timeout
-	taken    bool          // leased for by an applied change: Withdraw waits for done
+	taken    bool          // leased for by a change being made: Withdraw waits for done
 	msgs     []store.Message
 	err      error
 	done     chan struct{}
@@ -44,32 +44,38 @@ var _ store.Handoff = (*Store)(nil)
 
 // Claim registers a waiting receive on an existing queue (nil otherwise).
 func (s *Store) Claim(p *store.LeaseParams) store.Claim {
+	if s.refused() != nil {
+		return nil // at once, as Watch: not queued behind a stalled commit
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.queues[p.Queue]; !ok || s.usable() != nil {
 		return nil
 	}
 	c := &claim{s: s, queue: p.Queue, max: p.Max, maxBytes: p.MaxBytes, vis: p.Visibility, done: make(chan struct{})}
+	s.cmu.Lock()
 	s.claims[p.Queue] = append(s.claims[p.Queue], c)
+	s.cmu.Unlock()
 	return c
 }
 
 func (c *claim) Done() <-chan struct{} { return c.done }
 
+// Withdraw takes cmu, never mu: a commit stalled by the engine holds mu.
 func (c *claim) Withdraw() ([]store.Message, error) {
 	s := c.s
-	s.mu.Lock()
+	s.cmu.Lock()
 	if !c.taken {
 		s.dropClaim(c)
-		s.mu.Unlock()
+		s.cmu.Unlock()
 		return nil, nil
 	}
-	s.mu.Unlock()
-	<-c.done // the change that leased for it is being synced
+	s.cmu.Unlock()
+	<-c.done // the change that leased for it is being made and synced
 	return c.msgs, c.err
 }
 
-// dropClaim removes c from its queue's waiting claims. Requires mu.
+// dropClaim removes c from its queue's waiting claims. Requires cmu.
 func (s *Store) dropClaim(c *claim) {
 	cs := slices.DeleteFunc(s.claims[c.queue], func(x *claim) bool { return x == c })
 	if len(cs) == 0 {
@@ -84,25 +90,39 @@ func (s *Store) dropClaim(c *claim) {
 // queue left with nothing ready is taken out of t.wake: its other waiting
 // receives would wake only to find nothing. Requires mu.
 func (t *txn) handOff() error {
-	if len(t.s.claims) == 0 || len(t.wake) == 0 {
+	if len(t.wake) == 0 {
 		return nil
 	}
-	wake := t.wake[:0:0]
-	for i, name := range t.wake {
-		if slices.Contains(t.wake[:i], name) {
+	s := t.s
+	s.cmu.Lock() // held while leasing: a Withdraw sees a claim before or after, taken
+	defer s.cmu.Unlock()
+	if len(s.claims) == 0 {
+		return nil
+	}
+	// Leasing can make messages ready in another queue (a task dropped past
+	// its retention sends its outcome to its reply_to queue): t.wake grows
+	// meanwhile, and the queues it gains are handled too.
+	var names []string
+	for i := 0; i < len(t.wake); i++ {
+		name := t.wake[i]
+		if slices.Contains(names, name) {
 			continue
 		}
-		w, ok := t.queue(name)
-		if ok && !w.rec.Paused {
+		names = append(names, name)
+		if w, ok := t.queue(name); ok && !w.rec.Paused {
 			if err := t.handOffIn(w); err != nil {
+				for _, h := range t.handed { // the txn is dropped: they wait on
+					h.c.taken = false
+				}
+				t.handed = nil
 				return err
 			}
 		}
-		if !ok || w.c.ready > 0 {
-			wake = append(wake, name)
-		}
 	}
-	t.wake = wake
+	t.wake = slices.DeleteFunc(names, func(name string) bool {
+		w, ok := t.queue(name)
+		return ok && w.c.ready <= 0
+	})
 	return nil
 }
 
@@ -120,18 +140,31 @@ func (t *txn) handOffIn(w *qwork) error {
 		if err != nil || len(msgs) == 0 {
 			return err
 		}
+		c.taken = true
 		t.handed = append(t.handed, handed{c, msgs})
 	}
 	return nil
 }
 
-// takeClaims marks the claims this txn leased for as taken, once its
-// batch is applied. Requires mu.
+// takeClaims removes the claims this txn leased for from the waiting
+// ones, once its batch is applied.
 func (t *txn) takeClaims() {
+	if len(t.handed) == 0 {
+		return
+	}
+	t.s.cmu.Lock()
+	defer t.s.cmu.Unlock()
 	for _, h := range t.handed {
-		h.c.taken = true
 		t.s.dropClaim(h.c)
 	}
+}
+
+// dropClaims answers the claims this txn leased for with err, when its
+// batch was not applied (a failed write, a panic): no lease was handed out.
+func (t *txn) dropClaims(err error) {
+	t.takeClaims()
+	t.settleClaims(err)
+	t.handed = nil
 }
 
 // settleClaims answers the claims this txn leased for, once its batch is

@@ -84,7 +84,10 @@ type Store struct {
 	seqHigh  uint64 // persisted bound: every seq handed out is below it
 	rnd      *rand.Rand
 	watchers map[string]chan struct{}
-	// claims are the receives waiting on each queue (handoff.go).
+	// claims are the receives waiting on each queue (handoff.go), guarded
+	// by cmu, not mu: a Withdraw must not wait behind a stalled commit.
+	// cmu is taken after mu when both are held, and never across a write.
+	cmu    sync.Mutex
 	claims map[string][]*claim
 	// taskWatchers are woken at their task's next change, by seq.
 	taskWatchers map[uint64]chan struct{}

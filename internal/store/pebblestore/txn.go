@@ -153,8 +153,12 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	s.mu.Lock()
 	held := true
 	unlock := func() { held = false; s.mu.Unlock() }
+	var t *txn
 	defer func() {
 		if held {
+			if t != nil { // the claims it leased for are not left waiting on it
+				t.dropClaims(fmt.Errorf("%w: the change that leased for this receive stopped halfway", store.ErrFailed))
+			}
 			s.failLocked(recover())
 		}
 	}()
@@ -162,7 +166,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		unlock()
 		return err
 	}
-	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
+	t = &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
 	result := fn(t)
 	if result == nil || result == o.keep {
 		if err := t.handOff(); err != nil {
@@ -187,6 +191,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	if err != nil {
 		broken := s.breakLocked(fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err))
 		unlock()
+		t.dropClaims(broken)
 		return broken
 	}
 	t.takeClaims()
