@@ -199,7 +199,20 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	// closed gets the outcome of stopping the background work and closing
+	// the store, which Stop may stop waiting for (see closeGrace).
+	closed chan error
 }
+
+// ErrNotClosed: a stop gave up waiting for the store to close. Only a
+// write the storage engine has stalled (a full disk) holds a close that
+// long; every change already answered is durable, and the next start
+// recovers the store as after a crash.
+var ErrNotClosed = errors.New("the store did not close: a write is stalled (is the disk full?); stopped without a clean close, every acknowledged change is durable and the next start recovers")
+
+// closeGrace is how long a stop waits past its deadline for the store to
+// close. A clean close takes milliseconds. A var, for tests.
+var closeGrace = 5 * time.Second
 
 // Start opens the store, starts maintenance and begins serving HTTP. The
 // server runs until Stop; ctx only bounds the start itself.
@@ -267,8 +280,34 @@ func (s *Server) Stop(ctx context.Context) error {
 		if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
-		err = errors.Join(err, s.loop.Stop(ctx), s.hooks.Stop(ctx), closeStore(s.st, s.clk))
-		s.stopErr = err
+		s.stopErr = errors.Join(err, s.stopBackground(ctx))
 	})
 	return s.stopErr
 }
+
+// stopBackground stops maintenance and webhook deliveries and closes the
+// store. Each waits for the store calls in flight, and a call the engine
+// has stalled never returns: past ctx's deadline and closeGrace it gives
+// up (ErrNotClosed), so that the process can exit — the close goes on in
+// the background, and Closed tells when it is done.
+func (s *Server) stopBackground(ctx context.Context) error {
+	s.closed = make(chan error, 1)
+	go func() { s.closed <- errors.Join(s.loop.Stop(ctx), s.hooks.Stop(ctx), closeStore(s.st, s.clk)) }()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return <-s.closed
+	}
+	t := time.NewTimer(time.Until(deadline) + closeGrace)
+	defer t.Stop()
+	select {
+	case err := <-s.closed:
+		s.closed <- err
+		return err
+	case <-t.C:
+		return ErrNotClosed
+	}
+}
+
+// Closed answers, after Stop, once the store is closed: at once unless
+// Stop gave up waiting for it (ErrNotClosed).
+func (s *Server) Closed() <-chan error { return s.closed }
