@@ -30,7 +30,8 @@ database's schema must be migrated first (courier migrate), or pass
 lose acknowledged messages: courier refuses it unless
 --allow-unsafe-durability is given. SIGINT or SIGTERM stop the server cleanly: it stops
 accepting requests, answers open long-polls, waits up to --shutdown-timeout
-for requests in flight, and closes the store.
+for requests in flight, and closes the store (giving up 5s later, with exit
+status 1, if a write stalled by a full disk holds it).
 
 Webhooks of tasks reach public addresses only: loopback, private, link-local
 (cloud metadata) and other reserved addresses are refused, also when a name
