@@ -2,76 +2,20 @@ package pebblestore
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/courierhq/courier/internal/store"
+	"github.com/courierhq/courier/internal/store/pebblestore/gatefs"
 )
-
-// gateFS holds WAL fsyncs while its gate is shut: a write is then applied
-// (visible) but not yet durable, for as long as the test likes.
-type gateFS struct {
-	vfs.FS
-	mu      sync.Mutex
-	gate    chan struct{} // nil: open; else syncs wait for it to close
-	entered chan struct{} // gets a value when a sync starts waiting
-}
-
-func (fs *gateFS) shut() {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.gate, fs.entered = make(chan struct{}), make(chan struct{}, 16)
-}
-
-// open lets held syncs go on; open when open is a no-op.
-func (fs *gateFS) open() {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.gate != nil {
-		close(fs.gate)
-		fs.gate = nil
-	}
-}
-
-// Unwrap is the FS under the gate (the embedded FS's Unwrap would answer
-// nil, hiding it).
-func (fs *gateFS) Unwrap() vfs.FS { return fs.FS }
-
-func (fs *gateFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.Create(name, cat)
-	if err != nil || !strings.HasSuffix(name, ".log") {
-		return f, err
-	}
-	return &gatedFile{File: f, fs: fs}, nil
-}
-
-type gatedFile struct {
-	vfs.File
-	fs *gateFS
-}
-
-func (f *gatedFile) Sync() error     { f.wait(); return f.File.Sync() }
-func (f *gatedFile) SyncData() error { f.wait(); return f.File.SyncData() }
-
-func (f *gatedFile) wait() {
-	f.fs.mu.Lock()
-	gate, entered := f.fs.gate, f.fs.entered
-	f.fs.mu.Unlock()
-	if gate != nil {
-		entered <- struct{}{}
-		<-gate
-	}
-}
 
 // TestReadsWaitForSync: a task acked but not yet fsynced is not shown as
 // succeeded; the read answers once the ack is durable, and shows it.
 func TestReadsWaitForSync(t *testing.T) {
 	ctx := context.Background()
-	fs := &gateFS{FS: vfs.NewMem()}
+	fs := gatefs.New(vfs.NewMem())
 	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -93,15 +37,15 @@ func TestReadsWaitForSync(t *testing.T) {
 		t.Fatal(lr, err)
 	}
 
-	fs.shut()
-	defer fs.open() // before Close, which waits for the held ack, even if the test fails
+	fs.Hold()
+	defer fs.Release() // before Close, which waits for the held ack, even if the test fails
 	acked := make(chan error, 1)
 	go func() {
 		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease},
 			Results: [][]byte{[]byte(`"done"`)}, Now: now})
 		acked <- err
 	}()
-	<-fs.entered // the ack is applied and its fsync is held
+	<-fs.Entered() // the ack is applied and its fsync is held
 	type answer struct {
 		t   store.Task
 		err error
@@ -116,7 +60,7 @@ func TestReadsWaitForSync(t *testing.T) {
 	case a := <-got:
 		t.Fatalf("GetTask answered %s before the ack was durable (err %v)", a.t.State, a.err)
 	}
-	fs.open()
+	fs.Release()
 	if a := <-got; a.err != nil || a.t.State != store.TaskSucceeded || string(a.t.Result) != `"done"` {
 		t.Fatalf("GetTask after the sync = %+v, %v", a.t, a.err)
 	}
@@ -130,7 +74,7 @@ func TestReadsWaitForSync(t *testing.T) {
 // durable — here, an ack whose fsync is held, which emptied the queue.
 func TestEmptyLeaseIsARead(t *testing.T) {
 	ctx := context.Background()
-	fs := &gateFS{FS: vfs.NewMem()}
+	fs := gatefs.New(vfs.NewMem())
 	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -161,14 +105,14 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 		t.Fatalf("an empty lease applied %d batches, want 0", after-before)
 	}
 
-	fs.shut()
-	defer fs.open()
+	fs.Hold()
+	defer fs.Release()
 	acked := make(chan error, 1)
 	go func() {
 		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease}, Now: now})
 		acked <- err
 	}()
-	<-fs.entered // the ack is applied and its fsync is held
+	<-fs.Entered() // the ack is applied and its fsync is held
 	got := make(chan error, 1)
 	go func() { _, err := lease(); got <- err }()
 	select {
@@ -176,7 +120,7 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 	case err := <-got:
 		t.Fatalf("the empty lease answered (%v) before the ack it saw was durable", err)
 	}
-	fs.open()
+	fs.Release()
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/courierhq/courier/internal/store"
+	"github.com/courierhq/courier/internal/store/pebblestore/gatefs"
 )
 
 var handoffNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -164,18 +165,18 @@ func TestHandoffPausedOrMissing(t *testing.T) {
 // not answered, and a Withdraw waits for the sync rather than dropping a
 // lease already applied — then answers it.
 func TestHandoffWaitsForTheSync(t *testing.T) {
-	fs := &gateFS{FS: vfs.NewMem()}
+	fs := gatefs.New(vfs.NewMem())
 	s := handoffStore(t, fs)
 	c := s.Claim(&store.LeaseParams{Queue: "q", Max: 1})
-	fs.shut()
-	defer fs.open()
+	fs.Hold()
+	defer fs.Release()
 	sent := make(chan error, 1)
 	go func() {
 		_, err := s.Send(context.Background(), &store.SendParams{Queue: "q", Now: handoffNow,
 			Messages: []store.NewMessage{{Body: []byte(`1`), Kind: store.BodyJSON}}})
 		sent <- err
 	}()
-	<-fs.entered // applied, fsync held
+	<-fs.Entered() // applied, fsync held
 	type answer struct {
 		msgs []store.Message
 		err  error
@@ -189,7 +190,7 @@ func TestHandoffWaitsForTheSync(t *testing.T) {
 		t.Fatalf("Withdraw answered %+v, %v before the lease was durable", a.msgs, a.err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	fs.open()
+	fs.Release()
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
