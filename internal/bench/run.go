@@ -78,9 +78,11 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue}
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
+	syncs := startWALSyncs(tg)
 	res := startResources()
 	out, err := s.run(ctx, r)
 	cpu, cpuOK, peak := res.finish()
+	syncs.note(r.extra)
 	r.prog.stop()
 	if err != nil {
 		return nil, fmt.Errorf("bench %s: %w", cfg.Workload, err)

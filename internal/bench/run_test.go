@@ -149,6 +149,14 @@ func TestLatencyOpenLoop(t *testing.T) {
 	if !ok50 || !ok99 || p50 <= 0 || p99 < p50 || res.Extra["disk_sync_max_ms"].(float64) < p99 {
 		t.Errorf("disk sync latency: p50 %v p99 %v max %v", res.Extra["disk_sync_p50_ms"], p99, res.Extra["disk_sync_max_ms"])
 	}
+	// The run's own WAL fsyncs: at least one, at most one per write (a
+	// send, a lease, an ack per message).
+	n, _ := res.Extra["wal_syncs"].(uint64)
+	w50, _ := res.Extra["wal_sync_p50_ms"].(float64)
+	w99, _ := res.Extra["wal_sync_p99_ms"].(float64)
+	if n == 0 || n > 3*(200+warmUpMessages) || w50 <= 0 || w99 < w50 {
+		t.Errorf("WAL syncs %v, p50 %v, p99 %v", res.Extra["wal_syncs"], res.Extra["wal_sync_p50_ms"], res.Extra["wal_sync_p99_ms"])
+	}
 }
 
 // TestSyncProbe: the probe syncs as many times as asked, each taking some

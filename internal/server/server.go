@@ -308,6 +308,16 @@ func (s *Server) stopBackground(ctx context.Context) error {
 	}
 }
 
+// WALSyncs reports the fsyncs of the store's write-ahead log so far; false
+// when the store does not report them (PostgreSQL).
+func (s *Server) WALSyncs() (store.SyncHistogram, bool) {
+	r, ok := s.st.(store.SyncReporter)
+	if !ok {
+		return store.SyncHistogram{}, false
+	}
+	return r.WALSyncs(), true
+}
+
 // Closed answers, after Stop, once the store is closed: at once unless
 // Stop gave up waiting for it (ErrNotClosed).
 func (s *Server) Closed() <-chan error { return s.closed }

@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -55,6 +56,50 @@ type WebhookWatcher interface {
 	// WatchWebhooks returns a channel closed at the next durable change
 	// that makes a webhook due.
 	WatchWebhooks() <-chan struct{}
+}
+
+// SyncReporter is an optional capability of a Store: the latencies of the
+// fsyncs of its write-ahead log, which every answer waits for (the
+// embedded store; PostgreSQL's are the database's own).
+type SyncReporter interface {
+	WALSyncs() SyncHistogram
+}
+
+// SyncHistogram counts fsyncs by latency: Cumulative[i] of them took at
+// most Upper[i]; Count is every one (some may exceed the last bound).
+type SyncHistogram struct {
+	Upper      []time.Duration
+	Cumulative []uint64
+	Count      uint64
+}
+
+// Since is h less what before counted: the fsyncs between two snapshots
+// of one histogram.
+func (h SyncHistogram) Since(before SyncHistogram) SyncHistogram {
+	out := SyncHistogram{Upper: h.Upper, Cumulative: make([]uint64, len(h.Cumulative)), Count: h.Count - before.Count}
+	for i, c := range h.Cumulative {
+		if i < len(before.Cumulative) {
+			c -= before.Cumulative[i]
+		}
+		out.Cumulative[i] = c
+	}
+	return out
+}
+
+// Quantile is the latency under which a fraction q of the fsyncs fell,
+// read as the upper bound of the bucket that holds it; 0 with none, and
+// the last bound if it lies past every bucket.
+func (h SyncHistogram) Quantile(q float64) time.Duration {
+	if h.Count == 0 || len(h.Upper) == 0 {
+		return 0
+	}
+	rank := max(uint64(math.Ceil(q*float64(h.Count))), 1)
+	for i, c := range h.Cumulative {
+		if c >= rank {
+			return h.Upper[i]
+		}
+	}
+	return h.Upper[len(h.Upper)-1]
 }
 
 // Handoff is an optional capability of a Store: a long-poll that found

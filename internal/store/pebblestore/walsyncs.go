@@ -1,0 +1,27 @@
+package pebblestore
+
+import (
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+var _ store.SyncReporter = (*Store)(nil)
+
+// WALSyncs reports the WAL's fsyncs so far, from the latency histogram
+// Pebble keeps of them (100 µs buckets up to 5 ms, then exponential).
+func (s *Store) WALSyncs() store.SyncHistogram {
+	m := &dto.Metric{}
+	if h := s.db.Metrics().LogWriter.FsyncLatency; h == nil || h.Write(m) != nil || m.Histogram == nil {
+		return store.SyncHistogram{}
+	}
+	var out store.SyncHistogram
+	for _, b := range m.Histogram.Bucket {
+		out.Upper = append(out.Upper, time.Duration(b.GetUpperBound())) // observed in nanoseconds
+		out.Cumulative = append(out.Cumulative, b.GetCumulativeCount())
+	}
+	out.Count = m.Histogram.GetSampleCount()
+	return out
+}

@@ -1,0 +1,30 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSyncHistogram: the difference of two snapshots counts what happened
+// between them, and its quantiles are the upper bounds of the buckets that
+// hold them.
+func TestSyncHistogram(t *testing.T) {
+	up := []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, time.Millisecond}
+	before := SyncHistogram{Upper: up, Cumulative: []uint64{5, 5, 6}, Count: 7}
+	after := SyncHistogram{Upper: up, Cumulative: []uint64{5, 95, 105}, Count: 107}
+	h := after.Since(before)
+	if h.Count != 100 || h.Cumulative[0] != 0 || h.Cumulative[1] != 90 || h.Cumulative[2] != 99 {
+		t.Fatalf("Since = %+v", h)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 200 * time.Microsecond}, {0.9, 200 * time.Microsecond}, {0.95, time.Millisecond}, {0.99, time.Millisecond}, {1, time.Millisecond}} {
+		if got := h.Quantile(c.q); got != c.want {
+			t.Errorf("Quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := (SyncHistogram{}).Quantile(0.5); got != 0 {
+		t.Errorf("Quantile of nothing = %v, want 0", got)
+	}
+}
