@@ -98,6 +98,7 @@ type Worker struct {
 
 	sem    chan struct{}  // a token per running handler; capacity Concurrency
 	linger time.Duration  // receiveLinger; tests change it
+	hold   time.Duration  // ackHold; tests change it
 	acks   chan *Delivery // successful deliveries, for the ackers to batch
 	// ackQuit tells the ackers to ack what is queued and end; ackersGone
 	// is closed when they have. The acks channel is never closed: a handler
@@ -112,6 +113,10 @@ type Worker struct {
 	held               *heldAcks
 	holdQuit, holdDone chan struct{}
 	noCarry            atomic.Bool // receives no longer carry acks (worker_receive.go, carried)
+	// drained: the last receive got fewer messages than it asked for, so
+	// the next ones are likely to long-poll and carry no ack soon: acks then
+	// go out at once (worker_ackhold.go).
+	drained atomic.Bool
 
 	// Set by start, read-only after.
 	base     context.Context    // parent of handler and settle contexts
@@ -159,6 +164,7 @@ func NewWorker(c *Client, queue string, h Handler, opts WorkerOptions) *Worker {
 		c: c, queue: queue, h: h, opts: opts, log: opts.Logger.With("queue", queue),
 		sem:     make(chan struct{}, opts.Concurrency),
 		linger:  receiveLinger,
+		hold:    ackHold,
 		acks:    make(chan *Delivery, opts.Concurrency),
 		ackQuit: make(chan struct{}), ackersGone: make(chan struct{}), ackTurn: make(chan struct{}, 1),
 		held: newHeldAcks(), holdQuit: make(chan struct{}), holdDone: make(chan struct{}),

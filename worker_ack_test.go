@@ -274,3 +274,40 @@ func TestWorkerServerWithoutCarriedAcks(t *testing.T) {
 		t.Errorf("warnings %q; want the one saying acks go out on their own", ws)
 	}
 }
+
+// TestWorkerAcksAtOnceWhenDrained: on a queue the worker has drained, its
+// receives are long-polls that carry no ack until the next message comes,
+// so an ack does not wait for one: here the hold is an hour (and so is a
+// receive's wait for more free handlers, which would otherwise start one
+// that carries it), the handler ends after the receives have gone out,
+// and each message is still acked while the worker waits for the next.
+func TestWorkerAcksAtOnceWhenDrained(t *testing.T) {
+	t.Parallel()
+	plain, url := setupURL(t)
+	c, _, _ := countingClient(t, url)
+	w := courier.NewWorker(c, "drained", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		time.Sleep(50 * time.Millisecond) // the worker's receives are long-polling by the time it is done
+		return nil
+	}), courier.WorkerOptions{Concurrency: 4, Wait: 30 * time.Second})
+	courier.SetAckHold(w, time.Hour, time.Hour)
+	startWorker(t, w)
+	for i := range 3 {
+		if _, err := plain.Send(t.Context(), "drained", courier.NewMessage{Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			s := stats(t, plain, "drained")
+			if s.AckedTotal == int64(i+1) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message %d not acked within 20s (stats %+v): the ack was held for a receive", i, s)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,7 +13,11 @@ import (
 // under load nearly every ack rides on a receive. Acks that no receive
 // takes in time — every receive is long-polling, or the worker is stopping
 // — go to the ackers (worker_settle.go), which send them in batches of
-// their own.
+// their own. When the last receive found the queue drained (fewer messages
+// than it asked for), the receives out are long-polls that may wait for
+// the next message, so acks are not held at all: under a light load,
+// holding would add up to ackHold to every ack, and to every task's
+// result.
 
 // ackHold is how long an ack waits for a receive to carry it before the
 // ackers send it.
@@ -90,11 +94,13 @@ func (w *Worker) holdLoop() {
 		case <-w.holdQuit:
 			return
 		}
-		t.Reset(ackHold)
-		select {
-		case <-t.C:
-		case <-w.holdQuit:
-			return
+		if !w.drained.Load() {
+			t.Reset(w.hold)
+			select {
+			case <-t.C:
+			case <-w.holdQuit:
+				return
+			}
 		}
 		w.toAckers(w.held.take(-1))
 	}

@@ -79,6 +79,9 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 	if len(carried) > 0 {
 		err = w.carried(ctx, carried, res, err)
 	}
+	if err == nil {
+		w.drained.Store(len(res.Messages) < n)
+	}
 	for range n - len(res.Messages) {
 		<-w.sem
 	}

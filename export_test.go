@@ -1,0 +1,8 @@
+package courier
+
+import "time"
+
+// SetAckHold sets how long w's acks wait for a receive to carry them
+// (ackHold), and how long a receive waits for more free handlers
+// (receiveLinger); before Run.
+func SetAckHold(w *Worker, hold, linger time.Duration) { w.hold, w.linger = hold, linger }
