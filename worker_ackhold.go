@@ -94,7 +94,9 @@ func (w *Worker) holdLoop() {
 		case <-w.holdQuit:
 			return
 		}
-		if !w.drained.Load() {
+		// Wait for a receive to carry them, unless none will soon (the queue
+		// is drained: the receives out are long-polls) or at all (noCarry).
+		if !w.drained.Load() && !w.noCarry.Load() {
 			t.Reset(w.hold)
 			select {
 			case <-t.C:

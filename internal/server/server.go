@@ -238,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, st: st, clk: clk, ln: ln, cancel: cancel, served: make(chan error, 1),
+		cfg: cfg, st: st, clk: clk, ln: ln, cancel: cancel, served: make(chan error, 1), closed: make(chan error, 1),
 		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
 		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
@@ -287,24 +287,42 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // stopBackground stops maintenance and webhook deliveries and closes the
 // store. Each waits for the store calls in flight, and a call the engine
-// has stalled never returns: past ctx's deadline and closeGrace it gives
-// up (ErrNotClosed), so that the process can exit — the close goes on in
-// the background, and Closed tells when it is done.
+// has stalled never returns: closeGrace past ctx's deadline (or, without
+// one, past ctx's end) it gives up (ErrNotClosed), so that the process can
+// exit — the close goes on in the background, and Closed tells when it is
+// done.
 func (s *Server) stopBackground(ctx context.Context) error {
-	s.closed = make(chan error, 1)
-	go func() { s.closed <- errors.Join(s.loop.Stop(ctx), s.hooks.Stop(ctx), closeStore(s.st, s.clk)) }()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return <-s.closed
-	}
-	t := time.NewTimer(time.Until(deadline) + closeGrace)
-	defer t.Stop()
-	select {
-	case err := <-s.closed:
+	done := make(chan error, 1) // Stop's copy; s.closed has Closed's
+	go func() {
+		err := errors.Join(s.loop.Stop(ctx), s.hooks.Stop(ctx), closeStore(s.st, s.clk))
+		done <- err
 		s.closed <- err
+	}()
+	var giveUp <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(deadline) + closeGrace)
+		defer t.Stop()
+		giveUp = t.C
+	} else {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done(): // never for a context that cannot end
+		}
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		giveUp = t.C
+	}
+	select {
+	case err := <-done:
 		return err
-	case <-t.C:
-		return ErrNotClosed
+	case <-giveUp:
+		select { // a close that ended just as the time did is a clean one
+		case err := <-done:
+			return err
+		default:
+			return ErrNotClosed
+		}
 	}
 }
 
@@ -318,6 +336,7 @@ func (s *Server) WALSyncs() (store.SyncHistogram, bool) {
 	return r.WALSyncs(), true
 }
 
-// Closed answers, after Stop, once the store is closed: at once unless
-// Stop gave up waiting for it (ErrNotClosed).
+// Closed answers, once Stop has closed the store, with the outcome of the
+// close: at once after Stop unless Stop gave up waiting for it
+// (ErrNotClosed). It answers once: one receiver gets the outcome.
 func (s *Server) Closed() <-chan error { return s.closed }

@@ -74,16 +74,34 @@ type SyncHistogram struct {
 }
 
 // Since is h less what before counted: the fsyncs between two snapshots
-// of one histogram.
+// of one histogram. A before that is not an earlier snapshot of h's
+// histogram (other buckets, or counts h does not reach: another one, or
+// one that started over) counted none of h's, nor does an empty before:
+// h is returned whole.
 func (h SyncHistogram) Since(before SyncHistogram) SyncHistogram {
+	if !h.after(before) {
+		return h
+	}
 	out := SyncHistogram{Upper: h.Upper, Cumulative: make([]uint64, len(h.Cumulative)), Count: h.Count - before.Count}
 	for i, c := range h.Cumulative {
-		if i < len(before.Cumulative) {
-			c -= before.Cumulative[i]
-		}
-		out.Cumulative[i] = c
+		out.Cumulative[i] = c - before.Cumulative[i]
 	}
 	return out
+}
+
+// after tells whether h can be a later snapshot of before's histogram: the
+// same buckets, and no count smaller.
+func (h SyncHistogram) after(before SyncHistogram) bool {
+	if h.Count < before.Count || len(h.Upper) != len(h.Cumulative) ||
+		len(h.Upper) != len(before.Upper) || len(h.Cumulative) != len(before.Cumulative) {
+		return false
+	}
+	for i := range h.Upper {
+		if h.Upper[i] != before.Upper[i] || h.Cumulative[i] < before.Cumulative[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Quantile is the latency under which a fraction q of the fsyncs fell,

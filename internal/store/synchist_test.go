@@ -24,7 +24,36 @@ func TestSyncHistogram(t *testing.T) {
 			t.Errorf("Quantile(%v) = %v, want %v", c.q, got, c.want)
 		}
 	}
+	if h := after.Since(SyncHistogram{}); h.Count != 107 || h.Cumulative[2] != 105 {
+		t.Errorf("Since of an empty snapshot = %+v", h)
+	}
 	if got := (SyncHistogram{}).Quantile(0.5); got != 0 {
 		t.Errorf("Quantile of nothing = %v, want 0", got)
+	}
+}
+
+// TestSyncHistogramSinceOtherHistogram: snapshots that are not of one
+// histogram (another store's, one that started over, other buckets) never
+// wrap around to counts near 2^64: the later one is taken whole.
+func TestSyncHistogramSinceOtherHistogram(t *testing.T) {
+	up := []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, time.Millisecond}
+	before := SyncHistogram{Upper: up, Cumulative: []uint64{5, 95, 105}, Count: 107}
+	for _, after := range []SyncHistogram{
+		{Upper: up, Cumulative: []uint64{1, 2, 3}, Count: 3},                               // started over
+		{Upper: up[:2], Cumulative: []uint64{200, 300}, Count: 300},                        // other buckets
+		{Upper: []time.Duration{1, 2, 3}, Cumulative: []uint64{200, 300, 400}, Count: 400}, // other bounds
+		{}, // reports nothing
+	} {
+		h := after.Since(before)
+		if h.Count != after.Count || len(h.Cumulative) != len(after.Cumulative) {
+			t.Errorf("%+v.Since(%+v) = %+v; want the later one whole", after, before, h)
+			continue
+		}
+		for i, c := range h.Cumulative {
+			if c != after.Cumulative[i] {
+				t.Errorf("%+v.Since(%+v) = %+v; want the later one whole", after, before, h)
+				break
+			}
+		}
 	}
 }
