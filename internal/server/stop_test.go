@@ -13,36 +13,40 @@ import (
 	"github.com/courierhq/courier/internal/store/pebblestore/gatefs"
 )
 
-// TestStopWithAStuckWrite: a stop ends by its deadline and a short grace
-// even when a write never finishes its fsync, answering ErrNotClosed, so
-// that SIGTERM can end the process; the close finishes once the disk
-// answers again. The write was never acknowledged.
-func TestStopWithAStuckWrite(t *testing.T) {
-	defer server.SetCloseGrace(200 * time.Millisecond)()
-	fs := gatefs.New(vfs.NewMem())
+// stuckWrite starts a server over a filesystem whose WAL syncs it then
+// holds, and a send whose write waits for a sync that does not come (its
+// outcome on sent). The caller releases the syncs.
+func stuckWrite(t *testing.T) (s *server.Server, fs *gatefs.FS, sent <-chan error) {
+	t.Helper()
+	fs = gatefs.New(vfs.NewMem())
 	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: "data", FS: fs,
 		CacheBytes: 1 << 20, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := courier.NewClient(s.URL())
-	defer c.CloseIdleConnections()
+	t.Cleanup(c.CloseIdleConnections)
 	if _, err := c.Send(t.Context(), "q", courier.NewMessage{Body: []byte(`1`)}); err != nil {
 		t.Fatal(err)
 	}
 	fs.Hold()
-	defer fs.Release()
-	sent := make(chan error, 1)
+	out := make(chan error, 1)
 	go func() {
 		_, err := c.Send(context.Background(), "q", courier.NewMessage{Body: []byte(`2`)})
-		sent <- err
+		out <- err
 	}()
-	<-fs.Entered() // the send's write waits for a sync that does not come
+	<-fs.Entered()
+	return s, fs, out
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
+// stopStuck stops s with ctx while a write is stuck: Stop must end, with
+// ErrNotClosed, and the stuck send must not be answered 2xx; the store
+// then closes once the syncs are released.
+func stopStuck(t *testing.T, ctx context.Context, s *server.Server, fs *gatefs.FS, sent <-chan error) {
+	t.Helper()
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Stop(ctx) }()
+	var err error
 	select {
 	case err = <-stopped:
 	case <-time.After(10 * time.Second):
@@ -51,10 +55,7 @@ func TestStopWithAStuckWrite(t *testing.T) {
 		t.Fatal("Stop did not end while a write was stuck")
 	}
 	if !errors.Is(err, server.ErrNotClosed) {
-		t.Fatalf("Stop = %v; want ErrNotClosed", err)
-	}
-	if err := <-sent; err == nil {
-		t.Fatal("the send whose write never synced was answered 2xx")
+		t.Errorf("Stop = %v; want ErrNotClosed", err)
 	}
 	select {
 	case err := <-s.Closed():
@@ -62,11 +63,27 @@ func TestStopWithAStuckWrite(t *testing.T) {
 	default:
 	}
 	fs.Release()
+	if err := <-sent; err == nil {
+		t.Error("the send whose write never synced was answered 2xx")
+	}
 	select {
 	case <-s.Closed():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the store did not close once the sync went through")
 	}
+}
+
+// TestStopWithAStuckWrite: a stop ends by its deadline and a short grace
+// even when a write never finishes its fsync, answering ErrNotClosed, so
+// that SIGTERM can end the process; the close finishes once the disk
+// answers again. The write was never acknowledged.
+func TestStopWithAStuckWrite(t *testing.T) {
+	defer server.SetCloseGrace(200 * time.Millisecond)()
+	s, fs, sent := stuckWrite(t)
+	defer fs.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	stopStuck(t, ctx, s, fs, sent)
 }
 
 // memServer starts a server on an in-memory filesystem.
@@ -143,46 +160,9 @@ func TestStopWithTheCloseDoneAtItsDeadline(t *testing.T) {
 // stuck close closeGrace later too, as one whose deadline passed does.
 func TestStopWithAStuckWriteAndACancelledContext(t *testing.T) {
 	defer server.SetCloseGrace(200 * time.Millisecond)()
-	fs := gatefs.New(vfs.NewMem())
-	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: "data", FS: fs,
-		CacheBytes: 1 << 20, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := courier.NewClient(s.URL())
-	defer c.CloseIdleConnections()
-	if _, err := c.Send(t.Context(), "q", courier.NewMessage{Body: []byte(`1`)}); err != nil {
-		t.Fatal(err)
-	}
-	fs.Hold()
+	s, fs, sent := stuckWrite(t)
 	defer fs.Release()
-	sent := make(chan error, 1)
-	go func() {
-		_, err := c.Send(context.Background(), "q", courier.NewMessage{Body: []byte(`2`)})
-		sent <- err
-	}()
-	<-fs.Entered()
-
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.Stop(ctx) }()
-	select {
-	case err = <-stopped:
-	case <-time.After(10 * time.Second):
-		fs.Release()
-		<-stopped
-		<-sent
-		t.Fatal("Stop with a cancelled context did not end while a write was stuck")
-	}
-	if !errors.Is(err, server.ErrNotClosed) {
-		t.Errorf("Stop = %v; want ErrNotClosed", err)
-	}
-	fs.Release()
-	<-sent
-	select {
-	case <-s.Closed():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the store did not close once the sync went through")
-	}
+	stopStuck(t, ctx, s, fs, sent)
 }
