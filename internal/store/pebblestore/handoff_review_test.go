@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/courierhq/courier/internal/store"
+	"github.com/courierhq/courier/internal/store/storetest"
 )
 
 // TestHandoffWakesReplyQueue: leasing for a claim can drop a ready task
@@ -62,13 +63,13 @@ func TestHandoffWakesReplyQueue(t *testing.T) {
 			}
 			if claimOnReply {
 				if got, err := rc.Withdraw(); err != nil || len(got) != 1 {
-					if !isClosed(watchR) {
+					if !storetest.Closed(watchR) {
 						t.Fatalf("claim on reply_to = %+v, %v, and its watchers were not woken: the outcome waits unseen", got, err)
 					}
 				}
 				return
 			}
-			if !isClosed(watchR) {
+			if !storetest.Closed(watchR) {
 				t.Fatal("the task's outcome was made ready in reply_to, but its watchers were not woken")
 			}
 		})

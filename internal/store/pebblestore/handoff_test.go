@@ -10,6 +10,7 @@ import (
 
 	"github.com/courierhq/courier/internal/store"
 	"github.com/courierhq/courier/internal/store/pebblestore/gatefs"
+	"github.com/courierhq/courier/internal/store/storetest"
 )
 
 var handoffNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -50,15 +51,6 @@ func queueStats(t *testing.T, s *Store) store.Stats {
 	return q.Stats
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // TestHandoffLeasesInTheSendsBatch: a send leases for the waiting claims,
 // oldest first and each up to its max, in the one batch it applies; the
 // claims are answered when the send is, and the leases are real ones.
@@ -73,7 +65,7 @@ func TestHandoffLeasesInTheSendsBatch(t *testing.T) {
 	if n := s.dur.applied.Load() - before; n != 1 {
 		t.Fatalf("the send and its hand-off applied %d batches, want 1", n)
 	}
-	if !isClosed(first.Done()) || !isClosed(second.Done()) {
+	if !storetest.Closed(first.Done()) || !storetest.Closed(second.Done()) {
 		t.Fatal("the claims leased for were not answered by the time the send was")
 	}
 	got, err := first.Withdraw()
@@ -87,7 +79,7 @@ func TestHandoffLeasesInTheSendsBatch(t *testing.T) {
 	if err != nil || len(got2) != 1 || got2[0].ID != res[2].ID {
 		t.Fatalf("second claim = %+v, %v; want message %s", got2, err, res[2].ID)
 	}
-	if isClosed(third.Done()) || isClosed(watch) {
+	if storetest.Closed(third.Done()) || storetest.Closed(watch) {
 		t.Fatal("nothing was left ready, yet a claim or watcher was woken")
 	}
 	if got3, err := third.Withdraw(); err != nil || len(got3) != 0 {
@@ -113,7 +105,7 @@ func TestHandoffLeftover(t *testing.T) {
 	if got, err := c.Withdraw(); err != nil || len(got) != 1 {
 		t.Fatalf("claim = %+v, %v; want one message", got, err)
 	}
-	if !isClosed(watch) {
+	if !storetest.Closed(watch) {
 		t.Fatal("a message was left ready, but the watchers were not woken")
 	}
 	if st := queueStats(t, s); st.Ready != 1 || st.InFlight != 1 {
@@ -130,7 +122,7 @@ func TestHandoffWithdrawn(t *testing.T) {
 		t.Fatalf("Withdraw = %+v, %v; want nothing", got, err)
 	}
 	sendBodies(t, s, "1")
-	if isClosed(c.Done()) {
+	if storetest.Closed(c.Done()) {
 		t.Fatal("a withdrawn claim was leased for")
 	}
 	if st := queueStats(t, s); st.Ready != 1 || st.InFlight != 0 {
@@ -223,7 +215,7 @@ type failSyncFile struct {
 var errSyncInjected = errors.New("injected sync failure")
 
 func (f *failSyncFile) fail() error {
-	if isClosed(f.fs.failing) {
+	if storetest.Closed(f.fs.failing) {
 		return errSyncInjected
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/courierhq/courier/internal/pgtest"
 	"github.com/courierhq/courier/internal/store"
 	"github.com/courierhq/courier/internal/store/pgstore"
+	"github.com/courierhq/courier/internal/store/storetest"
 )
 
 var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
@@ -157,7 +158,7 @@ func TestNotifyAcrossNodes(t *testing.T) {
 	other := a.Watch("other")
 	send(b)
 	waitClosed(t, w, "watch on node a after a send on node b")
-	if closedNow(other) {
+	if storetest.Closed(other) {
 		t.Error("watch of another queue woken")
 	}
 
@@ -191,15 +192,6 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	case <-ch:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s: not woken", what)
-	}
-}
-
-func closedNow(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
 	}
 }
 

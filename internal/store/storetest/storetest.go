@@ -418,8 +418,9 @@ func trunc(b []byte) []byte {
 
 func ptr(d time.Duration) *time.Duration { return &d }
 
-// closed reports whether ch is closed, without blocking.
-func closed(ch <-chan struct{}) bool {
+// Closed reports whether ch is closed, without blocking: for tests of
+// watch and wake-up channels.
+func Closed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
 		return true

@@ -27,7 +27,7 @@ func testTaskCancel(t *testing.T, newStore newStoreFunc) {
 		if got.Version <= tk.Version {
 			t.Errorf("version %d after the cancel, want more than %d", got.Version, tk.Version)
 		}
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("WatchTask not closed by the cancel")
 		}
 		e.unchanged("GetTask after CancelTask", got)
@@ -98,7 +98,7 @@ func testTaskCancel(t *testing.T, newStore newStoreFunc) {
 		if got.Version <= tk.Version {
 			t.Errorf("version %d after the cancel request, want more than %d", got.Version, tk.Version)
 		}
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("WatchTask not closed by the cancel request")
 		}
 		e.unchanged("GetTask after the request", got)
@@ -209,7 +209,7 @@ func testTaskProgress(t *testing.T, newStore newStoreFunc) {
 		if got.Version <= tk.Version {
 			t.Errorf("version %d after Progress, want more than %d", got.Version, tk.Version)
 		}
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("WatchTask not closed by Progress")
 		}
 		e.unchanged("GetTask after Progress", got)

@@ -234,7 +234,7 @@ func testTaskEnds(t *testing.T, newStore newStoreFunc) {
 			if tk.Version <= before.Version {
 				t.Errorf("version %d after the end, want more than %d", tk.Version, before.Version)
 			}
-			if !closed(w) {
+			if !Closed(w) {
 				t.Error("WatchTask not closed when the task ended")
 			}
 			if tc.anyReason {

@@ -125,7 +125,7 @@ func testTaskWebhooks(t *testing.T, newStore newStoreFunc) {
 		if got.Version <= tk.Version {
 			t.Errorf("version %d after RecordWebhook, want more than %d", got.Version, tk.Version)
 		}
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("WatchTask not closed by RecordWebhook")
 		}
 		e.unchanged("GetTask after RecordWebhook", got)

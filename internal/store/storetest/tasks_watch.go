@@ -19,13 +19,13 @@ func (e *env) step(what, id string, change bool, fn func()) {
 	w := e.s.WatchTask(id)
 	fn()
 	if !change {
-		if closed(w) {
+		if Closed(w) {
 			e.t.Errorf("%s: WatchTask closed, though the task did not change", what)
 		}
 		e.unchanged(what, before)
 		return
 	}
-	if !closed(w) {
+	if !Closed(w) {
 		e.t.Errorf("%s: WatchTask not closed by a change of the task", what)
 	}
 	e.changed(what, before)

@@ -17,27 +17,27 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		e.createQueue("a", config())
 		e.createQueue("b", config())
 		wa, wb := e.s.Watch("a"), e.s.Watch("b")
-		if closed(wa) || closed(wb) {
+		if Closed(wa) || Closed(wb) {
 			t.Fatal("a fresh watch is already closed")
 		}
 		e.sendText("b", "1")
-		if !closed(wb) {
+		if !Closed(wb) {
 			t.Error("watch of b not closed after a send to b")
 		}
-		if closed(wa) {
+		if Closed(wa) {
 			t.Error("watch of a closed by a send to b")
 		}
 		e.sendText("a", "1")
-		if !closed(wa) {
+		if !Closed(wa) {
 			t.Error("watch of a not closed after a send to a")
 		}
 		// A new watch waits for the next change.
 		wa2 := e.s.Watch("a")
-		if closed(wa2) {
+		if Closed(wa2) {
 			t.Error("a watch taken after the send is already closed")
 		}
 		e.sendText("a", "2")
-		if !closed(wa2) {
+		if !Closed(wa2) {
 			t.Error("second watch not closed after a send")
 		}
 	})
@@ -51,7 +51,7 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		e.ackOK("q", got[1].Lease)
 		w := e.s.Watch("q")
 		e.nackOK("q", got[0].Lease, ptr(0), "")
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("watch not closed after a nack")
 		}
 	})
@@ -69,19 +69,19 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		m := e.lease("q", 10)[0]
 		w := e.s.Watch("q")
 		e.ackOK("q", m.Lease)
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("watch not closed after an ack freed the next message of a group")
 		}
 		m = e.lease("q", 10)[0]
 		w = e.s.Watch("q")
 		wd := e.s.Watch("q.dead")
 		e.nackOK("q", m.Lease, nil, "dead")
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("watch not closed after a dead-lettering freed the next message of a group")
 		}
 		// Choice: a message dead-lettered into a queue wakes its watchers,
 		// as a send does.
-		if !closed(wd) {
+		if !Closed(wd) {
 			t.Error("watch of the dead-letter queue not closed after a message moved in")
 		}
 	})
@@ -94,7 +94,7 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		e.sendText("q", "1")
 		w := e.s.Watch("q")
 		e.setPaused("q", false)
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("watch not closed after resume")
 		}
 	})
@@ -110,14 +110,14 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		w := e.s.Watch("q")
 		e.advance(10 * time.Second)
 		e.tick()
-		if closed(w) {
+		if Closed(w) {
 			t.Error("watch closed by a Tick that released nothing")
 		}
 		e.advance(20 * time.Second)
 		if r := e.tick(); r.Expired != 1 {
 			t.Fatalf("Tick %+v, want 1 expired", r)
 		}
-		if !closed(w) {
+		if !Closed(w) {
 			t.Error("watch not closed after Tick released a lease")
 		}
 	})
@@ -134,14 +134,14 @@ func testWatch(t *testing.T, newStore newStoreFunc) {
 		e.queueNames()
 		e.leaseNone("q")
 		e.tick()
-		if closed(w) {
+		if Closed(w) {
 			t.Error("watch of q closed though nothing happened to q")
 		}
 		// Watching a queue that does not exist yet is allowed.
 		w2 := e.s.Watch("later")
 		e.createQueue("later", config())
 		e.send("later", store.NewMessage{Body: []byte("1"), Kind: store.BodyJSON})
-		if !closed(w2) {
+		if !Closed(w2) {
 			t.Error("watch taken before the queue existed not closed by a send")
 		}
 	})
