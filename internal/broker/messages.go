@@ -230,24 +230,14 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 // leaves a claim, and messages leased for it by the change that made them
 // ready are answered at once.
 func (b *Broker) wait(ctx context.Context, queue string, o ReceiveOptions, watch <-chan struct{}, d time.Duration) ([]store.Message, bool, error) {
-	h, ok := b.st.(store.Handoff)
-	if !ok {
-		return nil, b.waitUntil(ctx, watch, d), nil
+	var c store.Claim
+	if h, ok := b.st.(store.Handoff); ok {
+		c = h.Claim(&store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility})
 	}
-	c := h.Claim(&store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility})
 	if c == nil {
-		return nil, b.waitUntil(ctx, watch, d), nil
+		return nil, b.waitUntil(ctx, watch, nil, d), nil
 	}
-	t := b.clock.NewTimer(d)
-	defer t.Stop()
-	woke := true
-	select {
-	case <-c.Done():
-	case <-watch:
-	case <-t.C():
-	case <-ctx.Done():
-		woke = false
-	}
+	woke := b.waitUntil(ctx, watch, c.Done(), d)
 	msgs, err := c.Withdraw() // a claim taken meanwhile is answered even so
 	return msgs, woke, err
 }
@@ -299,12 +289,14 @@ func (b *Broker) bounded(d time.Duration) time.Duration {
 	return d
 }
 
-// waitUntil blocks until watch fires or d passes (true), or ctx ends (false).
-func (b *Broker) waitUntil(ctx context.Context, watch <-chan struct{}, d time.Duration) bool {
+// waitUntil blocks until watch or claimed (nil: none) fires or d passes
+// (true), or ctx ends (false).
+func (b *Broker) waitUntil(ctx context.Context, watch, claimed <-chan struct{}, d time.Duration) bool {
 	t := b.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-watch:
+	case <-claimed:
 	case <-t.C():
 	case <-ctx.Done():
 		return false

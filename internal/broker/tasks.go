@@ -125,7 +125,7 @@ func (b *Broker) GetTask(ctx context.Context, id string, wait time.Duration) (st
 			return t, wrap("get task", err)
 		}
 		now := b.clock.Now()
-		if !now.Before(deadline) || !b.waitUntil(ctx, watch, b.bounded(deadline.Sub(now))) {
+		if !now.Before(deadline) || !b.waitUntil(ctx, watch, nil, b.bounded(deadline.Sub(now))) {
 			return t, nil
 		}
 	}
