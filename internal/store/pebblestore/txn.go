@@ -250,7 +250,13 @@ func (t *txn) apply() error {
 		case w.deleted:
 			continue
 		case w.touched || w.created:
-			t.b.Set(queueKey(w.q.name), w.rec.encode(), nil)
+			// The record (config, paused) changes rarely; the counters
+			// with nearly every batch. Rewriting the record only when it
+			// changed spares every send, lease and ack a JSON encoding
+			// and a write.
+			if w.created || w.rec != w.q.rec {
+				t.b.Set(queueKey(w.q.name), w.rec.encode(), nil)
+			}
 			t.b.Set(statsKey(w.rec.ID), w.c.encode(), nil)
 		}
 	}
