@@ -1,6 +1,8 @@
 package pebblestore
 
 import (
+	"slices"
+
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -24,18 +26,29 @@ import (
 // regroupMin is the least number of writes worth regrouping.
 const regroupMin = 16
 
+// scratch holds buffers the store reuses from txn to txn, under its mutex.
+type scratch struct {
+	rec    []byte    // a message record's encoding (putMsg)
+	ops    []batchOp // regroup's writes
+	sorted []int     // regroup's order
+}
+
+// batchOp is one write of a batch, its key and value in the batch's memory.
+type batchOp struct {
+	kind       pebble.InternalKeyKind
+	key, value []byte
+}
+
 // regroup returns a batch with b's writes grouped by their key's first byte
-// (its tag), or b itself when that is not worth it or not possible.
-func regroup(db *pebble.DB, b *pebble.Batch) *pebble.Batch {
+// (its tag), or b itself when that is not worth it or not possible. Its
+// working slices are sc's.
+func regroup(db *pebble.DB, b *pebble.Batch, sc *scratch) *pebble.Batch {
 	n := int(b.Count())
 	if n < regroupMin {
 		return b
 	}
-	type op struct {
-		kind       pebble.InternalKeyKind
-		key, value []byte
-	}
-	ops := make([]op, 0, n)
+	ops := sc.ops[:0]
+	defer func() { clear(ops); sc.ops = ops[:0] }() // keep the capacity, not b's memory
 	var perTag [256]int
 	r := b.Reader()
 	for {
@@ -49,7 +62,7 @@ func regroup(db *pebble.DB, b *pebble.Batch) *pebble.Batch {
 		if (kind != pebble.InternalKeyKindSet && kind != pebble.InternalKeyKindDelete) || len(key) == 0 {
 			return b // range deletions and anything unexpected: keep the order
 		}
-		ops = append(ops, op{kind, key, value})
+		ops = append(ops, batchOp{kind, key, value})
 		perTag[key[0]]++
 	}
 	if len(ops) != n {
@@ -60,7 +73,8 @@ func regroup(db *pebble.DB, b *pebble.Batch) *pebble.Batch {
 	for i, sum := 0, 0; i < len(perTag); i++ {
 		start[i], sum = sum, sum+perTag[i]
 	}
-	sorted := make([]int, n)
+	sorted := slices.Grow(sc.sorted[:0], n)[:n]
+	sc.sorted = sorted
 	for i, o := range ops {
 		sorted[start[o.key[0]]] = i
 		start[o.key[0]]++

@@ -77,7 +77,7 @@ func TestRegroupKeepsMeaning(t *testing.T) {
 				b.Set(key, fmt.Appendf(nil, "v%d", i), nil)
 			}
 		}
-		rb := regroup(grouped, b)
+		rb := regroup(grouped, b, &scratch{})
 		if rb == b {
 			t.Fatalf("round %d: a batch of %d writes was not regrouped", round, n)
 		}
@@ -108,7 +108,7 @@ func TestRegroupLeavesSomeBatches(t *testing.T) {
 	for i := range regroupMin - 1 {
 		small.Set(fmt.Appendf(nil, "%c%d", "MB"[i%2], i), nil, nil)
 	}
-	if regroup(db, small) != small {
+	if regroup(db, small, &scratch{}) != small {
 		t.Error("a batch under regroupMin writes was regrouped")
 	}
 	ranged := db.NewBatch()
@@ -118,7 +118,7 @@ func TestRegroupLeavesSomeBatches(t *testing.T) {
 	}
 	ranged.DeleteRange([]byte("B"), []byte("C"), nil)
 	ranged.Set([]byte("B1"), nil, nil)
-	if regroup(db, ranged) != ranged {
+	if regroup(db, ranged, &scratch{}) != ranged {
 		t.Error("a batch with a range deletion was regrouped")
 	}
 }

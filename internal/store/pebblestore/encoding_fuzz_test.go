@@ -76,8 +76,19 @@ func FuzzDecodeMsg(f *testing.F) {
 		if n := allocated(func() { m, err = decodeMsg(b) }); n > maxDecodeAlloc(len(b)) {
 			t.Fatalf("decodeMsg of %d bytes allocated %d bytes", len(b), n)
 		}
+		// decodeMsgHead reads the same record, but for its body.
+		h, herr := decodeMsgHead(b)
+		if (herr == nil) != (err == nil) {
+			t.Fatalf("decodeMsg(%x): %v, but decodeMsgHead: %v", b, err, herr)
+		}
 		if err != nil {
 			return
+		}
+		if h.body != nil {
+			t.Fatalf("decodeMsgHead(%x) kept the body %x", b, h.body)
+		}
+		if h.body = m.body; diffMsg(m, h) != "" {
+			t.Fatalf("decodeMsgHead(%x) = %+v; decodeMsg = %+v: %s", b, h, m, diffMsg(m, h))
 		}
 		b2 := m.encode()
 		m2, err := decodeMsg(b2)

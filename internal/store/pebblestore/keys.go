@@ -55,11 +55,17 @@ var queueTags = []byte{tagStats, tagMsg, tagBody, tagReady, tagDelayed, tagLease
 
 var errBadKey = errors.New("malformed key")
 
-func qprefix(tag byte, qid uint32) []byte {
-	k := make([]byte, 5, 32)
-	k[0] = tag
-	binary.BigEndian.PutUint32(k[1:], qid)
-	return k
+// Every key function below has an append form (appendX(b, …)) for the
+// hot paths, which build keys in a txn's slab (keySlab), and a form that
+// allocates its own.
+
+// newKey is room for a key of any fixed layout below.
+func newKey() []byte { return make([]byte, 0, 32) }
+
+func qprefix(tag byte, qid uint32) []byte { return appendQPrefix(newKey(), tag, qid) }
+
+func appendQPrefix(b []byte, tag byte, qid uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(b, tag), qid)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
@@ -77,18 +83,28 @@ func prefixEnd(p []byte) []byte {
 func queueKey(name string) []byte { return append([]byte{tagQueue}, name...) }
 func statsKey(qid uint32) []byte  { return qprefix(tagStats, qid) }
 
-func seqKey(tag byte, qid uint32, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(qprefix(tag, qid), seq)
+func seqKey(tag byte, qid uint32, seq uint64) []byte { return appendSeqKey(newKey(), tag, qid, seq) }
+
+func appendSeqKey(b []byte, tag byte, qid uint32, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendQPrefix(b, tag, qid), seq)
 }
 
 func readyKey(qid uint32, priority int, seq uint64) []byte {
-	k := append(qprefix(tagReady, qid), byte(100-priority))
-	return binary.BigEndian.AppendUint64(k, seq)
+	return appendReadyKey(newKey(), qid, priority, seq)
+}
+
+func appendReadyKey(b []byte, qid uint32, priority int, seq uint64) []byte {
+	b = append(appendQPrefix(b, tagReady, qid), byte(100-priority))
+	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 func timeKey(tag byte, qid uint32, t time.Time, seq uint64) []byte {
-	k := binary.BigEndian.AppendUint64(qprefix(tag, qid), unixNano(t))
-	return binary.BigEndian.AppendUint64(k, seq)
+	return appendTimeKey(newKey(), tag, qid, t, seq)
+}
+
+func appendTimeKey(b []byte, tag byte, qid uint32, t time.Time, seq uint64) []byte {
+	b = binary.BigEndian.AppendUint64(appendQPrefix(b, tag, qid), unixNano(t))
+	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 // timePrefixEnd bounds a time-ordered keyspace: every key at or before t.
@@ -97,12 +113,43 @@ func timeUpTo(tag byte, qid uint32, t time.Time) []byte {
 }
 
 func groupPrefix(tag byte, qid uint32, group string) []byte {
-	k := append(qprefix(tag, qid), byte(len(group)))
-	return append(k, group...)
+	return appendGroupPrefix(newKey(), tag, qid, group)
+}
+
+func appendGroupPrefix(b []byte, tag byte, qid uint32, group string) []byte {
+	b = append(appendQPrefix(b, tag, qid), byte(len(group)))
+	return append(b, group...)
 }
 
 func waitingKey(qid uint32, group string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(groupPrefix(tagWaiting, qid, group), seq)
+	return appendWaitingKey(newKey(), qid, group, seq)
+}
+
+func appendWaitingKey(b []byte, qid uint32, group string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendGroupPrefix(b, tagWaiting, qid, group), seq)
+}
+
+// keySlab hands out room for keys from slabs of its own: a batched verb
+// writes several keys per message, nearly all of which the batch copies
+// and forgets, and one allocation per key was a third of a round trip's.
+// A key it hands out is never reused, so a Pebble iterator may keep one it
+// was given (a seek key); one kept longer than the txn must be copied
+// (see lower).
+type keySlab struct{ buf []byte }
+
+// keySlot is the room a slab gives each key: enough for every fixed layout
+// (the longest, a time key, is 21 bytes); a longer key (a group's) grows
+// out of the slab into memory of its own.
+const keySlot = 24
+
+// key returns an empty slice with room for one key.
+func (s *keySlab) key() []byte {
+	if cap(s.buf)-len(s.buf) < keySlot {
+		s.buf = make([]byte, 0, 170*keySlot)
+	}
+	n := len(s.buf)
+	s.buf = s.buf[:n+keySlot]
+	return s.buf[n : n : n+keySlot]
 }
 
 func dedupKey(qid uint32, key string) []byte {

@@ -108,14 +108,21 @@ const leaseDueLimit = 1000
 
 // lease takes up to max messages from the ready index, starting at the cursor.
 func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Message, error) {
-	var out []store.Message
+	// Sized once: grown by appends, the slice of messages (large structs)
+	// was the biggest allocation of a batched receive.
+	hint := min(int64(max), w.c.ready)
+	if hint < 0 { // counters are never negative; a cap must not be either
+		hint = 0
+	}
+	out := make([]store.Message, 0, int(hint))
 	budget := maxBytes
 	if budget <= 0 {
 		budget = math.MaxInt
 	}
 	for {
-		more, dropped, err := t.leaseScan(w, max-len(out), &budget, vis)
-		out = append(out, more...)
+		var dropped int
+		var err error
+		out, dropped, err = t.leaseScan(w, out, max, &budget, vis)
 		// Dropping an expired group head made its next member ready, which
 		// this scan's snapshot does not hold: scan again while that happens.
 		if err != nil || dropped == 0 || len(out) >= max || budget <= 0 {
@@ -124,24 +131,25 @@ func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Mes
 	}
 }
 
-// leaseScan takes up to max ready messages in one pass over the ready
-// index, dropping those past retention; it reports how many it dropped.
-func (t *txn) leaseScan(w *qwork, max int, budget *int, vis time.Duration) ([]store.Message, int, error) {
+// leaseScan appends to out, up to max in all, the ready messages it takes
+// in one pass over the ready index, dropping those past retention; it
+// reports how many it dropped. On an error, it returns out as it was.
+func (t *txn) leaseScan(w *qwork, out []store.Message, max int, budget *int, vis time.Duration) ([]store.Message, int, error) {
+	start := len(out)
 	lo := w.cur.ready
 	if lo == nil {
 		lo = qprefix(tagReady, w.rec.ID)
 	}
 	it, err := t.iter(lo, prefixEnd(qprefix(tagReady, w.rec.ID)))
 	if err != nil {
-		return nil, 0, err
+		return out, 0, err
 	}
 	defer it.Close()
 	recs, err := t.records(w)
 	if err != nil {
-		return nil, 0, err
+		return out, 0, err
 	}
 	defer recs.close()
-	var out []store.Message
 	dropped := 0
 	pos := w.cur.ready
 	for ok := it.First(); ok && len(out) < max && *budget > 0; ok = it.Next() {
@@ -149,22 +157,22 @@ func (t *txn) leaseScan(w *qwork, max int, budget *int, vis time.Duration) ([]st
 		advance(&w.cur.ready, &pos, k) // everything before k is consumed below
 		seq, err := keySeq(k)
 		if err != nil {
-			return nil, dropped, err
+			return out[:start], dropped, err
 		}
 		m, err := recs.get(seq)
 		if err != nil {
-			return nil, dropped, err
+			return out[:start], dropped, err
 		}
 		if t.expired(w, &m) {
 			if err := t.dropExpired(w, seq, &m); err != nil {
-				return nil, dropped, err
+				return out[:start], dropped, err
 			}
 			dropped++
 			continue
 		}
 		lm, err := t.take(w, seq, &m, vis)
 		if err != nil {
-			return nil, dropped, err
+			return out[:start], dropped, err
 		}
 		out = append(out, lm)
 		*budget -= len(lm.Body)
@@ -216,7 +224,9 @@ func (t *txn) held(w *qwork, lease string) (uint64, msg, error) {
 }
 
 // heldVia is held, reading the record through recs when recs holds its
-// current version (the txn has not changed it since recs was made).
+// current version (the txn has not changed it since recs was made); a
+// record read through recs comes without its inline body (ack's use: it
+// deletes the message, and never writes the record back).
 func (t *txn) heldVia(w *qwork, recs *recReader, lease string) (uint64, msg, error) {
 	seq, nonce, err := parseLease(lease)
 	if err != nil {
@@ -227,7 +237,7 @@ func (t *txn) heldVia(w *qwork, recs *recReader, lease string) (uint64, msg, err
 		found bool
 	)
 	if _, changed := t.changedMsgs[seq]; recs != nil && !changed {
-		m, found, err = recs.lookup(seq)
+		m, found, err = recs.lookupHead(seq)
 	} else {
 		m, found, err = t.getMsg(w, seq)
 	}

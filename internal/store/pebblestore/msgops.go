@@ -25,7 +25,7 @@ func orCorrupt(err error, what string) error {
 // Every verb is built from them.
 
 func (t *txn) getMsg(w *qwork, seq uint64) (msg, bool, error) {
-	v, ok, err := t.get(seqKey(tagMsg, w.rec.ID, seq))
+	v, ok, err := t.get(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq))
 	if err != nil || !ok {
 		return msg{}, false, err
 	}
@@ -39,38 +39,42 @@ func (t *txn) getMsg(w *qwork, seq uint64) (msg, bool, error) {
 // the txn's writes as of its creation: use it only for records the scan has
 // not itself changed.
 type recReader struct {
-	it *pebble.Iterator
-	w  *qwork
+	it   *pebble.Iterator
+	w    *qwork
+	keys *keySlab
 }
 
 func (t *txn) records(w *qwork) (*recReader, error) {
 	pre := qprefix(tagMsg, w.rec.ID)
 	it, err := t.iter(pre, prefixEnd(pre))
-	return &recReader{it: it, w: w}, err
+	return &recReader{it: it, w: w, keys: &t.keys}, err
 }
 
 func (r *recReader) get(seq uint64) (msg, error) {
-	k := seqKey(tagMsg, r.w.rec.ID, seq)
+	k := appendSeqKey(r.keys.key(), tagMsg, r.w.rec.ID, seq)
 	if !r.it.SeekGE(k) || !bytes.Equal(r.it.Key(), k) {
 		return msg{}, orCorrupt(r.it.Error(), "index key without record")
 	}
 	return decodeMsg(r.it.Value())
 }
 
-// lookup is get for a record that may be absent.
-func (r *recReader) lookup(seq uint64) (msg, bool, error) {
-	k := seqKey(tagMsg, r.w.rec.ID, seq)
+// lookupHead is get for a record that may be absent, without its inline
+// body (see decodeMsgHead): for ack, which deletes what it finds.
+func (r *recReader) lookupHead(seq uint64) (msg, bool, error) {
+	k := appendSeqKey(r.keys.key(), tagMsg, r.w.rec.ID, seq)
 	if !r.it.SeekGE(k) || !bytes.Equal(r.it.Key(), k) {
 		return msg{}, false, r.it.Error()
 	}
-	m, err := decodeMsg(r.it.Value())
+	m, err := decodeMsgHead(r.it.Value())
 	return m, err == nil, err
 }
 
 func (r *recReader) close() error { return r.it.Close() }
 
 func (t *txn) putMsg(w *qwork, seq uint64, m *msg) {
-	t.b.Set(seqKey(tagMsg, w.rec.ID, seq), m.encode(), nil)
+	sc := &t.s.scratch
+	sc.rec = m.appendTo(sc.rec[:0])
+	t.b.Set(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), sc.rec, nil)
 	t.changedMsg(seq)
 }
 
@@ -95,16 +99,18 @@ func (w *qwork) count(st msgState, d int64) {
 }
 
 // indexKey is the index key of a message in its current state.
-func indexKey(qid uint32, seq uint64, m *msg) []byte {
+func indexKey(qid uint32, seq uint64, m *msg) []byte { return appendIndexKey(newKey(), qid, seq, m) }
+
+func appendIndexKey(b []byte, qid uint32, seq uint64, m *msg) []byte {
 	switch m.state {
 	case stReady:
-		return readyKey(qid, m.priority, seq)
+		return appendReadyKey(b, qid, m.priority, seq)
 	case stDelayed:
-		return timeKey(tagDelayed, qid, m.due, seq)
+		return appendTimeKey(b, tagDelayed, qid, m.due, seq)
 	case stInFlight:
-		return timeKey(tagLease, qid, m.leaseExp, seq)
+		return appendTimeKey(b, tagLease, qid, m.leaseExp, seq)
 	default:
-		return waitingKey(qid, m.group, seq)
+		return appendWaitingKey(b, qid, m.group, seq)
 	}
 }
 
@@ -112,7 +118,7 @@ func indexKey(qid uint32, seq uint64, m *msg) []byte {
 // message's previous index key must already be gone (unindex).
 func (t *txn) setState(w *qwork, seq uint64, m *msg, st msgState) {
 	m.state = st
-	k := indexKey(w.rec.ID, seq, m)
+	k := appendIndexKey(t.keys.key(), w.rec.ID, seq, m)
 	t.b.Set(k, nil, nil)
 	switch st {
 	case stReady:
@@ -141,7 +147,7 @@ func (t *txn) place(w *qwork, seq uint64, m *msg) {
 
 // unindex removes a message's index key and counts it out of its state.
 func (t *txn) unindex(w *qwork, seq uint64, m *msg) {
-	t.b.Delete(indexKey(w.rec.ID, seq, m), nil)
+	t.b.Delete(appendIndexKey(t.keys.key(), w.rec.ID, seq, m), nil)
 	w.count(m.state, -1)
 	w.touched = true
 }
@@ -155,7 +161,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 	} else {
 		t.b.Set(seqKey(tagBody, w.rec.ID, seq), body, nil)
 	}
-	lower(&w.cur.retain, seqKey(tagMsg, w.rec.ID, seq))
+	lower(&w.cur.retain, appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq))
 	if m.group != "" {
 		hk := groupPrefix(tagHead, w.rec.ID, m.group)
 		head, hasHead, err := t.head(hk)
@@ -178,7 +184,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 // remove deletes a message from w entirely and lets its group move on.
 func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	t.unindex(w, seq, m)
-	t.b.Delete(seqKey(tagMsg, w.rec.ID, seq), nil)
+	t.b.Delete(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), nil)
 	t.changedMsg(seq)
 	if m.task {
 		w.c.tasks--

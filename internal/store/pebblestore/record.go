@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -53,8 +54,10 @@ const recordVersion = 1
 
 var errBadRecord = errors.New("malformed message record")
 
-func (m *msg) encode() []byte {
-	b := make([]byte, 0, 64)
+func (m *msg) encode() []byte { return m.appendTo(nil) }
+
+// appendTo appends the record's encoding to b.
+func (m *msg) appendTo(b []byte) []byte {
 	b = append(b, recordVersion, byte(m.state), byte(m.kind))
 	b = binary.AppendVarint(b, int64(m.priority))
 	b = binary.AppendUvarint(b, uint64(m.attempt))
@@ -67,18 +70,21 @@ func (m *msg) encode() []byte {
 	b = appendString(b, m.dedupKey)
 	b = appendString(b, m.lastError)
 	b = binary.AppendUvarint(b, uint64(len(m.headers)))
-	keys := make([]string, 0, len(m.headers))
-	for k := range m.headers {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // deterministic bytes for the same record
-	for _, k := range keys {
-		b = appendString(b, k)
-		b = appendString(b, m.headers[k])
+	if len(m.headers) > 0 {
+		keys := make([]string, 0, len(m.headers))
+		for k := range m.headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys) // deterministic bytes for the same record
+		for _, k := range keys {
+			b = appendString(b, k)
+			b = appendString(b, m.headers[k])
+		}
 	}
 	if m.inline {
 		b = append(b, 1)
-		b = appendString(b, string(m.body))
+		b = binary.AppendUvarint(b, uint64(len(m.body)))
+		b = append(b, m.body...)
 	} else {
 		b = append(b, 0)
 	}
@@ -98,7 +104,14 @@ func appendString(b []byte, s string) []byte {
 }
 
 // decodeMsg parses a record; it never panics on malformed input.
-func decodeMsg(b []byte) (msg, error) {
+func decodeMsg(b []byte) (msg, error) { return decodeRecord(b, true) }
+
+// decodeMsgHead is decodeMsg without copying an inline body (m.body is
+// nil): for a verb that only deletes the message, and so never writes the
+// record back.
+func decodeMsgHead(b []byte) (msg, error) { return decodeRecord(b, false) }
+
+func decodeRecord(b []byte, body bool) (msg, error) {
 	d := decoder{b: b}
 	var m msg
 	if d.byte() != recordVersion {
@@ -130,7 +143,7 @@ func decodeMsg(b []byte) (msg, error) {
 	switch d.byte() {
 	case 0:
 	case 1:
-		m.inline, m.body = true, []byte(d.string())
+		m.inline, m.body = true, d.bytes(body)
 	default:
 		d.fail()
 	}
@@ -203,6 +216,22 @@ func (d *decoder) time() time.Time {
 		return time.Time{}
 	}
 	return fromNano(n)
+}
+
+// bytes reads a length-prefixed byte string into a copy of its own, or
+// skips it (nil) unless keep.
+func (d *decoder) bytes(keep bool) []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	var v []byte
+	if keep {
+		v = bytes.Clone(d.b[:n])
+	}
+	d.b = d.b[n:]
+	return v
 }
 
 func (d *decoder) string() string {

@@ -98,6 +98,9 @@ type Store struct {
 	// Store-wide cursors of the task indexes ('E', 'N'): no live key below.
 	taskTTLCur, hookCur []byte
 	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
+	// scratch is reused, under mu, by every txn's encodings and regrouping:
+	// a batch copies what it is given, so nothing outlives the call.
+	scratch scratch
 
 	dur durability // which applied batches are synced: reads wait for theirs
 	// health follows the engine's flushes and stalls (stall.go).

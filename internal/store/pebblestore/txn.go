@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -28,10 +29,10 @@ type cursors struct {
 	ready, delayed, lease, retain, dedup []byte
 }
 
-// lower moves *cur down to k if k sorts before it.
+// lower moves *cur down to (a copy of) k if k sorts before it.
 func lower(cur *[]byte, k []byte) {
 	if *cur != nil && string(k) < string(*cur) {
-		*cur = k
+		*cur = bytes.Clone(k) // k may live in a txn's key slab
 	}
 }
 
@@ -76,7 +77,9 @@ type txn struct {
 	// taskReads those it read from Pebble: both go to the task cache when
 	// the batch applies.
 	taskWrites map[uint64][]byte
-	taskReads  []cachedRead
+	// keys is room for the keys of the txn's reads and writes.
+	keys      keySlab
+	taskReads []cachedRead
 	// handed are the waiting receives this txn leased messages for (handoff.go).
 	handed []handed
 	// changedMsgs, when not nil, collects the seqs whose records the txn
@@ -271,7 +274,7 @@ func (t *txn) apply() error {
 	if t.b.Empty() { // every change writes at least one key, so its sync covers earlier batches
 		t.b.Set(metaKey("touch"), nil, nil)
 	}
-	if b := regroup(t.s.db, t.b); b != t.b {
+	if b := regroup(t.s.db, t.b, &t.s.scratch); b != t.b {
 		t.b.Close()
 		t.b = b
 	}
