@@ -132,14 +132,22 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 }
 
 // decodeAnswer decodes the JSON value at the start of body into out. The
-// answer of a receive takes a fast path (receive_json.go) when it can.
+// answers of a receive and of a batch send take a fast path
+// (receive_json.go, send_json.go) when they can.
 func decodeAnswer(body io.Reader, out any) error {
-	if res, ok := out.(*ReceiveResult); ok {
+	var fast func([]byte) bool
+	switch res := out.(type) {
+	case *ReceiveResult:
+		fast = func(data []byte) bool { return decodeReceive(data, res) }
+	case *SendBatchResult:
+		fast = func(data []byte) bool { return decodeSendBatch(data, res) }
+	}
+	if fast != nil {
 		data, err := readAnswer(body)
 		if err != nil {
 			return err
 		}
-		if decodeReceive(data, res) {
+		if fast(data) {
 			return nil
 		}
 		body = bytes.NewReader(data)
