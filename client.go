@@ -350,6 +350,9 @@ func (c *Client) Receive(ctx context.Context, queue string, r ReceiveRequest) ([
 // call fails, the acks may or may not have been applied.
 func (c *Client) ReceiveAcking(ctx context.Context, queue string, r ReceiveRequest) (ReceiveResult, error) {
 	var res ReceiveResult
+	if r.Max > 0 { // room for what was asked, so decoding does not grow it by doubling
+		res.Messages = make([]Message, 0, min(r.Max, maxReceive))
+	}
 	p, err := queuePath(queue, "receive")
 	if err != nil {
 		return res, err

@@ -17,7 +17,8 @@ import "encoding/json"
 // exactly that.
 
 // decodeReceive decodes data, a receive's answer, into res, and reports
-// whether it could; when it could not, res is unchanged.
+// whether it could; when it could not, res is unchanged. The messages go
+// into res.Messages' room, if it has any.
 func decodeReceive(data []byte, res *ReceiveResult) bool {
 	r := jsonText{b: data}
 	var msgs []Message
@@ -25,7 +26,10 @@ func decodeReceive(data []byte, res *ReceiveResult) bool {
 	ok := r.object(func(name []byte) (int, bool) {
 		switch string(name) {
 		case `"messages"`:
-			msgs = []Message{} // [] is an empty list, as encoding/json makes it
+			msgs = res.Messages[:0]
+			if msgs == nil {
+				msgs = []Message{} // [] is an empty list, as encoding/json makes it
+			}
 			return 1, r.array(func() bool {
 				var m Message
 				ok := r.message(&m)

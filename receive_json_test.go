@@ -46,6 +46,11 @@ func checkLikeStdlib(t *testing.T, data []byte) bool {
 	if !reflect.DeepEqual(fast, std) {
 		t.Fatalf("decodeReceive(%q)\n = %#v\nencoding/json gives\n   %#v", data, fast, std)
 	}
+	// Into the room a receive makes for what it asked: the same result.
+	roomy := ReceiveResult{Messages: make([]Message, 0, 2)}
+	if !decodeReceive(data, &roomy) || !reflect.DeepEqual(roomy, std) {
+		t.Fatalf("decodeReceive(%q) into a slice with room\n = %#v\nencoding/json gives\n   %#v", data, roomy, std)
+	}
 	return true
 }
 
