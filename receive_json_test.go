@@ -31,20 +31,36 @@ func sampleAnswer(t testing.TB) []byte {
 	return b
 }
 
+// decidesLikeStdlib fails t if fast (a fast-path decoder named name)
+// accepts data and decides anything other than encoding/json would, or
+// declines and changes its result all the same. It reports whether fast
+// accepted data, and what it decoded.
+func decidesLikeStdlib[T any](t *testing.T, name string, data []byte, fast func([]byte, *T) bool) (T, bool) {
+	t.Helper()
+	var got, zero T
+	if !fast(data, &got) {
+		if !reflect.DeepEqual(got, zero) {
+			t.Fatalf("%s(%q) declined but changed its result: %#v", name, data, got)
+		}
+		return got, false
+	}
+	var std T
+	if err := json.Unmarshal(data, &std); err != nil {
+		t.Fatalf("%s accepted %q, which encoding/json refuses: %v", name, data, err)
+	}
+	if !reflect.DeepEqual(got, std) {
+		t.Fatalf("%s(%q)\n = %#v\nencoding/json gives\n   %#v", name, data, got, std)
+	}
+	return got, true
+}
+
 // checkLikeStdlib fails t if decodeReceive accepts data and decides
-// anything other than encoding/json would.
+// anything other than encoding/json would, also into a slice with room.
 func checkLikeStdlib(t *testing.T, data []byte) bool {
 	t.Helper()
-	var fast ReceiveResult
-	if !decodeReceive(data, &fast) {
+	std, ok := decidesLikeStdlib(t, "decodeReceive", data, decodeReceive)
+	if !ok {
 		return false
-	}
-	var std ReceiveResult
-	if err := json.Unmarshal(data, &std); err != nil {
-		t.Fatalf("decodeReceive accepted %q, which encoding/json refuses: %v", data, err)
-	}
-	if !reflect.DeepEqual(fast, std) {
-		t.Fatalf("decodeReceive(%q)\n = %#v\nencoding/json gives\n   %#v", data, fast, std)
 	}
 	// Into the room a receive makes for what it asked: the same result.
 	roomy := ReceiveResult{Messages: make([]Message, 0, 2)}
