@@ -137,36 +137,16 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 func decodeAnswer(body io.Reader, out any) error {
 	var fast func([]byte) bool
 	switch res := out.(type) {
-	case *ReceiveResult:
-		fast = func(data []byte) bool { return decodeReceive(data, res) }
+	case *receiveInto:
+		fast = func(data []byte) bool { return decodeReceive(data, res.res, res.room) }
+		out = res.res
 	case *SendBatchResult:
 		fast = func(data []byte) bool { return decodeSendBatch(data, res) }
+		body = io.LimitReader(body, maxSendAnswer) // a thousand ids: a misbehaving server must not fill memory
 	}
-	if fast != nil {
-		data, err := readAnswer(body)
-		if err != nil {
-			return err
-		}
-		if fast(data) {
-			return nil
-		}
-		body = bytes.NewReader(data)
+	if fast == nil {
+		return json.NewDecoder(body).Decode(out)
 	}
-	return json.NewDecoder(body).Decode(out)
-}
-
-// answerBufs are the buffers receive answers are read into, reused; the
-// answer is then copied out at its size (its messages' bodies point into
-// it). Read by io.ReadAll, which grows its buffer by doubling from 512
-// bytes, an answer of a hundred messages was copied six times and took
-// twice its size.
-var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledAnswer is the largest buffer kept for reuse.
-const maxPooledAnswer = 4 << 20
-
-// readAnswer reads body to its end.
-func readAnswer(body io.Reader) ([]byte, error) {
 	buf := answerBufs.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledAnswer {
@@ -175,9 +155,33 @@ func readAnswer(body io.Reader) ([]byte, error) {
 		}
 	}()
 	if _, err := buf.ReadFrom(body); err != nil {
-		return nil, err
+		return err
 	}
-	return bytes.Clone(buf.Bytes()), nil
+	if fast(buf.Bytes()) {
+		return nil
+	}
+	return json.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(out)
+}
+
+// answerBufs are the buffers answers are read into for their fast paths,
+// reused: read by io.ReadAll, which grows its buffer by doubling from 512
+// bytes, an answer of a hundred messages was copied six times and took
+// twice its size. Nothing decoded points into the buffer: both decoders
+// copy what they keep.
+var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer is the largest buffer kept for reuse.
+const maxPooledAnswer = 4 << 20
+
+// maxSendAnswer bounds what is read of a batch send's answer: its ids.
+const maxSendAnswer = 1 << 20
+
+// receiveInto is what a receive's answer is decoded into: its result, and
+// room for how many messages to make when some come, so that decoding a
+// full answer does not grow the slice by doubling.
+type receiveInto struct {
+	res  *ReceiveResult
+	room int
 }
 
 // request makes a request of path with the client's credentials.
@@ -350,14 +354,11 @@ func (c *Client) Receive(ctx context.Context, queue string, r ReceiveRequest) ([
 // call fails, the acks may or may not have been applied.
 func (c *Client) ReceiveAcking(ctx context.Context, queue string, r ReceiveRequest) (ReceiveResult, error) {
 	var res ReceiveResult
-	if r.Max > 0 { // room for what was asked, so decoding does not grow it by doubling
-		res.Messages = make([]Message, 0, min(r.Max, maxReceive))
-	}
 	p, err := queuePath(queue, "receive")
 	if err != nil {
 		return res, err
 	}
-	err = c.call(ctx, http.MethodPost, p, r, &res)
+	err = c.call(ctx, http.MethodPost, p, r, &receiveInto{&res, min(max(r.Max, 0), maxReceive)})
 	return res, err
 }
 

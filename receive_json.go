@@ -17,20 +17,20 @@ import "encoding/json"
 // exactly that.
 
 // decodeReceive decodes data, a receive's answer, into res, and reports
-// whether it could; when it could not, res is unchanged. The messages go
-// into res.Messages' room, if it has any.
-func decodeReceive(data []byte, res *ReceiveResult) bool {
+// whether it could; when it could not, res is unchanged. The first message
+// makes room for room of them.
+func decodeReceive(data []byte, res *ReceiveResult, room int) bool {
 	r := jsonText{b: data}
 	var msgs []Message
 	var ack *AckResult
 	ok := r.object(func(name []byte) (int, bool) {
 		switch string(name) {
 		case `"messages"`:
-			msgs = res.Messages[:0]
-			if msgs == nil {
-				msgs = []Message{} // [] is an empty list, as encoding/json makes it
-			}
+			msgs = []Message{} // [] is an empty list, as encoding/json makes it
 			return 1, r.array(func() bool {
+				if cap(msgs) == 0 {
+					msgs = make([]Message, 0, max(room, 1))
+				}
 				var m Message
 				ok := r.message(&m)
 				msgs = append(msgs, m)

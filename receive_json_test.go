@@ -58,13 +58,14 @@ func decidesLikeStdlib[T any](t *testing.T, name string, data []byte, fast func(
 // anything other than encoding/json would, also into a slice with room.
 func checkLikeStdlib(t *testing.T, data []byte) bool {
 	t.Helper()
-	std, ok := decidesLikeStdlib(t, "decodeReceive", data, decodeReceive)
+	noRoom := func(data []byte, res *ReceiveResult) bool { return decodeReceive(data, res, 0) }
+	std, ok := decidesLikeStdlib(t, "decodeReceive", data, noRoom)
 	if !ok {
 		return false
 	}
-	// Into the room a receive makes for what it asked: the same result.
-	roomy := ReceiveResult{Messages: make([]Message, 0, 2)}
-	if !decodeReceive(data, &roomy) || !reflect.DeepEqual(roomy, std) {
+	// With room made for what a receive asked: the same result.
+	var roomy ReceiveResult
+	if !decodeReceive(data, &roomy, 2) || !reflect.DeepEqual(roomy, std) {
 		t.Fatalf("decodeReceive(%q) into a slice with room\n = %#v\nencoding/json gives\n   %#v", data, roomy, std)
 	}
 	return true
@@ -109,7 +110,7 @@ func TestDecodeReceiveLeavesTheRestToEncodingJSON(t *testing.T) {
 		`{"messages":[{"body":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}]}`, // deeper than the fast path reads
 	} {
 		var res ReceiveResult
-		if decodeReceive([]byte(data), &res) {
+		if decodeReceive([]byte(data), &res, 10) {
 			t.Errorf("decodeReceive accepted %q; it should leave it to encoding/json", data)
 		}
 	}
@@ -146,7 +147,7 @@ func BenchmarkDecodeReceive(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for range b.N {
 			var res ReceiveResult
-			if !decodeReceive(data, &res) {
+			if !decodeReceive(data, &res, 1000) {
 				b.Fatal("declined")
 			}
 		}

@@ -108,13 +108,7 @@ const leaseDueLimit = 1000
 
 // lease takes up to max messages from the ready index, starting at the cursor.
 func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Message, error) {
-	// Sized once: grown by appends, the slice of messages (large structs)
-	// was the biggest allocation of a batched receive.
-	hint := min(int64(max), w.c.ready)
-	if hint < 0 { // counters are never negative; a cap must not be either
-		hint = 0
-	}
-	out := make([]store.Message, 0, int(hint))
+	var out []store.Message
 	budget := maxBytes
 	if budget <= 0 {
 		budget = math.MaxInt
@@ -129,6 +123,12 @@ func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Mes
 			return out, err
 		}
 	}
+}
+
+// leaseRoom is how many messages a lease of up to n may take: n, or what is
+// ready if less (at least one).
+func (w *qwork) leaseRoom(n int) int {
+	return int(max(1, min(int64(n), w.c.ready)))
 }
 
 // leaseScan appends to out, up to max in all, the ready messages it takes
@@ -169,6 +169,12 @@ func (t *txn) leaseScan(w *qwork, out []store.Message, max int, budget *int, vis
 			}
 			dropped++
 			continue
+		}
+		if out == nil {
+			// Sized once, when the first comes: grown by appends, the slice
+			// of messages (large structs) was the biggest allocation of a
+			// batched receive.
+			out = make([]store.Message, 0, w.leaseRoom(max))
 		}
 		lm, err := t.take(w, seq, &m, vis)
 		if err != nil {
