@@ -23,6 +23,7 @@ type Delivery struct {
 	c          *Client
 	visibility time.Duration           // of the worker's leases
 	cancel     context.CancelCauseFunc // cancels the handler's context
+	keep       leaseKeeper             // extends the lease while the handler runs (worker_lease.go)
 
 	settled atomic.Bool // the worker has sent (or given up on) its outcome
 	acked   chan error  // the outcome of its ack, from the worker's acker

@@ -10,8 +10,8 @@ import (
 // keepLease extends d's lease while its handler runs, each time a third of
 // what is left of it has passed, so that a slow answer or two still leaves
 // time. It cancels the handler's context when the lease is lost
-// (ErrLeaseExpired) or the task was cancelled (ErrTaskCancelled). The
-// returned func stops it and waits until it has stopped.
+// (ErrLeaseExpired) or the task was cancelled (ErrTaskCancelled).
+// d.keep.stop stops it and waits until it has stopped.
 //
 // Nothing runs until the first third has passed (a timer, not a goroutine):
 // most handlers are done long before, and a goroutine and a timer each for
@@ -21,41 +21,49 @@ import (
 // leaseStart) and then from just before each extend was sent, never from the
 // server's lease_expires_at: the two clocks may disagree, and the local
 // reckoning errs on the early side.
-func (w *Worker) keepLease(ctx context.Context, d *Delivery, leasedAt time.Time) (stop func()) {
+func (w *Worker) keepLease(ctx context.Context, d *Delivery, leasedAt time.Time) {
+	k := &d.keep
 	expires := leasedAt.Add(w.opts.Visibility)
-	var (
-		mu      sync.Mutex // guards stopped, cancel, done
-		stopped bool
-		cancel  context.CancelFunc
-		done    chan struct{}
-	)
-	t := time.AfterFunc(time.Until(expires)/3, func() {
-		mu.Lock()
-		if stopped {
-			mu.Unlock()
+	k.t = time.AfterFunc(time.Until(expires)/3, func() {
+		k.mu.Lock()
+		if k.stopped {
+			k.mu.Unlock()
 			return
 		}
 		var lctx context.Context
-		lctx, cancel = context.WithCancel(ctx)
-		done = make(chan struct{})
-		mu.Unlock()
+		lctx, k.cancel = context.WithCancel(ctx)
+		done := make(chan struct{})
+		k.done = done
+		k.mu.Unlock()
 		defer close(done)
 		w.extendLoop(lctx, d, expires)
 	})
-	return func() {
-		if t.Stop() {
-			return // it never started
-		}
-		mu.Lock()
-		stopped = true
-		if cancel != nil {
-			cancel()
-		}
-		ch := done
-		mu.Unlock()
-		if ch != nil {
-			<-ch
-		}
+}
+
+// leaseKeeper is keepLease's state for one delivery, kept in the Delivery:
+// as variables shared by closures it took five allocations per message.
+type leaseKeeper struct {
+	t       *time.Timer
+	mu      sync.Mutex // guards stopped, cancel, done
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// stop stops keepLease and waits until it has stopped.
+func (k *leaseKeeper) stop() {
+	if k.t.Stop() {
+		return // it never started
+	}
+	k.mu.Lock()
+	k.stopped = true
+	if k.cancel != nil {
+		k.cancel()
+	}
+	ch := k.done
+	k.mu.Unlock()
+	if ch != nil {
+		<-ch
 	}
 }
 

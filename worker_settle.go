@@ -35,9 +35,9 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 		delete(w.inflight, d)
 		w.mu.Unlock()
 	}()
-	stopLease := w.keepLease(ctx, d, leasedAt)
+	w.keepLease(ctx, d, leasedAt)
 	err := w.call(ctx, d)
-	stopLease()
+	d.keep.stop()
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
 	// receive the token lets start finds it and carries it.
