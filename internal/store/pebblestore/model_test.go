@@ -23,17 +23,8 @@ import (
 // messages (its result is made when the first message comes).
 func TestLeaseOfNothingIsNil(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s, err := Open(Options{Dir: "db", FS: vfs.NewMem(), FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, Now: now, Retry: retryNow})
+	s := handoffStore(t, vfs.NewMem())
+	res, err := s.Lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 10, Now: handoffNow, Retry: retryNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +59,7 @@ func randomRoundTrips(t *testing.T, seed uint64) {
 	rnd := rand.New(rand.NewPCG(seed, 7))
 	fs := vfs.NewMem()
 	open := func() *Store {
-		s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+		s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
 		if err != nil {
 			t.Fatal(err)
 		}
