@@ -218,32 +218,29 @@ func (d *decoder) time() time.Time {
 	return fromNano(n)
 }
 
-// bytes reads a length-prefixed byte string into a copy of its own, or
-// skips it (nil) unless keep.
-func (d *decoder) bytes(keep bool) []byte {
+// span reads a length-prefixed byte string, in place.
+func (d *decoder) span() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return nil
 	}
-	var v []byte
-	if keep {
-		v = bytes.Clone(d.b[:n])
-	}
+	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
 }
 
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
+// bytes reads a length-prefixed byte string into a copy of its own, or
+// skips it (nil) unless keep.
+func (d *decoder) bytes(keep bool) []byte {
+	v := d.span()
+	if !keep || v == nil {
+		return nil
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	return bytes.Clone(v)
 }
+
+func (d *decoder) string() string { return string(d.span()) }
 
 // queueRecord is the value under a 'Q' key. It changes rarely, so it is JSON.
 type queueRecord struct {
