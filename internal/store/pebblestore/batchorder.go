@@ -39,6 +39,15 @@ type batchOp struct {
 	key, value []byte
 }
 
+// regroupable reports whether writes of kind may be regrouped.
+func regroupable(kind pebble.InternalKeyKind) bool {
+	switch kind {
+	case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete, pebble.InternalKeyKindMerge:
+		return true
+	}
+	return false
+}
+
 // regroup returns a batch with b's writes grouped by their key's first byte
 // (its tag), or b itself when that is not worth it or not possible. Its
 // working slices are sc's.
@@ -59,7 +68,7 @@ func regroup(db *pebble.DB, b *pebble.Batch, sc *scratch) *pebble.Batch {
 		if !ok {
 			break
 		}
-		if (kind != pebble.InternalKeyKindSet && kind != pebble.InternalKeyKindDelete) || len(key) == 0 {
+		if !regroupable(kind) || len(key) == 0 {
 			return b // range deletions and anything unexpected: keep the order
 		}
 		ops = append(ops, batchOp{kind, key, value})
@@ -83,9 +92,12 @@ func regroup(db *pebble.DB, b *pebble.Batch, sc *scratch) *pebble.Batch {
 	for _, i := range sorted {
 		o := ops[i]
 		var err error
-		if o.kind == pebble.InternalKeyKindSet {
+		switch o.kind {
+		case pebble.InternalKeyKindSet:
 			err = nb.Set(o.key, o.value, nil)
-		} else {
+		case pebble.InternalKeyKindMerge:
+			err = nb.Merge(o.key, o.value, nil)
+		default:
 			err = nb.Delete(o.key, nil)
 		}
 		if err != nil {

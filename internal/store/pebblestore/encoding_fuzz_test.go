@@ -70,6 +70,7 @@ func FuzzDecodeMsg(f *testing.F) {
 	f.Add((&msg{state: stWaiting, group: "g", headers: map[string]string{"k": "v"}}).encode())
 	f.Add([]byte{recordVersion, byte(stReady), 1, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
 	f.Add([]byte{})
+	f.Add(appendLeaseOp(tm.encode(), &tm)) // a leased record
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m msg
 		var err error

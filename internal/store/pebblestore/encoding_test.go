@@ -465,3 +465,61 @@ func diffMsg(a, b msg) string {
 	}
 	return strings.Join(d, "; ")
 }
+
+// TestEncodingLeaseOperands: a record followed by lease operands reads as
+// the record in flight with the last operand's lease; anything else after
+// a record is refused.
+func TestEncodingLeaseOperands(t *testing.T) {
+	t.Parallel()
+	base := testMsg()
+	base.state, base.attempt, base.nonce, base.leaseExp = stReady, 1, 0, time.Time{}
+	rec := base.encode()
+	lease := func(attempt int, nonce uint64, exp time.Time) msg {
+		m := base
+		m.state, m.attempt, m.nonce, m.leaseExp = stInFlight, attempt, nonce, exp
+		return m
+	}
+	first := lease(2, 0xfeedface, time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC))
+	second := lease(3, 7, time.Date(2026, 1, 1, 0, 2, 0, 5, time.UTC))
+	for name, c := range map[string]struct {
+		b    []byte
+		want msg
+	}{
+		"one":  {appendLeaseOp(bytes.Clone(rec), &first), first},
+		"two":  {appendLeaseOp(appendLeaseOp(bytes.Clone(rec), &first), &second), second},
+		"none": {rec, base},
+	} {
+		got, err := decodeMsg(c.b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := diffMsg(c.want, got); d != "" {
+			t.Errorf("%s: %s", name, d)
+		}
+		head, err := decodeMsgHead(c.b)
+		want := c.want
+		want.body = nil
+		if d := diffMsg(want, head); err != nil || d != "" {
+			t.Errorf("%s: decodeMsgHead: %v %s", name, err, d)
+		}
+		// Written back, the record holds its lease itself: operands fold.
+		if b := got.encode(); !bytes.Equal(b, c.want.encode()) {
+			t.Errorf("%s: re-encoded %x; want %x", name, b, c.want.encode())
+		}
+	}
+	withOp := appendLeaseOp(bytes.Clone(rec), &first)
+	for i := len(rec) + 1; i < len(withOp); i++ {
+		if _, err := decodeMsg(withOp[:i]); err == nil {
+			t.Errorf("decodeMsg accepted an operand cut to %d of %d bytes", i-len(rec), len(withOp)-len(rec))
+		}
+	}
+	for name, b := range map[string][]byte{
+		"operand alone":   appendLeaseOp(nil, &first),
+		"trailing byte":   append(bytes.Clone(withOp), 0),
+		"unknown operand": append(bytes.Clone(rec), leaseOp+1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+	} {
+		if m, err := decodeMsg(b); err == nil {
+			t.Errorf("%s: decodeMsg accepted %x as %+v", name, b, m)
+		}
+	}
+}

@@ -209,7 +209,7 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 	m.attempt++
 	m.nonce = t.s.rnd.Uint64()
 	m.leaseExp = t.now.Add(vis)
-	t.setState(w, seq, m, stInFlight)
+	t.leased(w, seq, m)
 	err = t.taskChanged(seq, m, func(r *taskRecord) {
 		r.State, r.Attempt = store.TaskRunning, m.attempt
 		r.Progress, r.ProgressMessage = 0, "" // a new attempt starts afresh

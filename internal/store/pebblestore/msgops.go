@@ -117,6 +117,24 @@ func appendIndexKey(b []byte, qid uint32, seq uint64, m *msg) []byte {
 // setState gives a message state st: index key, record and counters. The
 // message's previous index key must already be gone (unindex).
 func (t *txn) setState(w *qwork, seq uint64, m *msg, st msgState) {
+	t.index(w, seq, m, st)
+	t.putMsg(w, seq, m)
+}
+
+// leased puts a message in flight with m's attempt, nonce and expiry: as
+// setState, but the record gets a lease operand (see leaseOp), not a
+// rewrite. The record must be the one stored (m read from it).
+func (t *txn) leased(w *qwork, seq uint64, m *msg) {
+	t.index(w, seq, m, stInFlight)
+	sc := &t.s.scratch
+	sc.rec = appendLeaseOp(sc.rec[:0], m)
+	t.b.Merge(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), sc.rec, nil)
+	t.changedMsg(seq)
+}
+
+// index gives a message state st, its index key and counters, but for its
+// record.
+func (t *txn) index(w *qwork, seq uint64, m *msg, st msgState) {
 	m.state = st
 	k := appendIndexKey(t.keys.key(), w.rec.ID, seq, m)
 	t.b.Set(k, nil, nil)
@@ -130,7 +148,6 @@ func (t *txn) setState(w *qwork, seq uint64, m *msg, st msgState) {
 	}
 	w.count(st, 1)
 	w.touched = true
-	t.putMsg(w, seq, m)
 }
 
 // place makes a message ready, or delayed until m.due.

@@ -67,19 +67,31 @@ func (s *Store) load() error {
 
 // formatVersion names the layout of keys and records this build reads and
 // writes. A data directory of another layout is refused, never misread.
-const formatVersion = "2"
+// Format 3 added lease operands to message records (see leaseOp).
+const formatVersion = "3"
 
-// checkFormat stamps a new data directory with formatVersion, and refuses
-// one stamped otherwise, or holding data but no stamp.
+// upgradableFormat is the format this build upgrades in place: format 2 is
+// format 3 without lease operands, so the upgrade is the new stamp alone.
+// Written before any operand, it keeps builds that read only format 2 (and
+// would take an operand for a corrupt record) out of the directory.
+const upgradableFormat = "2"
+
+// checkFormat stamps a new data directory with formatVersion, upgrades one
+// of upgradableFormat, and refuses one stamped otherwise, or holding data
+// but no stamp.
 func (s *Store) checkFormat() error {
 	v, closer, err := s.db.Get(metaKey("format"))
 	if err == nil {
 		got := string(v)
 		closer.Close()
-		if got != formatVersion {
-			return fmt.Errorf("data format %q, this build reads %q", got, formatVersion)
+		switch got {
+		case formatVersion:
+			return nil
+		case upgradableFormat:
+			s.opts.Logger.Info("upgrading the data directory's format", "from", got, "to", formatVersion)
+			return s.db.Set(metaKey("format"), []byte(formatVersion), pebble.Sync)
 		}
-		return nil
+		return fmt.Errorf("data format %q, this build reads %q", got, formatVersion)
 	}
 	if !errors.Is(err, pebble.ErrNotFound) {
 		return err

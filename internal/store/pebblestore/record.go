@@ -95,8 +95,41 @@ func (m *msg) appendTo(b []byte) []byte {
 	return append(b, flags)
 }
 
-// Flags, the record's last byte.
+// Flags, the last byte of the record proper.
 const flagTask = 1
+
+// A lease does not rewrite the record: it merges a lease operand into the
+// record's key (Pebble's merge, which concatenates), and a reader applies
+// the operands that follow the record, oldest first. The record with its
+// inline body is most of what a message writes; rewriting it at every
+// lease was the largest single cost of a round trip (docs/benchmarks.md).
+// Every other change of a message writes the whole record again, which
+// drops the operands; and a message is leased only when ready, which every
+// way in writes the whole record: a record carries at most one operand.
+//
+// An operand is leaseOp, the attempt (uvarint), the nonce (8 bytes) and the
+// lease's expiry (uvarint ns): the message is in flight with these.
+const leaseOp = 0xA1
+
+// appendLeaseOp appends the lease operand of an in-flight m to b.
+func appendLeaseOp(b []byte, m *msg) []byte {
+	b = append(b, leaseOp)
+	b = binary.AppendUvarint(b, uint64(m.attempt))
+	b = binary.BigEndian.AppendUint64(b, m.nonce)
+	return binary.AppendUvarint(b, unixNano(m.leaseExp))
+}
+
+// leaseOp applies the lease operand at d to m.
+func (d *decoder) leaseOp(m *msg) {
+	if d.byte() != leaseOp {
+		d.fail()
+		return
+	}
+	m.state = stInFlight
+	m.attempt = int(d.uvarint())
+	m.nonce = d.uint64()
+	m.leaseExp = d.time()
+}
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -152,7 +185,10 @@ func decodeRecord(b []byte, body bool) (msg, error) {
 	if flags&^flagTask != 0 {
 		d.fail() // a flag this build does not know
 	}
-	if d.err != nil || len(d.b) != 0 || m.state < stReady || m.state > stWaiting {
+	for len(d.b) > 0 && d.err == nil {
+		d.leaseOp(&m)
+	}
+	if d.err != nil || m.state < stReady || m.state > stWaiting {
 		return msg{}, errBadRecord
 	}
 	return m, nil

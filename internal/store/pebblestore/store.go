@@ -272,6 +272,9 @@ func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       o.MemTableBytes,
 		Logger:             pebbleLogger{o.Logger},
+		// Leases append operands to records by Pebble's merge (see
+		// leaseOp): concatenation, which every directory was made with.
+		Merger: pebble.DefaultMerger,
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
