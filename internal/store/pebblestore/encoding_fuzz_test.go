@@ -138,6 +138,16 @@ func FuzzMsgRoundTrip(f *testing.F) {
 		if d := diffMsg(m, got); d != "" {
 			t.Fatalf("decodeMsg(encode(m)) differs: %s", d)
 		}
+		// Leased: the record with an operand of other fuzzed values.
+		leased := m
+		leased.state, leased.attempt, leased.nonce, leased.leaseExp = stInFlight, priority, ^nonce, fuzzTime(due)
+		b = appendLeaseOp(b, &leased)
+		if got, err = decodeMsg(b); err != nil {
+			t.Fatalf("decodeMsg(encode(%+v) with a lease operand = %x): %v", m, b, err)
+		}
+		if d := diffMsg(leased, got); d != "" {
+			t.Fatalf("decodeMsg(encode(m) with a lease operand) differs: %s", d)
+		}
 	})
 }
 

@@ -88,7 +88,8 @@ func (s *Store) checkFormat() error {
 		case formatVersion:
 			return nil
 		case upgradableFormat:
-			s.opts.Logger.Info("upgrading the data directory's format", "from", got, "to", formatVersion)
+			s.opts.Logger.Warn("upgrading the data directory's format; builds that read only the old one will refuse it",
+				"from", got, "to", formatVersion)
 			return s.db.Set(metaKey("format"), []byte(formatVersion), pebble.Sync)
 		}
 		return fmt.Errorf("data format %q, this build reads %q", got, formatVersion)

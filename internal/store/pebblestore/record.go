@@ -46,8 +46,9 @@ type msg struct {
 }
 
 // inlineMax is the largest body kept inside the record. A record is
-// rewritten on every change of state, so inlining trades a rewrite of the
-// body for one read less per delivery: a win for small bodies only.
+// rewritten on most changes of state (all but a lease, see leaseOp), so
+// inlining trades a rewrite of the body for one read less per delivery: a
+// win for small bodies only.
 const inlineMax = 4 << 10
 
 const recordVersion = 1
