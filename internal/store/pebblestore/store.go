@@ -145,6 +145,7 @@ func Open(o Options) (*Store, error) {
 			return u.AvailBytes, err
 		}
 	}
+	warnNoCgo(o.Logger, withCgo)
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
 	health := &engineHealth{}
@@ -285,6 +286,17 @@ func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	return po
+}
+
+// warnNoCgo warns when the binary was built without cgo (CGO_ENABLED=0, as
+// static container builds often are): Pebble then allocates its memtables
+// and block cache on the Go heap, which the collector must track and a
+// fresh memtable zeroes, and a round trip costs about a third more CPU
+// (docs/benchmarks.md). Nothing else changes, durability included.
+func warnNoCgo(l *slog.Logger, cgo bool) {
+	if !cgo {
+		l.Warn("this courier was built without cgo (CGO_ENABLED=0): the store runs, slower; build with cgo for full speed")
+	}
 }
 
 // pebbleLogger sends Pebble's own log lines to slog.
