@@ -112,14 +112,7 @@ func TestHandoffSetThenMergeOneBatch(t *testing.T) {
 	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, fs)
 	qid := s.queues["q"].rec.ID
 	for _, m := range got {
 		seq, nonce, _ := parseLease(m.Lease)

@@ -230,14 +230,7 @@ func TestQueueIDsNotReused(t *testing.T) {
 	if err := s.DeleteQueue(ctx, &store.DeleteQueueParams{Name: "alpha", Now: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, fs)
 	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "beta", Config: cfg, Now: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -272,4 +265,19 @@ func TestLeaseMaxBytes(t *testing.T) {
 			t.Fatalf("MaxBytes %d: %d messages, %v; want %d", tc.maxBytes, len(lr.Messages), err, tc.want)
 		}
 	}
+}
+
+// reopen closes s and opens its directory ("db" on fs) again; the store it
+// returns closes when the test ends.
+func reopen(t *testing.T, s *Store, fs vfs.FS) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

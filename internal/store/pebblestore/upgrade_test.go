@@ -65,7 +65,7 @@ func TestUpgradeFromFormat2(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, fs, old, t0 := openFormat2(t)
-	defer func() { s.Close() }()
+	defer s.Close()
 	if v, closer, err := s.db.Get(metaKey("format")); err != nil || string(v) != formatVersion {
 		t.Fatalf("format after open: %q, %v; want %q", v, err, formatVersion)
 	} else {
@@ -90,40 +90,33 @@ func TestUpgradeFromFormat2(t *testing.T) {
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	s = reopen(t, s, fs)
+	leases := []string{old[`"m3"`]}
+	for _, m := range got {
+		leases = append(leases, m.Lease)
+	}
+	leases = append(leases, got[0].Lease) // twice: the second is refused
+	errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: now})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty}); err != nil {
-		t.Fatal(err)
-	} else {
-		defer s.Close()
-		leases := []string{old[`"m3"`]}
-		for _, m := range got {
-			leases = append(leases, m.Lease)
-		}
-		leases = append(leases, got[0].Lease) // twice: the second is refused
-		errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := []error{nil, nil, nil, nil, nil, store.ErrLeaseExpired}; !slices.Equal(errs, want) {
-			t.Fatalf("acks after reopening: %v; want %v", errs, want)
-		}
-		// m4's lease of format 2 runs out: it is delivered again.
-		later := t0.Add(2 * time.Hour)
-		if _, err := s.Tick(ctx, &store.TickParams{Now: later, Retry: retryNow}); err != nil {
-			t.Fatal(err)
-		}
-		again := leaseAll(t, s, later)
-		if want := []string{`"m4" n=4 attempt 2`}; !slices.Equal(describe(again), want) {
-			t.Fatalf("after m4's lease ran out: %q; want %q", describe(again), want)
-		}
-		if errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{old[`"m4"`], again[0].Lease}, Now: later}); err != nil ||
-			errs[0] != store.ErrLeaseExpired || errs[1] != nil {
-			t.Fatalf("acks of m4's old and new leases: %v, %v", errs, err)
-		}
-		wantStats(t, s, later, store.Stats{SentTotal: 8, AckedTotal: 8})
+	if want := []error{nil, nil, nil, nil, nil, store.ErrLeaseExpired}; !slices.Equal(errs, want) {
+		t.Fatalf("acks after reopening: %v; want %v", errs, want)
 	}
+	// m4's lease of format 2 runs out: it is delivered again.
+	later := t0.Add(2 * time.Hour)
+	if _, err := s.Tick(ctx, &store.TickParams{Now: later, Retry: retryNow}); err != nil {
+		t.Fatal(err)
+	}
+	again := leaseAll(t, s, later)
+	if want := []string{`"m4" n=4 attempt 2`}; !slices.Equal(describe(again), want) {
+		t.Fatalf("after m4's lease ran out: %q; want %q", describe(again), want)
+	}
+	if errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{old[`"m4"`], again[0].Lease}, Now: later}); err != nil ||
+		errs[0] != store.ErrLeaseExpired || errs[1] != nil {
+		t.Fatalf("acks of m4's old and new leases: %v, %v", errs, err)
+	}
+	wantStats(t, s, later, store.Stats{SentTotal: 8, AckedTotal: 8})
 }
 
 func leaseAll(t *testing.T, s *Store, now time.Time) []store.Message {
