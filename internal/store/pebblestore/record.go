@@ -120,8 +120,8 @@ func appendLeaseOp(b []byte, m *msg) []byte {
 	return binary.AppendUvarint(b, unixNano(m.leaseExp))
 }
 
-// leaseOp applies the lease operand at d to m.
-func (d *decoder) leaseOp(m *msg) {
+// applyLeaseOp reads a lease operand and applies it to m.
+func (d *decoder) applyLeaseOp(m *msg) {
 	if d.byte() != leaseOp {
 		d.fail()
 		return
@@ -187,7 +187,7 @@ func decodeRecord(b []byte, body bool) (msg, error) {
 		d.fail() // a flag this build does not know
 	}
 	for len(d.b) > 0 && d.err == nil {
-		d.leaseOp(&m)
+		d.applyLeaseOp(&m)
 	}
 	if d.err != nil || m.state < stReady || m.state > stWaiting {
 		return msg{}, errBadRecord
