@@ -25,7 +25,7 @@ func orCorrupt(err error, what string) error {
 // Every verb is built from them.
 
 func (t *txn) getMsg(w *qwork, seq uint64) (msg, bool, error) {
-	v, ok, err := t.get(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq))
+	v, ok, err := t.get(t.recordKey(w, seq))
 	if err != nil || !ok {
 		return msg{}, false, err
 	}
@@ -50,9 +50,14 @@ func (t *txn) records(w *qwork) (*recReader, error) {
 	return &recReader{it: it, w: w, keys: &t.keys}, err
 }
 
-func (r *recReader) get(seq uint64) (msg, error) {
+// seek positions the iterator at seq's record; false if there is none.
+func (r *recReader) seek(seq uint64) bool {
 	k := appendSeqKey(r.keys.key(), tagMsg, r.w.rec.ID, seq)
-	if !r.it.SeekGE(k) || !bytes.Equal(r.it.Key(), k) {
+	return r.it.SeekGE(k) && bytes.Equal(r.it.Key(), k)
+}
+
+func (r *recReader) get(seq uint64) (msg, error) {
+	if !r.seek(seq) {
 		return msg{}, orCorrupt(r.it.Error(), "index key without record")
 	}
 	return decodeMsg(r.it.Value())
@@ -61,8 +66,7 @@ func (r *recReader) get(seq uint64) (msg, error) {
 // lookupHead is get for a record that may be absent, without its inline
 // body (see decodeMsgHead): for ack, which deletes what it finds.
 func (r *recReader) lookupHead(seq uint64) (msg, bool, error) {
-	k := appendSeqKey(r.keys.key(), tagMsg, r.w.rec.ID, seq)
-	if !r.it.SeekGE(k) || !bytes.Equal(r.it.Key(), k) {
+	if !r.seek(seq) {
 		return msg{}, false, r.it.Error()
 	}
 	m, err := decodeMsgHead(r.it.Value())
@@ -71,10 +75,15 @@ func (r *recReader) lookupHead(seq uint64) (msg, bool, error) {
 
 func (r *recReader) close() error { return r.it.Close() }
 
+// recordKey is the key of seq's record in w, from the txn's slab.
+func (t *txn) recordKey(w *qwork, seq uint64) []byte {
+	return appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq)
+}
+
 func (t *txn) putMsg(w *qwork, seq uint64, m *msg) {
 	sc := &t.s.scratch
 	sc.rec = m.appendTo(sc.rec[:0])
-	t.b.Set(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), sc.rec, nil)
+	t.b.Set(t.recordKey(w, seq), sc.rec, nil)
 	t.changedMsg(seq)
 }
 
@@ -128,7 +137,7 @@ func (t *txn) leased(w *qwork, seq uint64, m *msg) {
 	t.index(w, seq, m, stInFlight)
 	sc := &t.s.scratch
 	sc.rec = appendLeaseOp(sc.rec[:0], m)
-	t.b.Merge(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), sc.rec, nil)
+	t.b.Merge(t.recordKey(w, seq), sc.rec, nil)
 	t.changedMsg(seq)
 }
 
@@ -178,7 +187,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 	} else {
 		t.b.Set(seqKey(tagBody, w.rec.ID, seq), body, nil)
 	}
-	lower(&w.cur.retain, appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq))
+	lower(&w.cur.retain, t.recordKey(w, seq))
 	if m.group != "" {
 		hk := groupPrefix(tagHead, w.rec.ID, m.group)
 		head, hasHead, err := t.head(hk)
@@ -201,7 +210,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 // remove deletes a message from w entirely and lets its group move on.
 func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	t.unindex(w, seq, m)
-	t.b.Delete(appendSeqKey(t.keys.key(), tagMsg, w.rec.ID, seq), nil)
+	t.b.Delete(t.recordKey(w, seq), nil)
 	t.changedMsg(seq)
 	if m.task {
 		w.c.tasks--
