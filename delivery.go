@@ -26,7 +26,6 @@ type Delivery struct {
 	keep       leaseKeeper             // extends the lease while the handler runs (worker_lease.go)
 
 	settled atomic.Bool // the worker has sent (or given up on) its outcome
-	acked   chan error  // the outcome of its ack, from the worker's acker
 
 	mu     sync.Mutex // guards result
 	result json.RawMessage

@@ -35,7 +35,6 @@ func newHeldAcks() *heldAcks { return &heldAcks{kick: make(chan struct{}, 1)} }
 
 // add queues d's ack, false if the queue is closed.
 func (h *heldAcks) add(d *Delivery) bool {
-	d.acked = make(chan error, 1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

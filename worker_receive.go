@@ -123,7 +123,7 @@ func (w *Worker) carried(ctx context.Context, ds []*Delivery, res ReceiveResult,
 	if res.Ack != nil {
 		acked = *res.Ack
 	}
-	ackOutcomes(ds, acked, err)
+	w.ackOutcomes(ds, acked, err)
 	return err
 }
 

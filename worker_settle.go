@@ -26,14 +26,17 @@ func (w *Worker) dispatch(m *Message, leasedAt time.Time) {
 }
 
 // process runs the handler of d, keeping d's lease alive meanwhile, and
-// settles d by the handler's outcome.
+// settles d by the handler's outcome. A success goes to the acks: then the
+// ack's outcome, not this goroutine, finishes d (ackDone), and the
+// goroutine ends without waiting for it. Waking tens of thousands of
+// goroutines a second only to hear "acked" left dozens of them runnable
+// at every moment of a burn-down, ahead of the receives and the server.
 func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
-	defer w.handlers.Done()
+	acking := false
 	defer func() {
-		d.cancel(nil)
-		w.mu.Lock()
-		delete(w.inflight, d)
-		w.mu.Unlock()
+		if !acking {
+			w.finish(d)
+		}
 	}()
 	w.keepLease(ctx, d, leasedAt)
 	err := w.call(ctx, d)
@@ -41,12 +44,22 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
 	// receive the token lets start finds it and carries it.
-	held := claimed && err == nil && ctx.Err() == nil && w.held.add(d)
+	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d)
 	<-w.sem // the handler is done: another may start while this one settles
-	if !claimed {
+	if !claimed || acking {
 		return
 	}
-	w.settle(ctx, d, err, held)
+	acking = w.settle(ctx, d, err)
+}
+
+// finish ends d's time in the worker: d is settled, or given up on, and
+// no longer counts among the handlers Stop waits for.
+func (w *Worker) finish(d *Delivery) {
+	d.cancel(nil)
+	w.mu.Lock()
+	delete(w.inflight, d)
+	w.mu.Unlock()
+	w.handlers.Done()
 }
 
 // call runs the handler, turning a panic into an error.
@@ -59,46 +72,32 @@ func (w *Worker) call(ctx context.Context, d *Delivery) (err error) {
 	return w.h.HandleDelivery(ctx, d)
 }
 
-// settle acts on the handler's outcome: ack, retry, terminate or nack.
-// held says that d's ack is queued already (in w.held).
-func (w *Worker) settle(ctx context.Context, d *Delivery, err error, held bool) {
+// settle acts on the handler's outcome: ack, retry, terminate or nack. It
+// reports whether d went to the ackers, whose outcome finishes it.
+func (w *Worker) settle(ctx context.Context, d *Delivery, err error) bool {
 	if ctx.Err() != nil {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, ErrLeaseExpired), errors.Is(cause, ErrTaskCancelled):
 			// Nothing to settle: the message is no longer ours.
 			w.log.Info("courier worker: handler ended without its lease", "id", d.ID, "cause", cause, "err", err)
-			return
+			return false
 		case errors.Is(cause, ErrWorkerStopped) && err != nil:
 			rctx, cancel := w.settleContext()
 			defer cancel()
 			w.release(rctx, d)
-			return
+			return false
 		}
 	}
-	var serr error
-	tooLarge := false
 	if err == nil {
-		if held {
-			serr = w.ackOutcome(d)
-		} else {
-			serr = w.ack(d)
-		}
-		if !errors.Is(serr, ErrTooLarge) {
-			w.settled(d, err, serr)
-			return
-		}
-		// The result is over the server's limit; it would be again.
-		err = fmt.Errorf("the result of %d bytes is too large for the server: %w", len(d.Result()), serr)
-		tooLarge = true
+		return w.ack(d)
 	}
 	// A context for the calls made here alone: acks go out in batches, and
 	// a timer for each of thousands of acks a second was a cost of its own.
 	sctx, cancel := w.settleContext()
 	defer cancel()
 	var retry *RetryAfterError
+	var serr error
 	switch {
-	case tooLarge:
-		serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
 	case errors.As(err, &retry):
 		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Delay: retry.Delay.String(), Error: errorText(err)})
 	case errors.Is(err, ErrTerminate):
@@ -107,27 +106,44 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error, held bool) 
 		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Error: errorText(err)})
 	}
 	w.settled(d, err, serr)
+	return false
 }
 
-// ack hands d to the ackers and waits for the outcome of its ack.
-func (w *Worker) ack(d *Delivery) error {
-	d.acked = make(chan error, 1)
+// ack hands d to the ackers, whose outcome finishes it; false if they are
+// gone (Stop gave up on this handler).
+func (w *Worker) ack(d *Delivery) bool {
+	select { // first, as a send to the buffered acks may win even then
+	case <-w.ackersGone:
+		w.settled(d, nil, ErrWorkerStopped)
+		return false
+	default:
+	}
 	select {
 	case w.acks <- d:
-		return w.ackOutcome(d)
+		return true
 	case <-w.ackersGone:
-		return ErrWorkerStopped
+		w.settled(d, nil, ErrWorkerStopped)
+		return false
 	}
 }
 
-// ackOutcome waits for the outcome of d's ack, queued already.
-func (w *Worker) ackOutcome(d *Delivery) error {
-	select {
-	case err := <-d.acked:
-		return err
-	case <-w.ackersGone:
-		return ErrWorkerStopped // too late: Stop gave up on this handler
+// ackDone takes the outcome of d's ack and finishes d. A result over the
+// server's limit would be refused again: the message is terminated with
+// that as its error instead, on a goroutine of its own, as the outcome
+// comes to a receive or an acker that must not wait for another call.
+func (w *Worker) ackDone(d *Delivery, err error) {
+	if !errors.Is(err, ErrTooLarge) {
+		w.settled(d, nil, err)
+		w.finish(d)
+		return
 	}
+	go func() {
+		defer w.finish(d)
+		herr := fmt.Errorf("the result of %d bytes is too large for the server: %w", len(d.Result()), err)
+		ctx, cancel := w.settleContext()
+		defer cancel()
+		w.settled(d, herr, w.c.Terminate(ctx, w.queue, d.Lease, errorText(herr)))
+	}()
 }
 
 // settled logs a settling call that failed.
@@ -238,7 +254,7 @@ func (w *Worker) ackBatch(batch []*Delivery) {
 		}
 		return
 	}
-	ackOutcomes(batch, res, err)
+	w.ackOutcomes(batch, res, err)
 }
 
 // ackRequest is the batch ack of batch, with the results its handlers set.
@@ -262,9 +278,9 @@ func ackRequest(batch []*Delivery) *AckRequest {
 	return &AckRequest{Leases: leases, Results: results}
 }
 
-// ackOutcomes tells each delivery of batch the outcome of its ack: its
-// failure in res, or err, the call's.
-func ackOutcomes(batch []*Delivery, res AckResult, err error) {
+// ackOutcomes finishes each delivery of batch with the outcome of its ack:
+// its failure in res, or err, the call's.
+func (w *Worker) ackOutcomes(batch []*Delivery, res AckResult, err error) {
 	failed := make(map[string]AckFailure, len(res.Failed))
 	for _, f := range res.Failed {
 		failed[f.Lease] = f
@@ -274,6 +290,6 @@ func ackOutcomes(batch []*Delivery, res AckResult, err error) {
 		if f, ok := failed[d.Lease]; ok {
 			derr = &Error{Status: codeStatus(f.Code), Code: f.Code, Message: f.Message}
 		}
-		d.acked <- derr
+		w.ackDone(d, derr)
 	}
 }
