@@ -71,18 +71,19 @@ func (w Workload) Uses(param string) bool {
 // DefaultSize). A Result reports the values used, and 0 for those the
 // workload does not use.
 type Params struct {
-	Count       int64   `json:"count"`              // messages, tasks or cycles
-	Size        int     `json:"size"`               // bytes of each message body
-	Producers   int     `json:"producers"`          // goroutines sending
-	Consumers   int     `json:"consumers"`          // goroutines receiving and acking
-	Batch       int     `json:"batch"`              // messages per send, receive and ack request
-	Concurrency int     `json:"concurrency"`        // handlers of a Worker (w2, w6); requesters (w6, closed loop)
-	Rate        float64 `json:"rate"`               // per second, open loop (w3, w6); 0 for w6: closed loop
-	Windows     int     `json:"windows"`            // throughput windows reported
-	Queue       string  `json:"queue"`              // the queue used; default bench-<workload>-<random>
-	Baseline    int64   `json:"baseline,omitempty"` // w4: messages of the empty-queue baseline and of the backlog's first chunk
-	Backlog     int     `json:"backlog,omitempty"`  // w5: most messages sent and not yet acked
-	Tasks       bool    `json:"tasks,omitempty"`    // w2: jobs are tasks (durable records with a result), not plain messages
+	Count       int64   `json:"count"`                // messages, tasks or cycles
+	Size        int     `json:"size"`                 // bytes of each message body
+	Producers   int     `json:"producers"`            // goroutines sending
+	Consumers   int     `json:"consumers"`            // goroutines receiving and acking
+	Batch       int     `json:"batch"`                // messages per send, receive and ack request
+	Concurrency int     `json:"concurrency"`          // handlers of a Worker (w2, w6); requesters (w6, closed loop)
+	Rate        float64 `json:"rate"`                 // per second, open loop (w3, w6); 0 for w6: closed loop
+	Windows     int     `json:"windows"`              // throughput windows reported
+	Queue       string  `json:"queue"`                // the queue used; default bench-<workload>-<random>
+	Baseline    int64   `json:"baseline,omitempty"`   // w4: messages of the empty-queue baseline and of the backlog's first chunk
+	Backlog     int     `json:"backlog,omitempty"`    // w5: most messages sent and not yet acked
+	Tasks       bool    `json:"tasks,omitempty"`      // w2: jobs are tasks (durable records with a result), not plain messages
+	CarryAcks   bool    `json:"carry_acks,omitempty"` // consumers' receives carry the previous batch's acks
 }
 
 // Defaults and limits of Params.

@@ -99,62 +99,132 @@ const (
 
 // receiveAll receives and acks the run's queue with consumers goroutines,
 // batch messages per receive (long-poll) and ack request (a single ack
-// when batch is 1), until done has counted n acked messages. settled, if
-// not nil, is told how many each ack settled. It returns the latencies of
-// mode, and how many acks were refused because their lease had expired (the
-// message was or will be delivered again, and is counted when that
-// delivery is acked).
+// when batch is 1), until done has counted n acked messages. With
+// CarryAcks, a batch's acks ride on the consumer's next receive instead
+// (consumer.carry). settled, if not nil, is told how many each ack
+// settled. It returns the latencies of mode, and how many acks were
+// refused because their lease had expired (the message was or will be
+// delivered again, and is counted when that delivery is acked).
 func (r *runner) receiveAll(ctx context.Context, done *meter, n int64, consumers, batch int,
 	mode latencyMode, settled func(int)) (*Histogram, int64, error) {
 	var (
-		mu       sync.Mutex // guards total
-		total    = &Histogram{}
-		refused  atomic.Int64
-		g, gctx  = newGroup(ctx)
-		complete = func() bool { return done.count() >= n }
+		mu      sync.Mutex // guards total
+		total   = &Histogram{}
+		refused atomic.Int64
+		g, gctx = newGroup(ctx)
 	)
 	for range consumers {
 		g.run(func() error {
-			h := &Histogram{}
+			c := &consumer{r: r, done: done, n: n, batch: batch, mode: mode, settled: settled, h: &Histogram{}}
 			defer func() {
 				mu.Lock()
-				total.Merge(h)
+				total.Merge(c.h)
 				mu.Unlock()
+				refused.Add(c.refused)
 			}()
-			req := courier.ReceiveRequest{Max: batch, Wait: receiveWait}
-			for !complete() {
-				start := time.Now()
-				msgs, err := r.c.Receive(gctx, r.p.Queue, req)
-				if err != nil {
-					return fmt.Errorf("receive: %w", err)
-				}
-				if len(msgs) == 0 {
-					continue
-				}
-				if mode == sendToReceive {
-					r.recordSince(h, msgs)
-				}
-				acked, err := r.ack(gctx, msgs, batch)
-				if err != nil {
-					return fmt.Errorf("ack: %w", err)
-				}
-				refused.Add(int64(len(msgs) - acked))
-				switch mode {
-				case sendToAck:
-					r.recordSince(h, msgs)
-				case receiveAckRound:
-					h.RecordN(time.Since(start), acked)
-				}
-				if settled != nil {
-					settled(acked)
-				}
-				done.add(int64(acked))
+			if r.p.CarryAcks && batch > 1 {
+				return c.carry(gctx)
 			}
-			return nil
+			return c.run(gctx)
 		})
 	}
 	err := g.wait()
 	return total, refused.Load(), err
+}
+
+// consumer is one goroutine of receiveAll.
+type consumer struct {
+	r       *runner
+	done    *meter
+	n       int64
+	batch   int
+	mode    latencyMode
+	settled func(int)
+	h       *Histogram
+	refused int64
+}
+
+func (c *consumer) complete() bool { return c.done.count() >= c.n }
+
+// run receives a batch, then acks it in a request of its own.
+func (c *consumer) run(ctx context.Context) error {
+	req := courier.ReceiveRequest{Max: c.batch, Wait: receiveWait}
+	for !c.complete() {
+		start := time.Now()
+		msgs, err := c.r.c.Receive(ctx, c.r.p.Queue, req)
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if c.mode == sendToReceive {
+			c.r.recordSince(c.h, msgs)
+		}
+		acked, err := c.r.ack(ctx, msgs, c.batch)
+		if err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		c.acked(msgs, start, acked)
+	}
+	return nil
+}
+
+// carry receives a batch, and acks it with its next receive: one request
+// per batch, as the SDK's Worker does. A receive that carries acks does
+// not long-poll (they would wait for a message to come); the last batch's
+// acks go out alone if the count completes first.
+func (c *consumer) carry(ctx context.Context) error {
+	var (
+		held  []courier.Message // received, their acks not yet sent
+		since time.Time         // the start of the receive that took held
+	)
+	for !c.complete() {
+		req := courier.ReceiveRequest{Max: c.batch, Wait: receiveWait}
+		if len(held) > 0 {
+			req.Ack, req.Wait = &courier.AckRequest{Leases: leases(held)}, "0s"
+		}
+		start := time.Now()
+		res, err := c.r.c.ReceiveAcking(ctx, c.r.p.Queue, req)
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		if len(held) > 0 {
+			acked, err := ackOutcome(res.Ack)
+			if err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+			c.acked(held, since, acked)
+		}
+		held, since = res.Messages, start
+		if c.mode == sendToReceive {
+			c.r.recordSince(c.h, held)
+		}
+	}
+	if len(held) > 0 {
+		acked, err := c.r.ack(ctx, held, c.batch)
+		if err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		c.acked(held, since, acked)
+	}
+	return nil
+}
+
+// acked counts the acks of msgs, received by a request that started at
+// start, of which acked were applied.
+func (c *consumer) acked(msgs []courier.Message, start time.Time, acked int) {
+	c.refused += int64(len(msgs) - acked)
+	switch c.mode {
+	case sendToAck:
+		c.r.recordSince(c.h, msgs)
+	case receiveAckRound:
+		c.h.RecordN(time.Since(start), acked)
+	}
+	if c.settled != nil {
+		c.settled(acked)
+	}
+	c.done.add(int64(acked))
 }
 
 // recordSince records, for each stamped message, the time since its stamp.
@@ -179,13 +249,28 @@ func (r *runner) ack(ctx context.Context, msgs []courier.Message, batch int) (in
 		}
 		return 1, nil
 	}
-	leases := make([]string, len(msgs))
-	for i := range msgs {
-		leases[i] = msgs[i].Lease
-	}
-	res, err := r.c.AckBatch(ctx, r.p.Queue, leases)
+	res, err := r.c.AckBatch(ctx, r.p.Queue, leases(msgs))
 	if err != nil {
 		return 0, err
+	}
+	return ackOutcome(&res)
+}
+
+// leases are the leases of msgs.
+func leases(msgs []courier.Message) []string {
+	ls := make([]string, len(msgs))
+	for i := range msgs {
+		ls[i] = msgs[i].Lease
+	}
+	return ls
+}
+
+// ackOutcome is how many leases a batch ack applied; an error for a
+// refusal other than an expired lease. A nil result (a server that did
+// not apply acks carried by a receive) is an error.
+func ackOutcome(res *courier.AckResult) (int, error) {
+	if res == nil {
+		return 0, errors.New("the server answered a receive without the outcome of the acks it carried")
 	}
 	for _, f := range res.Failed {
 		if f.Code != courier.CodeLeaseExpired {

@@ -168,5 +168,7 @@ func used(w Workload, p Params) Params {
 	if !w.Uses("baseline") {
 		p.Baseline = 0
 	}
+	p.Tasks = p.Tasks && w.Uses("tasks")
+	p.CarryAcks = p.CarryAcks && w.Uses("carry-acks") && p.Batch > 1
 	return p
 }

@@ -3,9 +3,14 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +109,53 @@ func TestRoundTripSingle(t *testing.T) {
 	dir, _ := res.Extra["data_dir"].(string)
 	if _, err := os.Stat(dir); dir == "" || !os.IsNotExist(err) || res.Extra["data_dir_removed"] != true {
 		t.Errorf("temporary data directory %q: %v; want it removed", dir, err)
+	}
+}
+
+// TestRoundTripCarryAcks: with CarryAcks a consumer's acks ride on its
+// next receive: through a proxy that counts the requests, at most one
+// plain ack per consumer (its last batch) goes out, and every message is
+// acked and timed all the same.
+func TestRoundTripCarryAcks(t *testing.T) {
+	t.Parallel()
+	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("stop server: %v", err)
+		}
+	})
+	target, err := url.Parse(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acks, receives atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/ack"):
+			acks.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/receive"):
+			receives.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := Params{Count: 300, Batch: 20, Producers: 2, Consumers: 2, Queue: "carried", CarryAcks: true}
+	res := runSmall(t, W1, p, Target{URL: front.URL})
+	if !res.Params.CarryAcks || res.Extra["latency_samples"] != uint64(300) {
+		t.Errorf("params %+v, latency samples %v; want carry_acks and 300 samples", res.Params, res.Extra["latency_samples"])
+	}
+	if n := acks.Load(); n > int64(p.Consumers) || receives.Load() < 300/20 {
+		t.Errorf("%d ack requests and %d receives; want at most %d acks (one per consumer), at least 15 receives",
+			n, receives.Load(), p.Consumers)
+	}
+	c := courier.NewClient(s.URL())
+	defer c.CloseIdleConnections()
+	if q, err := c.GetQueue(t.Context(), "carried"); err != nil || q.Stats.AckedTotal != 300 {
+		t.Errorf("queue: %+v, %v; want 300 acked", q.Stats, err)
 	}
 }
 
@@ -251,5 +303,19 @@ func TestExternalServer(t *testing.T) {
 	q, err := c.GetQueue(t.Context(), "kept")
 	if err != nil || q.Stats.AckedTotal != 100 {
 		t.Errorf("queue named by the caller: %+v, %v; want it kept, with 100 acks", q.Stats, err)
+	}
+}
+
+// TestAckOutcome: an expired lease is counted out, not an error; another
+// refusal, or a receive that carried acks and answered nothing of them, is.
+func TestAckOutcome(t *testing.T) {
+	if n, err := ackOutcome(&courier.AckResult{Acked: 2, Failed: []courier.AckFailure{{Code: courier.CodeLeaseExpired}}}); n != 2 || err != nil {
+		t.Errorf("expired lease: %d, %v; want 2, nil", n, err)
+	}
+	if _, err := ackOutcome(&courier.AckResult{Failed: []courier.AckFailure{{Code: "invalid_argument"}}}); err == nil {
+		t.Error("another refusal: no error")
+	}
+	if _, err := ackOutcome(nil); err == nil {
+		t.Error("no outcome: no error")
 	}
 }

@@ -27,9 +27,10 @@ Workloads (latency is per message or task):
   w1, roundtrip  durable round trip: --count messages of --size bytes, sent by
                  --producers and received and acked by --consumers, --batch
                  per request. Latency: send request start → ack's 2xx.
-  w2, burndown   job burn-down: submit --count no-op tasks (batch submits),
-                 then a Worker with --concurrency handlers works them off;
-                 the rate is the burn-down's. Latency: the submit request.
+  w2, burndown   job burn-down: enqueue --count no-op jobs (batch sends, or
+                 with --tasks batch submits of tasks), then a Worker with
+                 --concurrency handlers works them off; the rate is the
+                 burn-down's. Latency: the send (or submit) request.
   w3, latency    latency at a fixed --rate, open loop: single sends on a
                  schedule, never waiting for answers. Latency: the send's
                  scheduled time → its receive (late sends are charged).
@@ -52,7 +53,7 @@ See docs/cli.md for every figure of the output.`
 // benchParams are the flags that set bench.Params; the others select the
 // target.
 var benchParams = []string{"count", "size", "producers", "consumers", "batch", "concurrency",
-	"rate", "windows", "queue", "baseline", "backlog", "tasks"}
+	"rate", "windows", "queue", "baseline", "backlog", "tasks", "carry-acks"}
 
 type benchFlags struct {
 	p       bench.Params
@@ -100,6 +101,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.Int64Var(&f.p.Baseline, "baseline", 0, "w4: messages of the empty-queue baseline and of the backlog's first chunk (default min(count, 200000))")
 	fl.IntVar(&f.p.Backlog, "backlog", 0, "w5: most messages sent and not yet acked (default max(1000, 2 × batch × max(producers, consumers)))")
 	fl.BoolVar(&f.p.Tasks, "tasks", false, "w2: the jobs are tasks (durable records finished with a result) rather than plain messages")
+	fl.BoolVar(&f.p.CarryAcks, "carry-acks", false, "w1, w3, w4, w5 with --batch above 1: each consumer's receive carries the acks of its previous batch (one request per batch, as the SDK's Worker does) instead of a separate ack request")
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
