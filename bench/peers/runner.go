@@ -25,6 +25,11 @@ func (u *runner) all(ctx context.Context) {
 	if nats {
 		u.courier(ctx, "courier-w1-batched", courierRun{system: "courier (embedded store)", workload: "w1", mode: "batched",
 			args: courierArgs("w1", u.p, u.p.Batch, u.p.Count, "")})
+		// The same with each receive carrying the previous batch's acks, as
+		// a client using the whole API (the SDK's Worker) works: a row for
+		// context, next to the one the target is judged on.
+		u.courier(ctx, "courier-w1-batched-carried", courierRun{system: "courier (embedded store, acks carried by receives)", workload: "w1", mode: "batched",
+			args: append(courierArgs("w1", u.p, u.p.Batch, u.p.Count, ""), "--carry-acks")})
 		u.courier(ctx, "courier-w1-per-message", courierRun{system: "courier (embedded store)", workload: "w1", mode: "per-message",
 			args: courierArgs("w1", u.p, 1, u.p.PerMessageCount, "")})
 		for _, m := range natsModes {

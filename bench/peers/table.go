@@ -24,6 +24,8 @@ type comparison struct {
 var comparisons = []comparison{
 	{workload: "W1 round trip", mode: "batched", courier: "courier-w1-batched", peer: "nats-always-w1-batched", target: 50},
 	{workload: "W1 round trip", mode: "batched", courier: "courier-w1-batched", peer: "nats-default-w1-batched", target: 1},
+	{workload: "W1 round trip", mode: "batched", courier: "courier-w1-batched-carried", peer: "nats-always-w1-batched"},
+	{workload: "W1 round trip", mode: "batched", courier: "courier-w1-batched-carried", peer: "nats-default-w1-batched"},
 	{workload: "W1 round trip", mode: "per-message", courier: "courier-w1-per-message", peer: "nats-always-w1-per-message", target: 3},
 	{workload: "W1 round trip", mode: "per-message", courier: "courier-w1-per-message", peer: "nats-default-w1-per-message"},
 	{workload: "W2 burn-down", mode: "jobs/s", courier: "courier-w2-pebble", peer: "river-w2", target: 10},
