@@ -207,6 +207,9 @@ type Store interface {
 	// GetTask returns a task as of Now; ErrTaskNotFound when it does not
 	// exist or its result has outlived its ResultTTL.
 	GetTask(ctx context.Context, p *GetTaskParams) (Task, error)
+	// GetTasks is GetTask of every id of IDs in one read (a batch submit's
+	// answer), in their order; ErrTaskNotFound when any is missing.
+	GetTasks(ctx context.Context, p *GetTasksParams) ([]Task, error)
 	// CancelTask cancels a task: a queued one at once (its message is
 	// removed), a running one when its worker next extends or reports
 	// progress (CancelRequested until then). A finished task is unchanged.
@@ -503,6 +506,10 @@ type (
 	}
 	GetTaskParams struct {
 		ID  string
+		Now time.Time
+	}
+	GetTasksParams struct {
+		IDs []string
 		Now time.Time
 	}
 	CancelTaskParams struct {

@@ -12,8 +12,8 @@ func TestTaskCache(t *testing.T) {
 	for seq := uint64(1); seq <= 3; seq++ {
 		c.set(seq, rec(100, byte(seq)))
 	}
-	if c.bytes != 300 || len(c.recs) != 3 {
-		t.Fatalf("after 3 records of 100 bytes: %d bytes, %d records", c.bytes, len(c.recs))
+	if c.bytes != 300 || c.count() != 3 {
+		t.Fatalf("after 3 records of 100 bytes: %d bytes, %d records", c.bytes, c.count())
 	}
 	c.set(2, rec(50, 'x')) // an update keeps its place and changes the size
 	if v, ok := c.get(2); !ok || !bytes.Equal(v, rec(50, 'x')) || c.bytes != 250 {
@@ -36,6 +36,10 @@ func TestTaskCache(t *testing.T) {
 	if _, ok := c.get(5); ok {
 		t.Error("a record over taskCacheMaxRecord was cached")
 	}
+	c.set(1, rec(10, 1)) // evicted, and older than the newest: not cached again
+	if _, ok := c.get(1); ok || c.bytes != 150 {
+		t.Errorf("an evicted old record: cached %v, %d bytes (want 150)", ok, c.bytes)
+	}
 	if off := newTaskCache(-1); true {
 		off.set(1, rec(10, 1))
 		if _, ok := off.get(1); ok {
@@ -44,10 +48,10 @@ func TestTaskCache(t *testing.T) {
 	}
 }
 
-// TestTaskCacheQueueStaysBounded checks that the insertion queue does not
-// grow with every task ever cached, whether records are evicted by the
-// budget or deleted (expired) first.
-func TestTaskCacheQueueStaysBounded(t *testing.T) {
+// TestTaskCacheStaysBounded checks that the slice does not grow with every
+// task ever cached, whether records are evicted by the budget or deleted
+// (expired) first.
+func TestTaskCacheStaysBounded(t *testing.T) {
 	t.Parallel()
 	c := newTaskCache(1000)
 	for seq := uint64(1); seq <= 100_000; seq++ {
@@ -56,13 +60,54 @@ func TestTaskCacheQueueStaysBounded(t *testing.T) {
 			c.set(seq-1, nil)
 		}
 	}
-	if c.bytes > 1000 || len(c.recs) > 100 {
-		t.Errorf("cache holds %d bytes in %d records, budget 1000", c.bytes, len(c.recs))
+	if c.bytes > 1000 || c.count() > 100 || len(c.ents)-c.head > 4*c.count()+2048 {
+		t.Errorf("cache holds %d bytes in %d records over %d entries, budget 1000", c.bytes, c.count(), len(c.ents)-c.head)
 	}
-	if n := len(c.order) - c.head; n > 4*len(c.recs)+2048 {
-		t.Errorf("insertion queue holds %d seqs for %d records", n, len(c.recs))
+	if cap(c.ents) > 20_000 {
+		t.Errorf("the array has grown to %d", cap(c.ents))
 	}
-	if cap(c.order) > 20_000 {
-		t.Errorf("insertion queue's array has grown to %d", cap(c.order))
+	// Deleted far faster than the budget turns over.
+	big := newTaskCache(1 << 30)
+	for seq := uint64(1); seq <= 100_000; seq++ {
+		big.set(seq, make([]byte, 10))
+		big.set(seq, nil)
 	}
+	if n := len(big.ents) - big.head; n > 2048 || big.bytes != 0 || big.dead > 2048 {
+		t.Errorf("after every record was deleted: %d entries, %d dead, %d bytes", n, big.dead, big.bytes)
+	}
+}
+
+// TestTaskCacheOrder: records join in seq order; an old seq not cached is
+// not added in the middle, and a cached one is updated in place.
+func TestTaskCacheOrder(t *testing.T) {
+	t.Parallel()
+	c := newTaskCache(1 << 20)
+	for _, seq := range []uint64{10, 20, 30} {
+		c.set(seq, []byte{byte(seq)})
+	}
+	c.set(15, []byte("old")) // older than the newest, never cached
+	if _, ok := c.get(15); ok || c.count() != 3 {
+		t.Errorf("an old seq was cached in the middle: %d records", c.count())
+	}
+	c.set(20, nil)
+	c.set(20, []byte("back")) // a deleted entry's place is reused
+	if v, ok := c.get(20); !ok || string(v) != "back" || c.dead != 0 || c.bytes != 6 {
+		t.Errorf("seq 20 = %q, %v; dead %d, bytes %d", v, ok, c.dead, c.bytes)
+	}
+	for i := 1; i < len(c.ents); i++ {
+		if c.ents[i-1].seq >= c.ents[i].seq {
+			t.Fatalf("entries out of order: %v", c.ents)
+		}
+	}
+}
+
+// count is how many records c holds.
+func (c *taskCache) count() int {
+	n := 0
+	for _, e := range c.ents[c.head:] {
+		if e.v != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/courierhq/courier/internal/store"
 )
@@ -73,14 +74,21 @@ type cachedRead struct {
 
 // cacheTasks moves the txn's task writes, and the records it read from
 // Pebble, into the task cache. Requires mu; called once the batch applied.
+// The writes go in seq order: the cache keeps a window of seqs and starts
+// an empty one at the first it is given (taskcache.go).
 func (t *txn) cacheTasks() {
 	for _, r := range t.taskReads {
 		if _, written := t.taskWrites[r.seq]; !written {
 			t.s.tasks.set(r.seq, r.v)
 		}
 	}
-	for seq, v := range t.taskWrites {
-		t.s.tasks.set(seq, v)
+	seqs := make([]uint64, 0, len(t.taskWrites))
+	for seq := range t.taskWrites {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		t.s.tasks.set(seq, t.taskWrites[seq])
 	}
 }
 

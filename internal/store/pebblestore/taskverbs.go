@@ -9,40 +9,57 @@ import (
 
 // GetTask returns a task; ErrTaskNotFound once its result TTL has passed.
 func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task, error) {
-	var mark uint64
-	t, err := s.getTask(p, &mark)
-	if err := s.dur.wait(ctx, mark); err != nil {
+	ts, err := s.GetTasks(ctx, &store.GetTasksParams{IDs: []string{p.ID}, Now: p.Now})
+	if err != nil {
 		return store.Task{}, err
 	}
-	return t, err
+	return ts[0], nil
 }
 
-// getTask reads a task; *mark is set to the batch the read may have seen.
-func (s *Store) getTask(p *store.GetTaskParams, mark *uint64) (store.Task, error) {
-	seq, err := parseID(p.ID)
-	if err != nil {
-		return store.Task{}, store.ErrTaskNotFound
+func (s *Store) GetTasks(ctx context.Context, p *store.GetTasksParams) ([]store.Task, error) {
+	var mark uint64
+	ts, err := s.getTasks(p, &mark)
+	if err := s.dur.wait(ctx, mark); err != nil {
+		return nil, err
+	}
+	return ts, err
+}
+
+// getTasks reads tasks under one hold of the mutex; *mark is set to the
+// batch the reads may have seen.
+func (s *Store) getTasks(p *store.GetTasksParams, mark *uint64) ([]store.Task, error) {
+	seqs := make([]uint64, len(p.IDs))
+	for i, id := range p.IDs {
+		seq, err := parseID(id)
+		if err != nil {
+			return nil, store.ErrTaskNotFound
+		}
+		seqs[i] = seq
 	}
 	if err := s.refused(); err != nil {
-		return store.Task{}, err
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	*mark = s.dur.mark()
 	if err := s.usable(); err != nil {
-		return store.Task{}, err
+		return nil, err
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: p.Now}
 	defer t.b.Close()
-	r, ok, err := t.getTask(seq)
-	if err != nil {
-		return store.Task{}, err
+	defer t.cacheTasks() // nothing to apply: what it read is what the store holds
+	ts := make([]store.Task, len(seqs))
+	for i, seq := range seqs {
+		r, ok, err := t.getTask(seq)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || (!r.ExpiresAt.IsZero() && !r.ExpiresAt.After(p.Now)) {
+			return nil, store.ErrTaskNotFound
+		}
+		ts[i] = r.task(seq)
 	}
-	t.cacheTasks() // nothing to apply: what it read is what the store holds
-	if !ok || (!r.ExpiresAt.IsZero() && !r.ExpiresAt.After(p.Now)) {
-		return store.Task{}, store.ErrTaskNotFound
-	}
-	return r.task(seq), nil
+	return ts, nil
 }
 
 // CancelTask cancels a queued task at once and marks a running one.

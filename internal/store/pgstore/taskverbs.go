@@ -71,6 +71,45 @@ func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task
 	return tk, err
 }
 
+func (s *Store) GetTasks(ctx context.Context, p *store.GetTasksParams) ([]store.Task, error) {
+	ns := make([]int64, len(p.IDs))
+	for i, id := range p.IDs {
+		n, ok := parseID(id)
+		if !ok {
+			return nil, store.ErrTaskNotFound
+		}
+		ns[i] = n
+	}
+	byID := make(map[string]store.Task, len(ns))
+	err := s.read(ctx, func(db queryer) error {
+		rows, err := db.Query(ctx, `SELECT `+taskColumns+` FROM courier_tasks WHERE id = ANY($1) AND `+readable, ns, us(p.Now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			tk, err := scanTask(rows)
+			if err != nil {
+				return err
+			}
+			byID[tk.ID] = tk
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts := make([]store.Task, len(ns))
+	for i, n := range ns {
+		tk, ok := byID[formatID(n)]
+		if !ok {
+			return nil, store.ErrTaskNotFound
+		}
+		ts[i] = tk
+	}
+	return ts, nil
+}
+
 func (s *Store) CancelTask(ctx context.Context, p *store.CancelTaskParams) (store.Task, error) {
 	var tk store.Task
 	now := us(p.Now)

@@ -160,6 +160,22 @@ func (s *memStore) GetTask(_ context.Context, p *store.GetTaskParams) (store.Tas
 	return copyTask(tk), nil
 }
 
+func (s *memStore) GetTasks(_ context.Context, p *store.GetTasksParams) ([]store.Task, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	ts := make([]store.Task, len(p.IDs))
+	for i, id := range p.IDs {
+		tk, err := s.task(id, p.Now)
+		if err != nil {
+			return nil, err
+		}
+		ts[i] = copyTask(tk)
+	}
+	return ts, nil
+}
+
 func (s *memStore) CancelTask(_ context.Context, p *store.CancelTaskParams) (store.Task, error) {
 	if err := s.lock(); err != nil {
 		return store.Task{}, err

@@ -204,6 +204,26 @@ func testTasks(t *testing.T, newStore newStoreFunc) {
 		wantHeaders(t, m[0], hdrs)
 	})
 
+	t.Run("GetTasks", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		ids := e.send("q", tmsg(`{"n":1}`, taskReq()), tmsg(`{"n":2}`, taskReq()), msg("plain"))
+		want := []string{ids[1], ids[0], ids[1]} // in the order asked, repeats too
+		ts, err := e.s.GetTasks(e.ctx, &store.GetTasksParams{IDs: want, Now: e.now})
+		if err != nil || len(ts) != len(want) {
+			t.Fatalf("GetTasks(%v) = %d tasks, %v", want, len(ts), err)
+		}
+		for i, id := range want {
+			wantTask(t, "GetTasks["+id+"]", ts[i], e.task(id))
+		}
+		for _, bad := range [][]string{{ids[0], ids[2]}, {ids[0], "not-an-id"}} {
+			if ts, err := e.s.GetTasks(e.ctx, &store.GetTasksParams{IDs: bad, Now: e.now}); !errors.Is(err, store.ErrTaskNotFound) {
+				t.Errorf("GetTasks(%v) with one not a task = %v, %v; want ErrTaskNotFound", bad, ts, err)
+			}
+		}
+	})
+
 	t.Run("Lifecycle", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)
