@@ -112,12 +112,9 @@ func TestRoundTripSingle(t *testing.T) {
 	}
 }
 
-// TestRoundTripCarryAcks: with CarryAcks a consumer's acks ride on its
-// next receive: through a proxy that counts the requests, at most one
-// plain ack per consumer (its last batch) goes out, and every message is
-// acked and timed all the same.
-func TestRoundTripCarryAcks(t *testing.T) {
-	t.Parallel()
+// startServer starts a server of its own for t, stopped at its end.
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
 	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +124,16 @@ func TestRoundTripCarryAcks(t *testing.T) {
 			t.Errorf("stop server: %v", err)
 		}
 	})
+	return s
+}
+
+// TestRoundTripCarryAcks: with CarryAcks a consumer's acks ride on its
+// next receive: through a proxy that counts the requests, at most one
+// plain ack per consumer (its last batch) goes out, and every message is
+// acked and timed all the same.
+func TestRoundTripCarryAcks(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
 	target, err := url.Parse(s.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -281,15 +288,7 @@ func TestTasks(t *testing.T) {
 // client's resources only, and deletes the queue it named itself.
 func TestExternalServer(t *testing.T) {
 	t.Parallel()
-	s, err := server.Start(t.Context(), server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(context.Background()); err != nil {
-			t.Errorf("stop server: %v", err)
-		}
-	})
+	s := startServer(t)
 	res := runSmall(t, W1, Params{Count: 100, Batch: 10}, Target{URL: s.URL()})
 	if res.Target != "url" || res.DiskBytes != 0 || res.Extra["disk"] != "unknown" {
 		t.Errorf("target %q, disk %d (%v)", res.Target, res.DiskBytes, res.Extra["disk"])

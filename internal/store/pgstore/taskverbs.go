@@ -61,6 +61,24 @@ func taskByID(ctx context.Context, db queryer, id string, now time.Time, lock bo
 	return scanTask(db.QueryRow(ctx, sql, n, now))
 }
 
+// queryTasks runs a query of taskColumns and scans every task it returns.
+func queryTasks(ctx context.Context, db queryer, sql string, args ...any) ([]store.Task, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Task
+	for rows.Next() {
+		tk, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tk)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task, error) {
 	var tk store.Task
 	err := s.read(ctx, func(db queryer) error {
@@ -80,24 +98,18 @@ func (s *Store) GetTasks(ctx context.Context, p *store.GetTasksParams) ([]store.
 		}
 		ns[i] = n
 	}
-	byID := make(map[string]store.Task, len(ns))
+	var found []store.Task
 	err := s.read(ctx, func(db queryer) error {
-		rows, err := db.Query(ctx, `SELECT `+taskColumns+` FROM courier_tasks WHERE id = ANY($1) AND `+readable, ns, us(p.Now))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			tk, err := scanTask(rows)
-			if err != nil {
-				return err
-			}
-			byID[tk.ID] = tk
-		}
-		return rows.Err()
+		var err error
+		found, err = queryTasks(ctx, db, `SELECT `+taskColumns+` FROM courier_tasks WHERE id = ANY($1) AND `+readable, ns, us(p.Now))
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	byID := make(map[string]store.Task, len(found))
+	for _, tk := range found {
+		byID[tk.ID] = tk
 	}
 	ts := make([]store.Task, len(ns))
 	for i, n := range ns {
@@ -209,21 +221,11 @@ func (s *Store) DueWebhooks(ctx context.Context, p *store.DueWebhooksParams) ([]
 		return out, nil // the leader delivers webhooks, so each goes out once
 	}
 	err := s.read(ctx, func(db queryer) error {
-		rows, err := db.Query(ctx, `SELECT `+taskColumns+` FROM courier_tasks
+		var err error
+		out, err = queryTasks(ctx, db, `SELECT `+taskColumns+` FROM courier_tasks
 			WHERE hook_pending AND hook_next <= $2 AND `+readable+`
 			ORDER BY hook_next, id LIMIT $1`, p.Max, now)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			tk, err := scanTask(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, tk)
-		}
-		return rows.Err()
+		return err
 	})
 	return out, err
 }
