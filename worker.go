@@ -122,7 +122,7 @@ type Worker struct {
 	base     context.Context    // parent of handler and settle contexts
 	stopRecv context.CancelFunc // ends the receive loop
 	loopDone chan struct{}      // closed when the receive loop has ended
-	handlers sync.WaitGroup     // handler goroutines, until their message is settled
+	handlers sync.WaitGroup     // deliveries, from dispatch until settled: handler returned, and its ack (if any) answered
 	ackers   sync.WaitGroup
 
 	mu       sync.Mutex // guards the fields below
@@ -288,6 +288,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	close(w.ackQuit)
 	w.ackers.Wait()
 	close(w.ackersGone)
+	w.dropAcks() // sent by a handler that outlived the grace; see ack
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return errors.Join(w.fatal, err)
@@ -333,8 +334,8 @@ func (w *Worker) abandon(ctx context.Context) error {
 		w.mu.Lock()
 		n := len(w.inflight)
 		w.mu.Unlock()
-		return fmt.Errorf("courier: stop worker: released %d %s; %d %s still running: %w",
-			released, plural(released, "message"), n, plural(n, "handler"), ctx.Err())
+		return fmt.Errorf("courier: stop worker: released %d %s; %d not settled yet (a handler still running, or an ack not answered): %w",
+			released, plural(released, "message"), n, ctx.Err())
 	}
 	return fmt.Errorf("courier: stop worker: released %d %s: %w", released, plural(released, "message"), ctx.Err())
 }

@@ -311,3 +311,29 @@ func TestWorkerAcksAtOnceWhenDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWorkerStopWaitsForTooLargeTerminate: a result over the server's limit
+// is found out by the ack after the handler has returned; Stop, called
+// then, waits for the terminate that settles the task instead.
+func TestWorkerStopWaitsForTooLargeTerminate(t *testing.T) {
+	t.Parallel()
+	plain, url := setupURL(t)
+	c, _, _ := countingClient(t, url)
+	f := submit(t, plain, "big-stop", "1", nil)
+	returning := make(chan struct{})
+	w := courier.NewWorker(c, "big-stop", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		defer close(returning)
+		return d.SetResult(strings.Repeat("x", 1<<20+1))
+	}), courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-returning
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	task, err := plain.GetTask(t.Context(), f.ID(), 0)
+	if err != nil || task.State != courier.TaskFailed || !strings.Contains(task.Error, "too large") {
+		t.Errorf("task after Stop: %+v, %v; want failed as too large", task, err)
+	}
+}

@@ -1,7 +1,9 @@
 package courier
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +140,31 @@ func TestGatherAcks(t *testing.T) {
 	batch = []*Delivery{{}}
 	if turn := w.gatherAcks(&batch); turn || len(batch) != 1 {
 		t.Errorf("quitting: turn %v, %d acks; want no turn and 1", turn, len(batch))
+	}
+}
+
+// TestAckAfterAckersGone: a success queued for the ackers after they have
+// ended (a handler that outlived Stop's grace) is finished all the same,
+// whether its send into the buffered acks won or not: none is left counted
+// among the handlers, in flight, or in the acks.
+func TestAckAfterAckersGone(t *testing.T) {
+	t.Parallel()
+	w := NewWorker(NewClient("http://127.0.0.1:1"), "q", HandlerFunc(func(context.Context, *Delivery) error { return nil }),
+		WorkerOptions{Concurrency: 4, Logger: slog.New(slog.DiscardHandler)})
+	close(w.ackersGone)
+	for range 200 { // the select picks either ready case at random
+		_, cancel := context.WithCancelCause(context.Background())
+		d := &Delivery{cancel: cancel}
+		w.inflight[d] = struct{}{}
+		w.handlers.Add(1)
+		if !w.ack(d) {
+			w.finish(d) // as process does when the ackers did not take it
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if !waitGroup(ctx, &w.handlers) || len(w.inflight) != 0 || len(w.acks) != 0 {
+		t.Errorf("after 200 acks with the ackers gone: %d in flight, %d queued; handlers done: %v",
+			len(w.inflight), len(w.acks), ctx.Err() == nil)
 	}
 }

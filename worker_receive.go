@@ -70,7 +70,8 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 		carried = w.held.take(maxReceive)
 	}
 	if len(carried) > 0 {
-		// Its acks' handlers wait for the answer: it does not long-poll.
+		// Its acks (and the results of their tasks, which requesters
+		// wait for) must not wait for a message to come: no long-poll.
 		req.Ack, req.Wait = ackRequest(carried), "0s"
 	}
 	sent := time.Now()

@@ -110,20 +110,36 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error) bool {
 }
 
 // ack hands d to the ackers, whose outcome finishes it; false if they are
-// gone (Stop gave up on this handler).
+// gone (Stop gave up on this handler). A send into the buffered acks can
+// still win after the ackers have ended, and no acker would take it: then
+// whoever sees them gone drains what is left (dropAcks), so that every
+// delivery is finished once.
 func (w *Worker) ack(d *Delivery) bool {
-	select { // first, as a send to the buffered acks may win even then
-	case <-w.ackersGone:
-		w.settled(d, nil, ErrWorkerStopped)
-		return false
-	default:
-	}
 	select {
 	case w.acks <- d:
-		return true
 	case <-w.ackersGone:
 		w.settled(d, nil, ErrWorkerStopped)
 		return false
+	}
+	select {
+	case <-w.ackersGone:
+		w.dropAcks()
+	default: // Stop drains after it closes ackersGone
+	}
+	return true
+}
+
+// dropAcks finishes, unacked, the deliveries left in w.acks once the
+// ackers are gone: their messages come back after their leases expire.
+func (w *Worker) dropAcks() {
+	for {
+		select {
+		case d := <-w.acks:
+			w.settled(d, nil, ErrWorkerStopped)
+			w.finish(d)
+		default:
+			return
+		}
 	}
 }
 

@@ -308,6 +308,7 @@ func TestExternalServer(t *testing.T) {
 // TestAckOutcome: an expired lease is counted out, not an error; another
 // refusal, or a receive that carried acks and answered nothing of them, is.
 func TestAckOutcome(t *testing.T) {
+	t.Parallel()
 	if n, err := ackOutcome(&courier.AckResult{Acked: 2, Failed: []courier.AckFailure{{Code: courier.CodeLeaseExpired}}}); n != 2 || err != nil {
 		t.Errorf("expired lease: %d, %v; want 2, nil", n, err)
 	}

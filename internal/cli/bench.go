@@ -145,6 +145,9 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 			fmt.Fprintf(e.stderr, "courier: note: --%s does not apply to %s; ignored\n", fl.Name, w)
 		}
 	})
+	if f.p.CarryAcks && f.p.Batch == 1 && w.Uses("carry-acks") {
+		fmt.Fprintf(e.stderr, "courier: note: --carry-acks does not apply with --batch 1 (a request per message); ignored\n")
+	}
 	t := bench.Target{Token: e.token, DataDir: f.dataDir, Store: f.store, AllowUnsafeDurability: f.unsafe}
 	if fs.Changed("url") || e.getenv("COURIER_URL") != "" {
 		if _, err := e.client(); err != nil { // checks the URL

@@ -8,6 +8,7 @@ import (
 )
 
 // GetTask returns a task; ErrTaskNotFound once its result TTL has passed.
+// GetTask is GetTasks of one task.
 func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task, error) {
 	ts, err := s.GetTasks(ctx, &store.GetTasksParams{IDs: []string{p.ID}, Now: p.Now})
 	if err != nil {
@@ -16,6 +17,8 @@ func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task
 	return ts[0], nil
 }
 
+// GetTasks reads the tasks under one hold of the mutex (a batch submit's
+// answer: a read each held it a hundred times for a batch of a hundred).
 func (s *Store) GetTasks(ctx context.Context, p *store.GetTasksParams) ([]store.Task, error) {
 	var mark uint64
 	ts, err := s.getTasks(p, &mark)

@@ -89,6 +89,8 @@ func (s *Store) GetTask(ctx context.Context, p *store.GetTaskParams) (store.Task
 	return tk, err
 }
 
+// GetTasks reads the tasks in one query (a batch submit's answer: a query
+// each was a round trip each).
 func (s *Store) GetTasks(ctx context.Context, p *store.GetTasksParams) ([]store.Task, error) {
 	ns := make([]int64, len(p.IDs))
 	for i, id := range p.IDs {

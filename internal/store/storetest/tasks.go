@@ -217,7 +217,15 @@ func testTasks(t *testing.T, newStore newStoreFunc) {
 		for i, id := range want {
 			wantTask(t, "GetTasks["+id+"]", ts[i], e.task(id))
 		}
-		for _, bad := range [][]string{{ids[0], ids[2]}, {ids[0], "not-an-id"}} {
+		if ts, err := e.s.GetTasks(e.ctx, &store.GetTasksParams{Now: e.now}); err != nil || len(ts) != 0 {
+			t.Errorf("GetTasks of no ids = %v, %v; want none", ts, err)
+		}
+		// A finished task past its result TTL is gone, for GetTasks too.
+		done := e.sendTask("q", store.NewTask{ResultTTL: time.Minute})
+		m := e.lease("q", 10)
+		e.ackOK("q", leases(m)...)
+		e.set(e.now.Add(2 * time.Minute))
+		for _, bad := range [][]string{{ids[0], ids[2]}, {ids[0], "not-an-id"}, {done}} {
 			if ts, err := e.s.GetTasks(e.ctx, &store.GetTasksParams{IDs: bad, Now: e.now}); !errors.Is(err, store.ErrTaskNotFound) {
 				t.Errorf("GetTasks(%v) with one not a task = %v, %v; want ErrTaskNotFound", bad, ts, err)
 			}
