@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -110,4 +111,61 @@ func (c *taskCache) count() int {
 		}
 	}
 	return n
+}
+
+// TestTaskCacheRandom runs random sets (mostly newer seqs, some older,
+// some deletes) against a map of the last value set: the cache may miss,
+// but never answers a stale record, and its counts and order always hold.
+func TestTaskCacheRandom(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int64{0, 50, 1000, 1 << 20} {
+		rng := rand.New(rand.NewPCG(uint64(limit), 7))
+		c := newTaskCache(limit)
+		last := map[uint64][]byte{}
+		next := uint64(1)
+		for step := range 50_000 {
+			seq := next
+			switch r := rng.IntN(10); {
+			case r < 6:
+				next += uint64(1 + rng.IntN(3))
+			default: // an older seq
+				seq = next - uint64(rng.IntN(int(min(next, 200))))
+			}
+			var v []byte
+			if rng.IntN(4) > 0 {
+				v = bytes.Repeat([]byte{byte(step)}, 1+rng.IntN(40))
+			}
+			c.set(seq, v)
+			last[seq] = v
+			if got, ok := c.get(seq); ok && !bytes.Equal(got, v) {
+				t.Fatalf("limit %d, step %d: get(%d) = %q right after set %q", limit, step, seq, got, v)
+			}
+			if step%997 == 0 {
+				checkTaskCache(t, c, last)
+			}
+		}
+		checkTaskCache(t, c, last)
+	}
+}
+
+// checkTaskCache checks c against the last values set and its invariants.
+func checkTaskCache(t *testing.T, c *taskCache, last map[uint64][]byte) {
+	t.Helper()
+	sum, dead := 0, 0
+	for i, e := range c.ents[c.head:] {
+		if i > 0 && c.ents[c.head+i-1].seq >= e.seq {
+			t.Fatalf("entries out of order at %d", i)
+		}
+		if e.v == nil {
+			dead++
+			continue
+		}
+		sum += len(e.v)
+		if !bytes.Equal(e.v, last[e.seq]) {
+			t.Fatalf("seq %d cached as %q, last set %q", e.seq, e.v, last[e.seq])
+		}
+	}
+	if sum != c.bytes || dead != c.dead || (c.limit >= 0 && c.bytes > c.limit) {
+		t.Fatalf("counted %d bytes, %d dead; the cache says %d, %d (limit %d)", sum, dead, c.bytes, c.dead, c.limit)
+	}
 }
