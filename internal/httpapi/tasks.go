@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -174,15 +175,26 @@ func (a *api) cancelTask(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) writeTask(w http.ResponseWriter, status int, t *store.Task) error {
-	return writeJSON(w, status, a.taskObject(t))
+	o := a.taskObject(t)
+	b, err := appendTask(nil, &o)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	writeRaw(w, status, append(b, '\n'))
+	return nil
 }
 
 func (a *api) writeTasks(w http.ResponseWriter, status int, ts []store.Task) error {
-	out := courier.TaskList{Tasks: make([]courier.Task, len(ts))}
+	out := make([]courier.Task, len(ts))
 	for i := range ts {
-		out.Tasks[i] = a.taskObject(&ts[i])
+		out[i] = a.taskObject(&ts[i])
 	}
-	return writeJSON(w, status, out)
+	b, err := appendTaskList(make([]byte, 0, 256*len(ts)), out)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	writeRaw(w, status, append(b, '\n'))
+	return nil
 }
 
 // taskObject renders a task as the API's task object. The webhook's secret
