@@ -210,11 +210,7 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 	m.nonce = t.s.rnd.Uint64()
 	m.leaseExp = t.now.Add(vis)
 	t.leased(w, seq, m)
-	err = t.taskChanged(seq, m, func(r *taskRecord) {
-		r.State, r.Attempt = store.TaskRunning, m.attempt
-		r.Progress, r.ProgressMessage = 0, "" // a new attempt starts afresh
-	})
-	if err != nil {
+	if err := t.taskLeased(seq, m); err != nil {
 		return store.Message{}, err
 	}
 	return store.Message{

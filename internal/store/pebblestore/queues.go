@@ -67,27 +67,29 @@ func (s *Store) load() error {
 
 // formatVersion names the layout of keys and records this build reads and
 // writes. A data directory of another layout is refused, never misread.
-// Format 3 added lease operands to message records (see leaseOp).
-const formatVersion = "3"
+// Format 3 added lease operands to message records (see leaseOp), format 4
+// to task records (taskLeaseOp).
+const formatVersion = "4"
 
-// upgradableFormat is the format this build upgrades in place: format 2 is
-// format 3 without lease operands, so the upgrade is the new stamp alone.
-// Written before any operand, it keeps builds that read only format 2 (and
-// would take an operand for a corrupt record) out of the directory.
-const upgradableFormat = "2"
+// upgradableFormats are the formats this build upgrades in place: each is
+// format 4 without some operands, so the upgrade is the new stamp alone.
+// Written before any operand, it keeps builds that read only an older
+// format (and would take an operand for a corrupt record) out of the
+// directory.
+var upgradableFormats = []string{"2", "3"}
 
 // checkFormat stamps a new data directory with formatVersion, upgrades one
-// of upgradableFormat, and refuses one stamped otherwise, or holding data
+// of upgradableFormats, and refuses one stamped otherwise, or holding data
 // but no stamp.
 func (s *Store) checkFormat() error {
 	v, closer, err := s.db.Get(metaKey("format"))
 	if err == nil {
 		got := string(v)
 		closer.Close()
-		switch got {
-		case formatVersion:
+		switch {
+		case got == formatVersion:
 			return nil
-		case upgradableFormat:
+		case slices.Contains(upgradableFormats, got):
 			s.opts.Logger.Warn("upgrading the data directory's format; builds that read only the old one will refuse it",
 				"from", got, "to", formatVersion)
 			return s.db.Set(metaKey("format"), []byte(formatVersion), pebble.Sync)

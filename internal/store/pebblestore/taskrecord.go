@@ -153,10 +153,46 @@ func decodeTaskRecord(b []byte) (taskRecord, error) {
 		}
 		w.Attempts = append(w.Attempts, store.WebhookAttempt{At: at, Status: int(status), Error: d.string()})
 	}
-	if d.err != nil || len(d.b) != 0 || r.Attempt < 0 {
+	for len(d.b) > 0 && d.err == nil {
+		d.applyTaskLeaseOp(&r)
+	}
+	if d.err != nil || r.Attempt < 0 {
 		return taskRecord{}, errBadTaskRecord
 	}
 	return r, nil
+}
+
+// A lease does not rewrite a task's record either (see leaseOp for the
+// message's): it merges a task lease operand into the record's key, and a
+// reader applies the operands that follow the record, oldest first. The
+// record was read, decoded, changed, encoded and written whole at every
+// lease, with the task's request in it: skipping that made a burn-down of
+// tasks 16-28% faster (docs/benchmarks.md). Every other change of a task
+// writes the whole record, which drops its operands. A record written as
+// JSON by an earlier build is rewritten whole instead, in binary.
+//
+// An operand is taskLeaseOp, the attempt (uvarint) and the time (uvarint
+// ns): the task is running that attempt since then, its progress starts
+// afresh, and its version is one more.
+const taskLeaseOp = 0xA2
+
+// appendTaskLeaseOp appends the operand of a lease of attempt at t to b.
+func appendTaskLeaseOp(b []byte, attempt int, t time.Time) []byte {
+	b = append(b, taskLeaseOp)
+	b = binary.AppendUvarint(b, uint64(attempt))
+	return binary.AppendUvarint(b, unixNano(t))
+}
+
+// applyTaskLeaseOp reads a task lease operand and applies it to r.
+func (d *decoder) applyTaskLeaseOp(r *taskRecord) {
+	if d.byte() != taskLeaseOp {
+		d.fail()
+		return
+	}
+	r.State, r.Attempt = store.TaskRunning, int(d.uvarint())
+	r.Progress, r.ProgressMessage = 0, ""
+	r.UpdatedAt = d.time()
+	r.Version++
 }
 
 func (d *decoder) bool() bool {

@@ -42,12 +42,32 @@ func TestTaskRecordEncoding(t *testing.T) {
 			t.Fatal("a record with a trailing byte was accepted")
 		}
 	}
+	// Lease operands follow a record: each is applied in turn.
+	base := fullTaskRecord()
+	at := base.UpdatedAt.Add(time.Hour)
+	b := appendTaskLeaseOp(base.encode(), 4, at)
+	got, err := decodeTaskRecord(b)
+	want := base
+	want.State, want.Attempt, want.Progress, want.ProgressMessage, want.UpdatedAt, want.Version =
+		store.TaskRunning, 4, 0, "", at, base.Version+1
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("record with an operand read as %+v, %v; want %+v", got, err, want)
+	}
+	b2 := appendTaskLeaseOp(b, 5, at.Add(time.Second))
+	if got, err := decodeTaskRecord(b2); err != nil || got.Attempt != 5 || got.Version != base.Version+2 {
+		t.Fatalf("record with two operands read as %+v, %v", got, err)
+	}
+	for i := len(base.encode()) + 1; i < len(b); i++ {
+		if _, err := decodeTaskRecord(b[:i]); err == nil {
+			t.Fatalf("an operand cut to %d of %d bytes was accepted", i-len(base.encode()), len(b)-len(base.encode()))
+		}
+	}
 	old := fullTaskRecord()
 	js, err := json.Marshal(old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeTaskRecord(js)
+	got, err = decodeTaskRecord(js)
 	if err != nil || !bytes.Equal(got.encode(), old.encode()) {
 		t.Fatalf("JSON record read as %+v, %v", got, err)
 	}
@@ -61,6 +81,7 @@ func FuzzDecodeTaskRecord(f *testing.F) {
 	f.Add([]byte(`{"queue":"q","state":"queued"}`))
 	f.Add([]byte{taskRecordVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x01})
 	f.Add([]byte{})
+	f.Add(appendTaskLeaseOp(full.encode(), 2, time.Unix(0, 1)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r taskRecord
 		var err error

@@ -18,6 +18,20 @@ import (
 // getTask reads a task record: the txn's own writes first, then the task
 // cache (taskcache.go), then the batch.
 func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
+	v, ok, err := t.taskBytes(seq)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	r, err := decodeTaskRecord(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
+	}
+	return &r, true, nil
+}
+
+// taskBytes is getTask's read, before decoding: the stored value, operands
+// included.
+func (t *txn) taskBytes(seq uint64) ([]byte, bool, error) {
 	v, ok := t.taskWrites[seq]
 	if !ok {
 		v, ok = t.s.tasks.get(seq)
@@ -31,14 +45,7 @@ func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 			t.taskReads = append(t.taskReads, cachedRead{seq, v})
 		}
 	}
-	if !ok || v == nil {
-		return nil, false, nil
-	}
-	r, err := decodeTaskRecord(v)
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
-	}
-	return &r, true, nil
+	return v, ok && v != nil, nil
 }
 
 // putTask writes a changed task record: a new version, and its watchers woken.
@@ -92,6 +99,34 @@ func (t *txn) cacheTasks() {
 	for _, seq := range seqs {
 		t.s.tasks.set(seq, t.taskWrites[seq])
 	}
+}
+
+// taskLeased marks the task of message m (if m is a task's, and its task
+// has not ended) running m's attempt, with an operand (taskLeaseOp) rather
+// than a rewrite of its record: one read from the txn, the cache or the
+// batch, and no decoding unless the record is JSON of an earlier build.
+func (t *txn) taskLeased(seq uint64, m *msg) error {
+	if !m.task {
+		return nil
+	}
+	v, ok, err := t.taskBytes(seq)
+	if err != nil || !ok {
+		return err
+	}
+	if len(v) < 2 || v[0] != taskRecordVersion {
+		return t.taskChanged(seq, m, func(r *taskRecord) {
+			r.State, r.Attempt = store.TaskRunning, m.attempt
+			r.Progress, r.ProgressMessage = 0, "" // a new attempt starts afresh
+		})
+	}
+	if int(v[1]) < len(taskStates) && taskStates[v[1]].Finished() {
+		return nil // as taskChanged: an ended task is not changed (its record has no operand)
+	}
+	op := appendTaskLeaseOp(nil, m.attempt, t.now)
+	t.b.Merge(taskKey(seq), op, nil)
+	t.writeTask(seq, append(v[:len(v):len(v)], op...))
+	t.wakeTasks = append(t.wakeTasks, seq)
+	return nil
 }
 
 // newTask stores the record of a task sent as message seq of queue w.

@@ -15,6 +15,15 @@ import (
 	"github.com/courierhq/courier/internal/store"
 )
 
+// testdata/format3 is a data directory written by the last build of format
+// 3 (commit cd0b948), before task leases wrote operands:
+// queue "q" with six tasks t0..t5 sent at 2026-01-01 (body {"t":i}, header
+// n=i, result TTL 24h), t0..t2 leased for an hour (their records rewritten
+// running), the memtable flushed, t3 leased, t0 acked with result
+// {"ok":0}, t1 nacked with no delay. So t2 and t3 are running (leases in
+// fixture.json), t1 queued after attempt 1, t4 and t5 queued, t0
+// succeeded; some records are in a table, some only in the log.
+//
 // testdata/format2 is a data directory written by the last build of format
 // 2 (commit e822dfe), before leases wrote operands: queue "q" with eight
 // messages sent at 2026-01-01 (bodies "m0".."m7", header n=0..7; m7 over
@@ -26,8 +35,20 @@ import (
 // openFormat2 opens a copy of testdata/format2 in memory.
 func openFormat2(t *testing.T) (*Store, vfs.FS, map[string]string, time.Time) {
 	t.Helper()
+	var fixture struct {
+		Now    time.Time         `json:"now"`
+		Leases map[string]string `json:"leases"`
+	}
+	s, fs := openFixture(t, "format2", "leases.json", &fixture)
+	return s, fs, fixture.Leases, fixture.Now
+}
+
+// openFixture opens a copy of testdata/name/db in memory, and reads the
+// JSON file fixture of testdata/name into v.
+func openFixture(t *testing.T, name, fixture string, v any) (*Store, vfs.FS) {
+	t.Helper()
 	fs := vfs.NewMem()
-	src := filepath.Join("testdata", "format2")
+	src := filepath.Join("testdata", name)
 	names, err := os.ReadDir(filepath.Join(src, "db"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,22 +61,18 @@ func openFormat2(t *testing.T) (*Store, vfs.FS, map[string]string, time.Time) {
 			t.Fatal(err)
 		}
 	}
-	var fixture struct {
-		Now    time.Time         `json:"now"`
-		Leases map[string]string `json:"leases"`
-	}
-	b, err := os.ReadFile(filepath.Join(src, "leases.json"))
+	b, err := os.ReadFile(filepath.Join(src, fixture))
 	if err == nil {
-		err = json.Unmarshal(b, &fixture)
+		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
 	if err != nil {
-		t.Fatalf("open of a format 2 directory: %v", err)
+		t.Fatalf("open of %s: %v", name, err)
 	}
-	return s, fs, fixture.Leases, fixture.Now
+	return s, fs
 }
 
 // TestUpgradeFromFormat2 opens a directory of format 2, checks that it
@@ -152,4 +169,61 @@ func wantStats(t *testing.T, s *Store, now time.Time, want store.Stats) {
 	if got != want {
 		t.Fatalf("stats %+v; want %+v", got, want)
 	}
+}
+
+// TestUpgradeFromFormat3 opens a directory of format 3, checks that its
+// tasks read as they were written and that it is stamped 4, then works
+// them off with leases that now merge task operands, across a flush and a
+// reopening.
+func TestUpgradeFromFormat3(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var fx struct {
+		Now    time.Time         `json:"now"`
+		Tasks  map[string]string `json:"tasks"`
+		Leases map[string]string `json:"leases"`
+	}
+	s, fs := openFixture(t, "format3", "fixture.json", &fx)
+	defer func() { s.Close() }()
+	if v, closer, err := s.db.Get(metaKey("format")); err != nil || string(v) != formatVersion {
+		t.Fatalf("format after open: %q, %v; want %q", v, err, formatVersion)
+	} else {
+		closer.Close()
+	}
+	t0 := fx.Now
+	states := func(when string, at time.Time, want map[string]string) {
+		t.Helper()
+		for name, w := range want {
+			tk, err := s.GetTask(ctx, &store.GetTaskParams{ID: fx.Tasks[name], Now: at})
+			if got := string(tk.State) + " " + strconv.Itoa(tk.Attempt); err != nil || got != w {
+				t.Fatalf("%s: task %s = %q, %v; want %q", when, name, got, err, w)
+			}
+		}
+	}
+	states("as written", t0, map[string]string{"t0": "succeeded 1", "t1": "queued 1", "t2": "running 1",
+		"t3": "running 1", "t4": "queued 0", "t5": "queued 0"})
+	wantStats(t, s, t0, store.Stats{Ready: 3, InFlight: 2, SentTotal: 6, AckedTotal: 1})
+
+	now := t0.Add(time.Minute)
+	got := leaseAll(t, s, now)
+	if want := []string{`{"t… n=1 attempt 2`, `{"t… n=4 attempt 1`, `{"t… n=5 attempt 1`}; !slices.Equal(describe(got), want) {
+		t.Fatalf("leased after the upgrade: %q; want %q", describe(got), want)
+	}
+	states("leased the new way", now, map[string]string{"t1": "running 2", "t4": "running 1", "t5": "running 1"})
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, fs)
+	states("reopened", now, map[string]string{"t1": "running 2", "t2": "running 1", "t3": "running 1", "t4": "running 1"})
+	leases := []string{fx.Leases["t2"], fx.Leases["t3"]}
+	for _, m := range got {
+		leases = append(leases, m.Lease)
+	}
+	errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: now})
+	if err != nil || !slices.Equal(errs, make([]error, len(leases))) {
+		t.Fatalf("acks after reopening: %v, %v", errs, err)
+	}
+	states("acked", now, map[string]string{"t0": "succeeded 1", "t1": "succeeded 2", "t2": "succeeded 1",
+		"t3": "succeeded 1", "t4": "succeeded 1", "t5": "succeeded 1"})
+	wantStats(t, s, now, store.Stats{SentTotal: 6, AckedTotal: 6})
 }
