@@ -123,22 +123,6 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("fast", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for range b.N {
-			var req submitRequest
-			if !req.decodeFast(data) {
-				b.Fatal("declined")
-			}
-		}
-	})
-	b.Run("encoding-json", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for range b.N {
-			var req submitRequest
-			if err := json.Unmarshal(data, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	benchDecode(b, data, func() bool { var req submitRequest; return req.decodeFast(data) },
+		func() error { var req submitRequest; return json.Unmarshal(data, &req) })
 }

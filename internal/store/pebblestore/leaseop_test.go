@@ -22,6 +22,18 @@ func rawRecord(t *testing.T, s *Store, qid uint32, seq uint64) []byte {
 	return bytes.Clone(v)
 }
 
+// flushAndCompact flushes s's memtable and compacts every key, so that
+// records and their operands are folded into one value in a table.
+func flushAndCompact(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLeaseMergesOneOperand: a lease leaves the stored record as it
 // was plus one operand (not a rewrite), through a regrouped batch; a flush
 // and a full compaction fold operand and record into one value that reads
@@ -68,12 +80,7 @@ func TestLeaseMergesOneOperand(t *testing.T) {
 		}
 	}
 	check("in the memtable")
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
-		t.Fatal(err)
-	}
+	flushAndCompact(t, s)
 	check("compacted")
 	var leases []string
 	for _, m := range lr.Messages {
@@ -106,12 +113,7 @@ func TestHandoffSetThenMergeOneBatch(t *testing.T) {
 	if err != nil || len(got) != 8 {
 		t.Fatalf("claim: %d messages, %v", len(got), err)
 	}
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
-		t.Fatal(err)
-	}
+	flushAndCompact(t, s)
 	s = reopen(t, s, fs)
 	qid := s.queues["q"].rec.ID
 	for _, m := range got {

@@ -78,12 +78,7 @@ func TestTaskLeaseMergesOneOperand(t *testing.T) {
 	check("in the memtable, from the cache")
 	s.tasks = newTaskCache(-1)
 	check("in the memtable, from Pebble")
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
-		t.Fatal(err)
-	}
+	flushAndCompact(t, s)
 	check("compacted")
 	errs, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lr.Messages[0].Lease}, Results: [][]byte{[]byte(`7`)}, Now: now})
 	if err != nil || errs[0] != nil {
@@ -152,12 +147,7 @@ func TestTaskHandoffSetThenMerge(t *testing.T) {
 		}
 	}
 	check("from the cache")
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
-		t.Fatal(err)
-	}
+	flushAndCompact(t, s)
 	s = reopen(t, s, fs)
 	check("reopened")
 }
