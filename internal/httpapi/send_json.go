@@ -60,14 +60,20 @@ const (
 // messages reads an array of message objects; [] makes an empty list, as
 // encoding/json does.
 func (r *jsonText) messages(out *[]courier.NewMessage) bool {
-	msgs := []courier.NewMessage{}
+	return objects(r, out, r.field)
+}
+
+// objects reads an array of objects into *out, each object's fields by
+// field; [] makes an empty list, as encoding/json does.
+func objects[T any](r *jsonText, out *[]T, field func(name []byte, v *T) (int, bool)) bool {
+	vs := []T{}
 	ok := r.array(func() bool {
-		var m courier.NewMessage
-		ok := r.object(func(name []byte) (int, bool) { return r.field(name, &m) })
-		msgs = append(msgs, m)
+		var v T
+		ok := r.object(func(name []byte) (int, bool) { return field(name, &v) })
+		vs = append(vs, v)
 		return ok
 	})
-	*out = msgs
+	*out = vs
 	return ok
 }
 

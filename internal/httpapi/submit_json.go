@@ -38,15 +38,7 @@ func (req *submitRequest) decodeFast(data []byte) bool {
 // tasks reads an array of task objects; [] makes an empty list, as
 // encoding/json does.
 func (r *jsonText) tasks(out *[]courier.SubmitTask) bool {
-	ts := []courier.SubmitTask{}
-	ok := r.array(func() bool {
-		var t courier.SubmitTask
-		ok := r.object(func(name []byte) (int, bool) { return r.taskField(name, &t) })
-		ts = append(ts, t)
-		return ok
-	})
-	*out = ts
-	return ok
+	return objects(r, out, r.taskField)
 }
 
 // taskField reads the value of the task field name (quoted) into t, and
