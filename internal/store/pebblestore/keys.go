@@ -25,7 +25,7 @@ import (
 //	'H' qid len group             the group's head: the one message that may be out
 //	'X' qid dedupkey              dedup entry: first seq and window end
 //	'Y' qid expiry dedupkey       dedup entries by window end, for cleanup
-//	'T' seq                       task record (JSON), by its message's seq
+//	'T' seq                       task record (binary; a lease's operand may follow), by its message's seq
 //	'E' expiry seq                finished tasks by the end of their result TTL
 //	'N' due seq                   finished tasks whose webhook is due, by time
 //

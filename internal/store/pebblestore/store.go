@@ -276,8 +276,9 @@ func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       o.MemTableBytes,
 		Logger:             pebbleLogger{o.Logger},
-		// Leases append operands to records by Pebble's merge (see
-		// leaseOp): concatenation, which every directory was made with.
+		// Leases append operands to message and task records by Pebble's
+		// merge (see leaseOp, taskLeaseOp): concatenation, which every
+		// directory was made with.
 		Merger: pebble.DefaultMerger,
 	}
 	for i := range po.Levels {

@@ -2,9 +2,9 @@ package pebblestore
 
 import "slices"
 
-// The task-record cache. A task's record is read back and rewritten at each
-// step of its life (leased, progress, acked with its result, read by the
-// requester), and every such read was a Pebble point read under the store's
+// The task-record cache. A task's record is read back at each step of its
+// life (leased, progress, acked with its result, read by the requester),
+// and rewritten at most of them, and every such read was a Pebble point read under the store's
 // mutex — once the record had left the memtable, a seek through the
 // sstables' indexes, about a third of the mutex's time in a task burn-down.
 // The cache holds the encoded records most recently written, so that these
@@ -24,8 +24,9 @@ import "slices"
 // burn-down end near each other and stay in the CPU's caches. (A map of a
 // few hundred thousand records, the first form of this cache, cost some
 // 600 ns per access in a task burn-down, most of it cache and TLB misses:
-// 6% of the CPU.) A record older than the newest cached, and not cached
-// itself (an old task read again after it left), is not cached.
+// 6% of the CPU.) A record not cached that is older than the newest
+// taskCacheShift cached (an old task read again after it left) is not
+// cached.
 //
 // Rejected: caching decoded records (callers mutate what they get, so each
 // read would need a deep copy anyway, and the encoded form is smaller), and
@@ -35,6 +36,11 @@ import "slices"
 // taskCacheMaxRecord: larger records (big results) are not cached, so a few
 // of them cannot push out thousands of small ones.
 const taskCacheMaxRecord = 64 << 10
+
+// taskCacheShift is how many newer entries a record may be inserted in
+// front of: a small cache (after a restart, say) takes the reads it gets
+// in any order; a large one moves no more than this to take an old one.
+const taskCacheShift = 1024
 
 // taskCache maps task seqs to encoded records. Guarded by Store.mu.
 type taskCache struct {
@@ -96,11 +102,11 @@ func (c *taskCache) set(seq uint64, v []byte) {
 		e.v = v
 	case v == nil:
 		return
-	case i == len(c.ents): // the newest: it joins at the end
-		c.ents = append(c.ents, taskEnt{seq, v})
+	case len(c.ents)-i <= taskCacheShift: // the newest, or nearly
+		c.ents = slices.Insert(c.ents, i, taskEnt{seq, v})
 		c.bytes += len(v)
 	default:
-		return // older than the newest: not cached (see above)
+		return // far older than the newest: not cached (see above)
 	}
 	for c.bytes > c.limit && c.head < len(c.ents) {
 		e := &c.ents[c.head]

@@ -37,9 +37,9 @@ func TestTaskCache(t *testing.T) {
 	if _, ok := c.get(5); ok {
 		t.Error("a record over taskCacheMaxRecord was cached")
 	}
-	c.set(1, rec(10, 1)) // evicted, and older than the newest: not cached again
-	if _, ok := c.get(1); ok || c.bytes != 150 {
-		t.Errorf("an evicted old record: cached %v, %d bytes (want 150)", ok, c.bytes)
+	c.set(1, rec(10, 1)) // evicted, read again: a small cache takes it back, in order
+	if v, ok := c.get(1); !ok || len(v) != 10 || c.bytes != 160 || c.ents[c.head].seq != 1 {
+		t.Errorf("an evicted record read again: cached %v, %d bytes (want 160), first seq %d", ok, c.bytes, c.ents[c.head].seq)
 	}
 	if off := newTaskCache(-1); true {
 		off.set(1, rec(10, 1))
@@ -86,13 +86,21 @@ func TestTaskCacheOrder(t *testing.T) {
 	for _, seq := range []uint64{10, 20, 30} {
 		c.set(seq, []byte{byte(seq)})
 	}
-	c.set(15, []byte("old")) // older than the newest, never cached
-	if _, ok := c.get(15); ok || c.count() != 3 {
-		t.Errorf("an old seq was cached in the middle: %d records", c.count())
+	c.set(15, []byte("old")) // older than the newest, but near the end: taken
+	if v, ok := c.get(15); !ok || string(v) != "old" || c.count() != 4 {
+		t.Errorf("seq 15 = %q, %v; want it cached among %d records", v, ok, c.count())
+	}
+	c.set(15, nil)
+	for seq := uint64(100); seq < 100+taskCacheShift+1; seq++ {
+		c.set(seq, []byte{1})
+	}
+	c.set(40, []byte("far")) // older than taskCacheShift newer ones: not taken
+	if _, ok := c.get(40); ok {
+		t.Error("a seq far older than the newest was cached")
 	}
 	c.set(20, nil)
 	c.set(20, []byte("back")) // a deleted entry's place is reused
-	if v, ok := c.get(20); !ok || string(v) != "back" || c.dead != 0 || c.bytes != 6 {
+	if v, ok := c.get(20); !ok || string(v) != "back" || c.dead != 1 || c.bytes != 6+taskCacheShift+1 {
 		t.Errorf("seq 20 = %q, %v; dead %d, bytes %d", v, ok, c.dead, c.bytes)
 	}
 	for i := 1; i < len(c.ents); i++ {

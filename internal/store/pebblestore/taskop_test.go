@@ -151,3 +151,69 @@ func TestTaskHandoffSetThenMerge(t *testing.T) {
 	s = reopen(t, s, fs)
 	check("reopened")
 }
+
+// TestTaskLeaseOfCorruptRecord: a task record that does not decode is
+// reported at its lease, as a rewrite did, not delivered with an operand
+// merged into it.
+func TestTaskLeaseOfCorruptRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := handoffStore(t, vfs.NewMem())
+	seq := sendTasks(t, s, 1)[0]
+	if err := s.db.Set(taskKey(seq), []byte{taskRecordVersion, 0, 0xff}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.tasks = newTaskCache(-1)
+	lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Visibility: time.Hour, Now: handoffNow})
+	if err == nil {
+		t.Fatalf("lease over a corrupt task record: %d messages, no error; raw record now %x", len(lr.Messages), rawTask(t, s, seq))
+	}
+}
+
+// TestTaskReleaseKeepsOneOperand: a nack rewrites the record whole, so a
+// second lease leaves it with one operand again; the watcher of the task is
+// woken by each lease and sees a new version.
+func TestTaskReleaseKeepsOneOperand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := handoffStore(t, vfs.NewMem())
+	seq := sendTasks(t, s, 1)[0]
+	id := formatID(seq)
+	for attempt := 1; attempt <= 3; attempt++ {
+		now := handoffNow.Add(time.Duration(attempt) * time.Second)
+		before, err := s.GetTask(ctx, &store.GetTaskParams{ID: id, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		watch := s.WatchTask(id)
+		lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Visibility: time.Hour, Now: now})
+		if err != nil || len(lr.Messages) != 1 {
+			t.Fatalf("lease %d: %+v, %v", attempt, lr, err)
+		}
+		select {
+		case <-watch:
+		default:
+			t.Fatalf("lease %d did not wake the task's watcher", attempt)
+		}
+		tk, err := s.GetTask(ctx, &store.GetTaskParams{ID: id, Now: now})
+		if err != nil || tk.State != store.TaskRunning || tk.Attempt != attempt || tk.Version != before.Version+1 || !tk.UpdatedAt.Equal(now) {
+			t.Fatalf("after lease %d: %+v, %v (before: version %d)", attempt, tk, err, before.Version)
+		}
+		raw := rawTask(t, s, seq)
+		r, err := decodeTaskRecord(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op := appendTaskLeaseOp(nil, attempt, now); len(raw) != len(r.encode())+len(op) || string(raw[len(raw)-len(op):]) != string(op) {
+			t.Fatalf("lease %d: stored %x, want a whole record and one operand %x", attempt, raw, op)
+		}
+		zero := time.Duration(0)
+		if _, err := s.Nack(ctx, &store.NackParams{Queue: "q", Lease: lr.Messages[0].Lease, Retry: retryNow, Delay: &zero, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		raw = rawTask(t, s, seq)
+		if r, err := decodeTaskRecord(raw); err != nil || r.State != store.TaskQueued || string(r.encode()) != string(raw) {
+			t.Fatalf("after nack %d: %x (%+v, %v); want queued, written whole", attempt, raw, r, err)
+		}
+	}
+}

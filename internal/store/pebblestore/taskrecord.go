@@ -38,8 +38,8 @@ func (r *taskRecord) task(seq uint64) store.Task {
 }
 
 // Task records are binary, like message records: a task's record is read
-// and rewritten under the commit lock when it is leased and when it ends, so
-// its encoding is on the hot path of every task (JSON cost a fifth of the
+// under the commit lock when it is leased, and read and rewritten when it
+// ends, so its encoding is on the hot path of every task (JSON cost a fifth of the
 // CPU of a batched task benchmark). Records written as JSON by earlier
 // builds (they start with '{') are still read.
 const taskRecordVersion = 1
@@ -189,10 +189,17 @@ func (d *decoder) applyTaskLeaseOp(r *taskRecord) {
 		d.fail()
 		return
 	}
-	r.State, r.Attempt = store.TaskRunning, int(d.uvarint())
-	r.Progress, r.ProgressMessage = 0, ""
+	r.running(int(d.uvarint()))
 	r.UpdatedAt = d.time()
 	r.Version++
+}
+
+// running is what a lease does to a task: running attempt, its progress
+// afresh. (Its version and time are the writer's: putTask's, or the
+// operand's.)
+func (r *taskRecord) running(attempt int) {
+	r.State, r.Attempt = store.TaskRunning, attempt
+	r.Progress, r.ProgressMessage = 0, ""
 }
 
 func (d *decoder) bool() bool {

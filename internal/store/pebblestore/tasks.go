@@ -18,7 +18,7 @@ import (
 // getTask reads a task record: the txn's own writes first, then the task
 // cache (taskcache.go), then the batch.
 func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
-	v, ok, err := t.taskBytes(seq)
+	v, ok, _, err := t.taskBytes(seq)
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -30,22 +30,22 @@ func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 }
 
 // taskBytes is getTask's read, before decoding: the stored value, operands
-// included.
-func (t *txn) taskBytes(seq uint64) ([]byte, bool, error) {
-	v, ok := t.taskWrites[seq]
+// included; fresh says it came from Pebble, not from the txn or the cache.
+func (t *txn) taskBytes(seq uint64) (v []byte, ok, fresh bool, err error) {
+	v, ok = t.taskWrites[seq]
 	if !ok {
 		v, ok = t.s.tasks.get(seq)
 	}
 	if !ok {
-		var err error
 		if v, ok, err = t.get(taskKey(seq)); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if ok {
 			t.taskReads = append(t.taskReads, cachedRead{seq, v})
 		}
+		fresh = true
 	}
-	return v, ok && v != nil, nil
+	return v, ok && v != nil, fresh, nil
 }
 
 // putTask writes a changed task record: a new version, and its watchers woken.
@@ -103,23 +103,22 @@ func (t *txn) cacheTasks() {
 
 // taskLeased marks the task of message m (if m is a task's, and its task
 // has not ended) running m's attempt, with an operand (taskLeaseOp) rather
-// than a rewrite of its record: one read from the txn, the cache or the
-// batch, and no decoding unless the record is JSON of an earlier build.
+// than a rewrite of its record. A record from the txn or the cache was
+// written or read whole by this store, and is not decoded again; one read
+// from Pebble is, so that a corrupt record fails the lease as a rewrite
+// did. A JSON record of an earlier build is rewritten instead.
 func (t *txn) taskLeased(seq uint64, m *msg) error {
 	if !m.task {
 		return nil
 	}
-	v, ok, err := t.taskBytes(seq)
+	v, ok, fresh, err := t.taskBytes(seq)
 	if err != nil || !ok {
 		return err
 	}
-	if len(v) < 2 || v[0] != taskRecordVersion {
-		return t.taskChanged(seq, m, func(r *taskRecord) {
-			r.State, r.Attempt = store.TaskRunning, m.attempt
-			r.Progress, r.ProgressMessage = 0, "" // a new attempt starts afresh
-		})
+	if fresh || len(v) < 2 || v[0] != taskRecordVersion || int(v[1]) >= len(taskStates) {
+		return t.taskChanged(seq, m, func(r *taskRecord) { r.running(m.attempt) })
 	}
-	if int(v[1]) < len(taskStates) && taskStates[v[1]].Finished() {
+	if taskStates[v[1]].Finished() {
 		return nil // as taskChanged: an ended task is not changed (its record has no operand)
 	}
 	op := appendTaskLeaseOp(nil, m.attempt, t.now)

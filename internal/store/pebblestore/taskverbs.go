@@ -50,7 +50,6 @@ func (s *Store) getTasks(p *store.GetTasksParams, mark *uint64) ([]store.Task, e
 	}
 	t := &txn{s: s, b: s.db.NewIndexedBatch(), now: p.Now}
 	defer t.b.Close()
-	defer t.cacheTasks() // nothing to apply: what it read is what the store holds
 	ts := make([]store.Task, len(seqs))
 	for i, seq := range seqs {
 		r, ok, err := t.getTask(seq)
@@ -62,6 +61,7 @@ func (s *Store) getTasks(p *store.GetTasksParams, mark *uint64) ([]store.Task, e
 		}
 		ts[i] = r.task(seq)
 	}
+	t.cacheTasks() // nothing to apply: what it read, and decoded, is what the store holds
 	return ts, nil
 }
 

@@ -76,7 +76,7 @@ func openFixture(t *testing.T, name, fixture string, v any) (*Store, vfs.FS) {
 }
 
 // TestUpgradeFromFormat2 opens a directory of format 2, checks that it
-// reads as it was written and is stamped 3, then works every message off
+// reads as it was written and is stamped 4, then works every message off
 // with leases that now write operands, across a flush and a reopening.
 func TestUpgradeFromFormat2(t *testing.T) {
 	t.Parallel()
@@ -210,6 +210,14 @@ func TestUpgradeFromFormat3(t *testing.T) {
 		t.Fatalf("leased after the upgrade: %q; want %q", describe(got), want)
 	}
 	states("leased the new way", now, map[string]string{"t1": "running 2", "t4": "running 1", "t5": "running 1"})
+	// Read (and so cached) above, each record got an operand, not a rewrite.
+	for _, name := range []string{"t1", "t4", "t5"} {
+		seq, _ := parseID(fx.Tasks[name])
+		raw := rawTask(t, s, seq)
+		if r, err := decodeTaskRecord(raw); err != nil || len(raw) <= len(r.encode()) {
+			t.Fatalf("task %s after its lease: %x (%v); want its record and an operand", name, raw, err)
+		}
+	}
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
