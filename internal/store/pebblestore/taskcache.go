@@ -4,11 +4,11 @@ import "slices"
 
 // The task-record cache. A task's record is read back at each step of its
 // life (leased, progress, acked with its result, read by the requester),
-// and rewritten at most of them, and every such read was a Pebble point read under the store's
-// mutex — once the record had left the memtable, a seek through the
-// sstables' indexes, about a third of the mutex's time in a task burn-down.
-// The cache holds the encoded records most recently written, so that these
-// reads are a map lookup while a task is young.
+// and every such read was a Pebble point read under the store's mutex —
+// once the record had left the memtable, a seek through the sstables'
+// indexes, about a third of the mutex's time in a task burn-down. The
+// cache holds the encoded records most recently written, so that these
+// reads are a search in memory while a task is young.
 //
 // It is a write-through copy of what the applied batches hold, changed only
 // in txn.apply (under the mutex, after the batch is applied), so it never

@@ -81,10 +81,10 @@ type cachedRead struct {
 
 // cacheTasks moves the txn's task writes, and the records it read from
 // Pebble, into the task cache. Requires mu; called once the batch applied.
-// The writes go in seq order: the cache takes a record only at its end
-// (newer than any it holds) or in place (taskcache.go). The reads, of
-// records that missed it, go first and in the order read: a read of a
-// newer seq can keep older ones out, which costs hits, never correctness.
+// The writes go in seq order: the cache takes a new record only at or near
+// its end (taskcache.go). The reads, of records that missed it, go first
+// and in the order read: a read of a newer seq can keep far older ones
+// out, which costs hits, never correctness.
 func (t *txn) cacheTasks() {
 	for _, r := range t.taskReads {
 		if _, written := t.taskWrites[r.seq]; !written {
