@@ -29,18 +29,23 @@ import (
 // decodeFast decodes data into req, and reports whether it could; when it
 // could not, req is unchanged.
 func (req *sendRequest) decodeFast(data []byte) bool {
-	r := jsonText{b: data}
-	var out sendRequest
-	ok := r.object(func(name []byte) (int, bool) {
+	return decodeWhole(data, req, func(r *jsonText, out *sendRequest, name []byte) (int, bool) {
 		if string(name) == `"messages"` {
 			return fMessages, r.messages(&out.Messages)
 		}
 		return r.field(name, &out.NewMessage)
 	})
-	if !ok || !r.end() {
+}
+
+// decodeWhole reads data as one object and nothing after it, each key by
+// field, into a fresh T; into is set only when all of it was read.
+func decodeWhole[T any](data []byte, into *T, field func(r *jsonText, out *T, name []byte) (int, bool)) bool {
+	r := jsonText{b: data}
+	var out T
+	if !r.object(func(name []byte) (int, bool) { return field(&r, &out, name) }) || !r.end() {
 		return false
 	}
-	*req = out
+	*into = out
 	return true
 }
 

@@ -20,19 +20,12 @@ const (
 // decodeFast decodes data into req, and reports whether it could; when it
 // could not, req is unchanged.
 func (req *submitRequest) decodeFast(data []byte) bool {
-	r := jsonText{b: data}
-	var out submitRequest
-	ok := r.object(func(name []byte) (int, bool) {
+	return decodeWhole(data, req, func(r *jsonText, out *submitRequest, name []byte) (int, bool) {
 		if string(name) == `"tasks"` {
 			return fTasks, r.tasks(&out.Tasks)
 		}
 		return r.taskField(name, &out.SubmitTask)
 	})
-	if !ok || !r.end() {
-		return false
-	}
-	*req = out
-	return true
 }
 
 // tasks reads an array of task objects; [] makes an empty list, as

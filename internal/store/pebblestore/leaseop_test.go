@@ -34,6 +34,19 @@ func flushAndCompact(t *testing.T, s *Store) {
 	}
 }
 
+// handedOff runs send while a receive of up to 10 waits on q, and returns
+// the n messages the send handed to it.
+func handedOff(t *testing.T, s *Store, n int, send func()) []store.Message {
+	t.Helper()
+	c := s.Claim(&store.LeaseParams{Queue: "q", Max: 10, Visibility: time.Hour})
+	send()
+	got, err := c.Withdraw()
+	if err != nil || len(got) != n {
+		t.Fatalf("claim: %d messages, %v; want %d", len(got), err, n)
+	}
+	return got
+}
+
 // TestLeaseMergesOneOperand: a lease leaves the stored record as it
 // was plus one operand (not a rewrite), through a regrouped batch; a flush
 // and a full compaction fold operand and record into one value that reads
@@ -107,12 +120,7 @@ func TestHandoffSetThenMergeOneBatch(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
 	s := handoffStore(t, fs)
-	c := s.Claim(&store.LeaseParams{Queue: "q", Max: 10, Visibility: time.Hour})
-	sendBodies(t, s, `1`, `2`, `3`, `4`, `5`, `6`, `7`, `8`)
-	got, err := c.Withdraw()
-	if err != nil || len(got) != 8 {
-		t.Fatalf("claim: %d messages, %v", len(got), err)
-	}
+	got := handedOff(t, s, 8, func() { sendBodies(t, s, `1`, `2`, `3`, `4`, `5`, `6`, `7`, `8`) })
 	flushAndCompact(t, s)
 	s = reopen(t, s, fs)
 	qid := s.queues["q"].rec.ID

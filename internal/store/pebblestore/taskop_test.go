@@ -131,12 +131,8 @@ func TestTaskHandoffSetThenMerge(t *testing.T) {
 	ctx := context.Background()
 	fs := vfs.NewMem()
 	s := handoffStore(t, fs)
-	c := s.Claim(&store.LeaseParams{Queue: "q", Max: 10, Visibility: time.Hour})
-	seqs := sendTasks(t, s, 3)
-	got, err := c.Withdraw()
-	if err != nil || len(got) != 3 {
-		t.Fatalf("claim: %d messages, %v", len(got), err)
-	}
+	var seqs []uint64
+	handedOff(t, s, 3, func() { seqs = sendTasks(t, s, 3) })
 	check := func(when string) {
 		t.Helper()
 		for _, seq := range seqs {

@@ -22,11 +22,18 @@ func (t *txn) getTask(seq uint64) (*taskRecord, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	r, err := decodeTask(seq, v)
+	return r, err == nil, err
+}
+
+// decodeTask decodes seq's stored record v; a record that does not decode
+// makes the store corrupt.
+func decodeTask(seq uint64, v []byte) (*taskRecord, error) {
 	r, err := decodeTaskRecord(v)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
+		return nil, fmt.Errorf("%w: task record %s: %v", errCorrupt, formatID(seq), err)
 	}
-	return &r, true, nil
+	return &r, nil
 }
 
 // taskBytes is getTask's read, before decoding: the stored value, operands
@@ -116,7 +123,11 @@ func (t *txn) taskLeased(seq uint64, m *msg) error {
 		return err
 	}
 	if fresh || len(v) < 2 || v[0] != taskRecordVersion || int(v[1]) >= len(taskStates) {
-		return t.taskChanged(seq, m, func(r *taskRecord) { r.running(m.attempt) })
+		r, err := decodeTask(seq, v) // read once: not through taskChanged, which reads again
+		if err == nil {
+			t.changeTask(seq, r, func(r *taskRecord) { r.running(m.attempt) })
+		}
+		return err
 	}
 	if taskStates[v[1]].Finished() {
 		return nil // as taskChanged: an ended task is not changed (its record has no operand)
@@ -139,12 +150,19 @@ func (t *txn) taskChanged(seq uint64, m *msg, fn func(r *taskRecord)) error {
 		return nil
 	}
 	r, ok, err := t.getTask(seq)
-	if err != nil || !ok || r.State.Finished() {
-		return err
+	if err == nil && ok {
+		t.changeTask(seq, r, fn)
 	}
-	fn(r)
-	t.putTask(seq, r)
-	return nil
+	return err
+}
+
+// changeTask applies fn to task record r of seq and writes it, unless the
+// task has ended.
+func (t *txn) changeTask(seq uint64, r *taskRecord, fn func(r *taskRecord)) {
+	if !r.State.Finished() {
+		fn(r)
+		t.putTask(seq, r)
+	}
 }
 
 // finishTask ends the task of message m (if m is a task's and it has not
