@@ -61,6 +61,7 @@ type benchFlags struct {
 	store   string
 	unsafe  bool
 	cpuProf string
+	trace   string // execution trace file
 }
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -106,20 +107,38 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
 	fl.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of this process over the run to this file (go tool pprof reads it); with an in-process server it covers server and client")
+	fl.StringVar(&f.trace, "trace", "", "write an execution trace of this process over the run to this file (go tool trace reads it; its regions time each HTTP handler and the store's commit and fsync wait); with an in-process server it covers server and client")
 	return cmd
 }
 
-// run runs the workload, under a CPU profile with --cpuprofile.
+// run runs the workload, under a CPU profile with --cpuprofile and an
+// execution trace with --trace.
 func (f *benchFlags) run(cmd *cobra.Command, cfg bench.Config) (*bench.Result, error) {
-	if f.cpuProf == "" {
-		return bench.Run(cmd.Context(), cfg)
-	}
-	stop, err := cpuProfile(f.cpuProf)
-	if err != nil {
-		return nil, err
+	var stops []func() error
+	for _, r := range []struct {
+		path  string
+		start func(string) (func() error, error)
+	}{{f.cpuProf, cpuProfile}, {f.trace, executionTrace}} {
+		if r.path == "" {
+			continue
+		}
+		stop, err := r.start(r.path)
+		if err != nil {
+			return nil, errors.Join(err, stopAll(stops))
+		}
+		stops = append(stops, stop)
 	}
 	res, err := bench.Run(cmd.Context(), cfg)
-	return res, errors.Join(err, stop())
+	return res, errors.Join(err, stopAll(stops))
+}
+
+// stopAll stops what run started, and reports what failed.
+func stopAll(stops []func() error) error {
+	var errs []error
+	for _, stop := range stops {
+		errs = append(errs, stop())
+	}
+	return errors.Join(errs...)
 }
 
 // config turns the flags into a bench.Config, or a usage error: nothing is

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -10,13 +11,14 @@ import (
 	"os"
 	"runtime"
 	rpprof "runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
 // Profiling: `courier serve --pprof ADDR` serves Go's profiles (CPU, heap,
 // goroutines, mutex and block, execution trace) on a listener of its own,
-// apart from the API, and `courier bench --cpuprofile FILE` writes the CPU
-// profile of a run. The profile listener is loopback-only: goroutine dumps
+// apart from the API, and `courier bench --cpuprofile FILE` and `--trace
+// FILE` write the CPU profile and the execution trace of a run. The profile listener is loopback-only: goroutine dumps
 // show request data in their arguments, and a CPU profile costs the server
 // time, so it is not something to offer a network. Reach it from elsewhere
 // through an SSH tunnel.
@@ -91,17 +93,29 @@ func checkLoopback(addr string) error {
 // cpuProfile writes a CPU profile to path until the returned function is
 // called, which reports a failure to finish the file.
 func cpuProfile(path string) (func() error, error) {
+	return record("--cpuprofile", path, rpprof.StartCPUProfile, rpprof.StopCPUProfile)
+}
+
+// executionTrace writes an execution trace (go tool trace reads it) to path
+// until the returned function is called.
+func executionTrace(path string) (func() error, error) {
+	return record("--trace", path, trace.Start, trace.Stop)
+}
+
+// record runs start on a new file at path, and returns what stops it and
+// closes the file; flag names the file in errors.
+func record(flag, path string, start func(io.Writer) error, stop func()) (func() error, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := rpprof.StartCPUProfile(f); err != nil {
-		return nil, errors.Join(fmt.Errorf("--cpuprofile: %w", err), f.Close())
+	if err := start(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("%s: %w", flag, err), f.Close())
 	}
 	return func() error {
-		rpprof.StopCPUProfile()
+		stop()
 		if err := f.Close(); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
+			return fmt.Errorf("%s: %w", flag, err)
 		}
 		return nil
 	}, nil

@@ -118,3 +118,34 @@ func TestBenchCPUProfile(t *testing.T) {
 		t.Errorf("unwritable --cpuprofile: %+v; want a failure naming the flag", r)
 	}
 }
+
+// TestBenchTrace: --trace leaves an execution trace of the run, with the
+// regions of the HTTP handlers and of the store's commit in it; with
+// --cpuprofile too, both files are written. Not parallel: a process has
+// one CPU profile and one trace at a time, and TestBenchCPUProfile is.
+func TestBenchTrace(t *testing.T) {
+	dir := t.TempDir()
+	tr, prof := filepath.Join(dir, "run.trace"), filepath.Join(dir, "cpu.prof")
+	ok(t, "", "--json", "bench", "w1", "--count", "200", "--batch", "20", "--trace", tr, "--cpuprofile", prof)
+	b, err := os.ReadFile(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("go 1.")) {
+		t.Fatalf("trace of %d bytes, starting %q: want Go's trace header", len(b), b[:min(len(b), 16)])
+	}
+	// Region names are in the trace's string table.
+	for _, region := range []string{"http POST /v1/queues/{queue}/messages", "store commit", "store fsync"} {
+		if !bytes.Contains(b, []byte(region)) {
+			t.Errorf("the trace has no region %q", region)
+		}
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() < 100 {
+		t.Errorf("with --trace, --cpuprofile's file: %v, %v", st, err)
+	}
+	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w1", "--count", "10",
+		"--trace", filepath.Join(t.TempDir(), "missing", "run.trace"))
+	if r.code == 0 || !strings.Contains(r.stderr, "--trace") {
+		t.Errorf("unwritable --trace: %+v; want a failure naming the flag", r)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/trace"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -154,8 +155,11 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		return err // at once, not queued behind a stalled commit
 	}
 	s.mu.Lock()
+	// Regions of an execution trace (bench --trace, serve --pprof): the
+	// time under the mutex, and the fsync wait after it.
+	commit := trace.StartRegion(context.Background(), "store commit")
 	held := true
-	unlock := func() { held = false; s.mu.Unlock() }
+	unlock := func() { held = false; s.mu.Unlock(); commit.End() }
 	var t *txn
 	defer func() {
 		if held {
@@ -202,7 +206,9 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	s.ops.Add(1)
 	unlock()
 	defer s.ops.Done()
+	fsync := trace.StartRegion(context.Background(), "store fsync")
 	err = t.b.SyncWait()
+	fsync.End()
 	t.b.Close()
 	if err != nil {
 		broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
