@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 )
 
@@ -119,11 +121,21 @@ func (p Params) String() string {
 	return s
 }
 
-// payload is a message body of the run's size.
+// payload is a message body of the run's size: random bytes, as courier
+// bench's bodies are, so that no store gains from compressing them
+// (PostgreSQL compresses values from about 2 KiB), from a fixed seed so
+// runs are alike.
 func (p Params) payload() []byte {
+	rng := rand.New(rand.NewPCG(uint64(p.Size), 0x7065657273))
 	b := make([]byte, p.Size)
 	for i := range b {
-		b[i] = 'x'
+		b[i] = byte(rng.Uint32())
 	}
 	return b
+}
+
+// textPayload is a payload of the run's size as text, for a JSON string:
+// the base64 of random bytes, cut to the size.
+func (p Params) textPayload() string {
+	return base64.StdEncoding.EncodeToString(p.payload())[:p.Size]
 }

@@ -108,7 +108,7 @@ func riverW2(ctx context.Context, pg *pgServer, m riverMode, p Params) (enqueueR
 	}
 
 	// Enqueue: P goroutines, InsertMany of B jobs each (one transaction).
-	args := riverArgs{Payload: strings.Repeat("x", p.Size)}
+	args := riverArgs{Payload: p.textPayload()}
 	var toInsert atomic.Int64
 	toInsert.Store(int64(p.Count))
 	var wg sync.WaitGroup

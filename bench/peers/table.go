@@ -156,8 +156,12 @@ func writeTable(w io.Writer, r report) error {
 			mode = w1Mode(c.mode, r.Params)
 		}
 		q := median(cmp.ratios)
+		rs := ratios(cmp.ratios)
+		if n := len(cmp.ratios); n > 0 && n < r.Params.Rounds {
+			rs += fmt.Sprintf(", %d of %d rounds", n, r.Params.Rounds) // the others lack a figure
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c.workload, mode,
-			orDash(cmp.courierSys), cmp.peerSys, rate(cmp.courier), rate(cmp.peer), ratios(cmp.ratios), c.verdict(r.Params, q))
+			orDash(cmp.courierSys), cmp.peerSys, rate(cmp.courier), rate(cmp.peer), rs, c.verdict(r.Params, q))
 	}
 	b.WriteString("\nWhat a success answer promised:\n\n")
 	seen := map[string]bool{}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -128,7 +131,7 @@ func TestWriteTableRounds(t *testing.T) {
 	}
 	out := b.String()
 	// courier: median of 15k, 20k, 16k; River: of 10k, 10k, 8k, 9k; ratios 1.5, 2, 2.
-	want := "| W2 burn-down | jobs/s | courier (PostgreSQL store) | River | 16,000 | 9,500 | 2.00× (1.50×–2.00×) | ≥ 1.5×: met |"
+	want := "| W2 burn-down | jobs/s | courier (PostgreSQL store) | River | 16,000 | 9,500 | 2.00× (1.50×–2.00×), 3 of 4 rounds | ≥ 1.5×: met |"
 	if !strings.Contains(out, want) {
 		t.Errorf("table lacks %q:\n%s", want, out)
 	}
@@ -161,5 +164,31 @@ func TestWriteTableW1TargetBatch(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestPayload: the peers' bodies are of the run's size, incompressible
+// (as courier bench's are) and the same from run to run; the text form
+// for River's JSON too.
+func TestPayload(t *testing.T) {
+	t.Parallel()
+	p := Params{Size: 4096}
+	b := p.payload()
+	if len(b) != 4096 || !bytes.Equal(b, p.payload()) {
+		t.Fatalf("payload of %d bytes, same twice: %v; want 4096, true", len(b), bytes.Equal(b, p.payload()))
+	}
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	if z.Len() < len(b) {
+		t.Errorf("payload compresses from %d to %d bytes: want random bytes", len(b), z.Len())
+	}
+	s := p.textPayload()
+	if len(s) != 4096 || strings.Count(s, s[:1]) == len(s) {
+		t.Errorf("text payload of %d bytes, starting %q: want 4096 varied characters", len(s), s[:min(len(s), 16)])
+	}
+	if _, err := base64.StdEncoding.DecodeString(s[:len(s)/4*4]); err != nil {
+		t.Errorf("text payload is not base64 text: %v", err)
 	}
 }

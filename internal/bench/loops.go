@@ -161,11 +161,11 @@ func (c *consumer) run(ctx context.Context) error {
 		if c.mode == sendToReceive {
 			c.r.recordSince(c.h, msgs)
 		}
-		acked, err := c.r.ack(ctx, msgs, c.batch)
+		expired, err := c.r.ack(ctx, msgs, c.batch)
 		if err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
-		c.acked(msgs, start, acked)
+		c.acked(msgs, start, expired)
 	}
 	return nil
 }
@@ -190,11 +190,11 @@ func (c *consumer) carry(ctx context.Context) error {
 			return fmt.Errorf("receive: %w", err)
 		}
 		if len(held) > 0 {
-			acked, err := ackOutcome(res.Ack)
+			expired, err := ackOutcome(res.Ack)
 			if err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
-			c.acked(held, since, acked)
+			c.acked(held, since, expired)
 		}
 		held, since = res.Messages, start
 		if c.mode == sendToReceive {
@@ -202,29 +202,39 @@ func (c *consumer) carry(ctx context.Context) error {
 		}
 	}
 	if len(held) > 0 {
-		acked, err := c.r.ack(ctx, held, c.batch)
+		expired, err := c.r.ack(ctx, held, c.batch)
 		if err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
-		c.acked(held, since, acked)
+		c.acked(held, since, expired)
 	}
 	return nil
 }
 
 // acked counts the acks of msgs, received by a request that started at
-// start, of which acked were applied.
-func (c *consumer) acked(msgs []courier.Message, start time.Time, acked int) {
-	c.refused += int64(len(msgs) - acked)
+// start, but for those of the expired leases (refused: the message comes
+// back, and is counted, and its latency taken, when an ack of it holds).
+func (c *consumer) acked(msgs []courier.Message, start time.Time, expired map[string]bool) {
+	if len(expired) > 0 {
+		applied := make([]courier.Message, 0, len(msgs))
+		for _, m := range msgs {
+			if !expired[m.Lease] {
+				applied = append(applied, m)
+			}
+		}
+		c.refused += int64(len(msgs) - len(applied))
+		msgs = applied
+	}
 	switch c.mode {
 	case sendToAck:
 		c.r.recordSince(c.h, msgs)
 	case receiveAckRound:
-		c.h.RecordN(time.Since(start), acked)
+		c.h.RecordN(time.Since(start), len(msgs))
 	}
 	if c.settled != nil {
-		c.settled(acked)
+		c.settled(len(msgs))
 	}
-	c.done.add(int64(acked))
+	c.done.add(int64(len(msgs)))
 }
 
 // recordSince records, for each stamped message, the time since its stamp.
@@ -236,22 +246,19 @@ func (r *runner) recordSince(h *Histogram, msgs []courier.Message) {
 	}
 }
 
-// ack acknowledges msgs, in one request, and says how many it settled. A
-// lease that has expired is not an error: the message comes back.
-func (r *runner) ack(ctx context.Context, msgs []courier.Message, batch int) (int, error) {
+// ack acknowledges msgs, in one request, and returns the leases it found
+// expired. A lease that has expired is not an error: the message comes back.
+func (r *runner) ack(ctx context.Context, msgs []courier.Message, batch int) (map[string]bool, error) {
 	if batch == 1 && len(msgs) == 1 {
 		err := r.c.Ack(ctx, r.p.Queue, msgs[0].Lease)
 		if errors.Is(err, courier.ErrLeaseExpired) {
-			return 0, nil
+			return map[string]bool{msgs[0].Lease: true}, nil
 		}
-		if err != nil {
-			return 0, err
-		}
-		return 1, nil
+		return nil, err
 	}
 	res, err := r.c.AckBatch(ctx, r.p.Queue, leases(msgs))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	return ackOutcome(&res)
 }
@@ -265,19 +272,24 @@ func leases(msgs []courier.Message) []string {
 	return ls
 }
 
-// ackOutcome is how many leases a batch ack applied; an error for a
-// refusal other than an expired lease. A nil result (a server that did
-// not apply acks carried by a receive) is an error.
-func ackOutcome(res *courier.AckResult) (int, error) {
+// ackOutcome is the leases a batch ack found expired (nil: none); an error
+// for any other refusal. A nil result (a server that did not apply acks
+// carried by a receive) is an error.
+func ackOutcome(res *courier.AckResult) (map[string]bool, error) {
 	if res == nil {
-		return 0, errors.New("the server answered a receive without the outcome of the acks it carried")
+		return nil, errors.New("the server answered a receive without the outcome of the acks it carried")
 	}
+	var expired map[string]bool
 	for _, f := range res.Failed {
 		if f.Code != courier.CodeLeaseExpired {
-			return res.Acked, fmt.Errorf("lease %s: %s (%s)", f.Lease, f.Message, f.Code)
+			return nil, fmt.Errorf("lease %s: %s (%s)", f.Lease, f.Message, f.Code)
 		}
+		if expired == nil {
+			expired = map[string]bool{}
+		}
+		expired[f.Lease] = true
 	}
-	return res.Acked, nil
+	return expired, nil
 }
 
 // putQueue creates the run's queue (or keeps it, if it exists), so that

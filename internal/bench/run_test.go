@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -309,13 +310,43 @@ func TestExternalServer(t *testing.T) {
 // refusal, or a receive that carried acks and answered nothing of them, is.
 func TestAckOutcome(t *testing.T) {
 	t.Parallel()
-	if n, err := ackOutcome(&courier.AckResult{Acked: 2, Failed: []courier.AckFailure{{Code: courier.CodeLeaseExpired}}}); n != 2 || err != nil {
-		t.Errorf("expired lease: %d, %v; want 2, nil", n, err)
+	if e, err := ackOutcome(&courier.AckResult{Acked: 2, Failed: []courier.AckFailure{{Lease: "l3", Code: courier.CodeLeaseExpired}}}); len(e) != 1 || !e["l3"] || err != nil {
+		t.Errorf("expired lease: %v, %v; want l3, nil", e, err)
+	}
+	if e, err := ackOutcome(&courier.AckResult{Acked: 2}); e != nil || err != nil {
+		t.Errorf("all applied: %v, %v; want nil, nil", e, err)
 	}
 	if _, err := ackOutcome(&courier.AckResult{Failed: []courier.AckFailure{{Code: "invalid_argument"}}}); err == nil {
 		t.Error("another refusal: no error")
 	}
 	if _, err := ackOutcome(nil); err == nil {
 		t.Error("no outcome: no error")
+	}
+}
+
+// TestAckedCountsOnlyApplied: the messages of expired leases are neither
+// counted nor sampled (they come back, and count when an ack of them
+// holds), in either latency mode that samples at the ack.
+func TestAckedCountsOnlyApplied(t *testing.T) {
+	t.Parallel()
+	b := newBodies(128, time.Now())
+	for _, mode := range []latencyMode{sendToAck, receiveAckRound} {
+		settled := 0
+		c := &consumer{r: &runner{bodies: b}, done: newMeter("x", 10, 1), n: 10, batch: 3, mode: mode,
+			h: &Histogram{}, settled: func(n int) { settled += n }}
+		msgs := make([]courier.Message, 3)
+		for i := range msgs {
+			msgs[i] = courier.Message{BodyBase64: b.stamped(b.now()).BodyBase64, Lease: fmt.Sprintf("l%d", i)}
+		}
+		c.acked(msgs, time.Now(), map[string]bool{"l0": true, "l2": true})
+		if c.h.Count() != 1 || c.done.count() != 1 || c.refused != 2 || settled != 1 {
+			t.Errorf("mode %d: %d samples, %d counted, %d refused, %d settled; want 1, 1, 2, 1",
+				mode, c.h.Count(), c.done.count(), c.refused, settled)
+		}
+		c.acked(msgs[:1], time.Now(), nil)
+		if c.h.Count() != 2 || c.done.count() != 2 || c.refused != 2 {
+			t.Errorf("mode %d, all applied: %d samples, %d counted, %d refused; want 2, 2, 2",
+				mode, c.h.Count(), c.done.count(), c.refused)
+		}
 	}
 }
