@@ -25,11 +25,6 @@ type courierReport struct {
 	Extra      map[string]any `json:"extra"`
 }
 
-// enqueueKeys are the names under "extra" that W2's enqueue rate may have,
-// in order of preference. The interface leaves extra's figures to each
-// workload, so more than one name is accepted.
-var enqueueKeys = []string{"enqueue_per_second", "enqueued_per_second", "enqueue_rate"}
-
 // parseCourier reads the one JSON object that `courier bench --json`
 // prints, checking that it is the workload asked for and holds a figure.
 func parseCourier(out []byte, workload string) (courierReport, error) {
@@ -50,19 +45,10 @@ func parseCourier(out []byte, workload string) (courierReport, error) {
 	return r, nil
 }
 
-// enqueueRate is W2's enqueue rate from extra, or 0.
+// enqueueRate is W2's enqueue rate, extra.enqueue_per_second, or 0.
 func (r courierReport) enqueueRate() float64 {
-	for _, k := range enqueueKeys {
-		switch v := r.Extra[k].(type) {
-		case float64:
-			return v
-		case string:
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return f
-			}
-		}
-	}
-	return 0
+	v, _ := r.Extra["enqueue_per_second"].(float64)
+	return v
 }
 
 // courierRun is one invocation of `courier bench`.
