@@ -210,6 +210,7 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 	m.nonce = t.s.rnd.Uint64()
 	m.leaseExp = t.now.Add(vis)
 	t.leased(w, seq, m)
+	t.memoLease(w, seq, m)
 	if err := t.taskLeased(seq, m); err != nil {
 		return store.Message{}, err
 	}
@@ -222,14 +223,16 @@ func (t *txn) take(w *qwork, seq uint64, m *msg, vis time.Duration) (store.Messa
 
 // held finds the in-flight message a lease names, or the error to answer.
 func (t *txn) held(w *qwork, lease string) (uint64, msg, error) {
-	return t.heldVia(w, nil, lease)
+	return t.heldVia(w, nil, lease, false)
 }
 
 // heldVia is held, reading the record through recs when recs holds its
 // current version (the txn has not changed it since recs was made); a
-// record read through recs comes without its inline body (ack's use: it
-// deletes the message, and never writes the record back).
-func (t *txn) heldVia(w *qwork, recs *recReader, lease string) (uint64, msg, error) {
+// record read through recs comes without its inline body. With memo, the
+// lease memo may answer instead of the record (leasememo.go), with only
+// what an ack needs. Both are for ack's use: it deletes the message, and
+// never writes the record back.
+func (t *txn) heldVia(w *qwork, recs *recReader, lease string, memo bool) (uint64, msg, error) {
 	seq, nonce, err := parseLease(lease)
 	if err != nil {
 		return 0, msg{}, store.ErrInvalidLease
@@ -238,10 +241,15 @@ func (t *txn) heldVia(w *qwork, recs *recReader, lease string) (uint64, msg, err
 		m     msg
 		found bool
 	)
-	if _, changed := t.changedMsgs[seq]; recs != nil && !changed {
-		m, found, err = recs.lookupHead(seq)
-	} else {
-		m, found, err = t.getMsg(w, seq)
+	if memo {
+		m, found = t.memoed(w, seq, nonce)
+	}
+	if !found {
+		if _, changed := t.changedMsgs[seq]; recs != nil && !changed {
+			m, found, err = recs.lookupHead(seq)
+		} else {
+			m, found, err = t.getMsg(w, seq)
+		}
 	}
 	if err != nil {
 		return 0, msg{}, err
@@ -283,7 +291,7 @@ func (t *txn) ack(w *qwork, leases []string, results [][]byte) ([]error, error) 
 		defer func() { t.changedMsgs = nil }() // recs ends here
 	}
 	for i, l := range leases {
-		seq, m, err := t.heldVia(w, recs, l)
+		seq, m, err := t.heldVia(w, recs, l, true)
 		if err != nil {
 			if err != store.ErrLeaseExpired && err != store.ErrInvalidLease {
 				return nil, err

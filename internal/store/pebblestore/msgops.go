@@ -84,12 +84,14 @@ func (t *txn) putMsg(w *qwork, seq uint64, m *msg) {
 	sc := &t.s.scratch
 	sc.rec = m.appendTo(sc.rec[:0])
 	t.b.Set(t.recordKey(w, seq), sc.rec, nil)
-	t.changedMsg(seq)
+	t.changedMsg(w, seq)
 }
 
-// changedMsg notes that the txn wrote the record of seq, when it keeps
-// count (see Ack): a recReader made before holds the old record.
-func (t *txn) changedMsg(seq uint64) {
+// changedMsg notes that the txn wrote the record of seq: the lease memo
+// forgets it, and, when the txn keeps count (see Ack), a recReader made
+// before holds the old record.
+func (t *txn) changedMsg(w *qwork, seq uint64) {
+	t.memoForget(w, seq)
 	if t.changedMsgs != nil {
 		t.changedMsgs[seq] = struct{}{}
 	}
@@ -138,7 +140,7 @@ func (t *txn) leased(w *qwork, seq uint64, m *msg) {
 	sc := &t.s.scratch
 	sc.rec = appendLeaseOp(sc.rec[:0], m)
 	t.b.Merge(t.recordKey(w, seq), sc.rec, nil)
-	t.changedMsg(seq)
+	t.changedMsg(w, seq)
 }
 
 // index gives a message state st, its index key and counters, but for its
@@ -211,7 +213,7 @@ func (t *txn) insert(w *qwork, seq uint64, m *msg, body []byte) error {
 func (t *txn) remove(w *qwork, seq uint64, m *msg) error {
 	t.unindex(w, seq, m)
 	t.b.Delete(t.recordKey(w, seq), nil)
-	t.changedMsg(seq)
+	t.changedMsg(w, seq)
 	if m.task {
 		w.c.tasks--
 	}

@@ -98,6 +98,8 @@ type Store struct {
 	// Store-wide cursors of the task indexes ('E', 'N'): no live key below.
 	taskTTLCur, hookCur []byte
 	ops                 sync.WaitGroup // operations between apply and sync; Close waits for them
+	// memoN is the number of entries in all queues' lease memos.
+	memoN int
 	// scratch is reused, under mu, by every txn's encodings and regrouping:
 	// a batch copies what it is given, so nothing outlives the call.
 	scratch scratch

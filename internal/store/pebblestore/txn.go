@@ -21,6 +21,8 @@ type queue struct {
 	rec  queueRecord
 	c    counters
 	cur  cursors
+	// memo is the lease memo of its in-flight messages (leasememo.go).
+	memo map[uint64]memoEntry
 }
 
 // cursors hold, for each scanned keyspace, a key below which no live entry of
@@ -86,6 +88,12 @@ type txn struct {
 	// changedMsgs, when not nil, collects the seqs whose records the txn
 	// wrote or deleted (see Ack).
 	changedMsgs map[uint64]struct{}
+	// memo are the changes of the lease memo to make on apply
+	// (leasememo.go); memoDel indexes the first memoDelN of them, when
+	// there are many.
+	memo     []memoOp
+	memoDel  map[uint64]struct{}
+	memoDelN int
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -293,6 +301,8 @@ func (t *txn) apply() error {
 		case w.deleted:
 			delete(s.queues, w.q.name)
 			delete(s.byID, w.rec.ID)
+			s.memoN -= len(w.q.memo) // the memo goes with the queue
+			w.q.memo = nil
 		default:
 			w.q.rec, w.q.c, w.q.cur = w.rec, w.c, w.cur
 			if w.created {
@@ -302,6 +312,7 @@ func (t *txn) apply() error {
 		}
 	}
 	s.seqHigh = max(s.seqHigh, t.seqHigh)
+	t.applyMemo()
 	t.cacheTasks()
 	for _, name := range t.wake {
 		s.signal(name)

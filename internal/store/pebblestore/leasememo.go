@@ -1,0 +1,115 @@
+package pebblestore
+
+// The lease memo: what an ack needs to know of a message it deletes, kept
+// in memory from the lease that handed it out, so that the ack need not
+// read the record back. That read was a quarter of a receive's CPU in the
+// store: the record is in the memtable with the lease's operand on top,
+// and reading it means merging the two. With the memo, a batched round
+// trip (w1) took 7.6% less CPU per message.
+//
+// Only plain messages are memoed: body inline, no group, no task, not
+// dead-lettered. For them the ack's removal touches only keys that follow
+// from the seq, the lease's expiry and the queue: the record and the
+// in-flight index entry. Every other message is read as before.
+//
+// The memo is a cache of the record, never the truth: an entry holds the
+// nonce and expiry the record holds, or is absent. A txn that writes or
+// deletes a record (changedMsg, the one place every record write passes)
+// drops the seq's entry when it applies, and its own later reads skip the
+// memo for every seq whose entry it drops (memoDropped); a lease adds the entry
+// when it applies; a txn that fails changes nothing; a deleted queue takes
+// its memo with it. Only the ack reads it (heldVia with a memo allowed):
+// nack, extend and the task verbs read the record, which they rewrite.
+
+// leaseMemoMax bounds the entries of all queues' memos together (about 40
+// bytes each); beyond it leases are not memoed and their acks read.
+const leaseMemoMax = 1 << 20
+
+// memoEntry is what the memo keeps of an in-flight message.
+type memoEntry struct {
+	nonce    uint64
+	leaseExp uint64 // unix nanoseconds, as the record has it
+}
+
+// memoScanMax is the number of a txn's memo changes up to which
+// memoDropped looks through them one by one; beyond, through a map.
+const memoScanMax = 32
+
+// memoOp is a change of a queue's memo that a txn makes when it applies.
+type memoOp struct {
+	q   *queue
+	seq uint64
+	e   memoEntry
+	del bool
+}
+
+// memoLease notes, for when the txn applies, that seq's lease (m, as just
+// leased) can be acked from the memo, if m is a plain message.
+func (t *txn) memoLease(w *qwork, seq uint64, m *msg) {
+	if !m.inline || m.group != "" || m.task || m.deadFrom != 0 {
+		return
+	}
+	t.memo = append(t.memo, memoOp{q: w.q, seq: seq, e: memoEntry{m.nonce, unixNano(m.leaseExp)}})
+}
+
+// memoForget notes, for when the txn applies, that seq's record changed.
+func (t *txn) memoForget(w *qwork, seq uint64) {
+	if _, ok := w.q.memo[seq]; ok {
+		t.memo = append(t.memo, memoOp{q: w.q, seq: seq, del: true})
+	}
+}
+
+// memoed returns, for an ack, the message of seq in flight under nonce as
+// the memo has it; false when the memo does not know it (or this txn
+// changed its record).
+func (t *txn) memoed(w *qwork, seq, nonce uint64) (msg, bool) {
+	e, ok := w.q.memo[seq]
+	if !ok || e.nonce != nonce || t.memoDropped(seq) {
+		return msg{}, false
+	}
+	return msg{state: stInFlight, nonce: nonce, leaseExp: fromNano(e.leaseExp), inline: true}, true
+}
+
+// memoDropped reports whether this txn has changed the record of seq, a
+// seq in a memo (seqs are store-wide, so the queue need not be compared).
+func (t *txn) memoDropped(seq uint64) bool {
+	if len(t.memo) <= memoScanMax {
+		for i := range t.memo {
+			if t.memo[i].del && t.memo[i].seq == seq {
+				return true
+			}
+		}
+		return false
+	}
+	if t.memoDel == nil {
+		t.memoDel = make(map[uint64]struct{}, len(t.memo))
+	}
+	for ; t.memoDelN < len(t.memo); t.memoDelN++ {
+		if op := t.memo[t.memoDelN]; op.del {
+			t.memoDel[op.seq] = struct{}{}
+		}
+	}
+	_, ok := t.memoDel[seq]
+	return ok
+}
+
+// applyMemo makes the txn's memo changes the queues'. Requires mu, after
+// the batch applied.
+func (t *txn) applyMemo() {
+	s := t.s
+	for _, op := range t.memo {
+		switch _, had := op.q.memo[op.seq]; {
+		case op.del && had:
+			delete(op.q.memo, op.seq)
+			s.memoN--
+		case !op.del && !had && s.memoN < leaseMemoMax:
+			if op.q.memo == nil {
+				op.q.memo = map[uint64]memoEntry{}
+			}
+			op.q.memo[op.seq] = op.e
+			s.memoN++
+		case !op.del && had:
+			op.q.memo[op.seq] = op.e
+		}
+	}
+}
