@@ -5,7 +5,7 @@ package pebblestore
 // read the record back. That read was a quarter of a receive's CPU in the
 // store: the record is in the memtable with the lease's operand on top,
 // and reading it means merging the two. With the memo, a batched round
-// trip (w1) took 7.6% less CPU per message.
+// trip (w1) takes 4-8% less CPU per message (docs/benchmarks.md).
 //
 // Only plain messages are memoed: body inline, no group, no task, not
 // dead-lettered. For them the ack's removal touches only keys that follow
