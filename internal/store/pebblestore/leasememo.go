@@ -13,16 +13,18 @@ package pebblestore
 // in-flight index entry. Every other message is read as before.
 //
 // The memo is a cache of the record, never the truth: an entry holds the
-// nonce and expiry the record holds, or is absent. A txn that writes or
-// deletes a record (changedMsg, the one place every record write passes)
-// drops the seq's entry when it applies, and its own later reads skip the
-// memo for every seq whose entry it drops (memoDropped); a lease adds the entry
-// when it applies; a txn that fails changes nothing; a deleted queue takes
-// its memo with it. Only the ack reads it (heldVia with a memo allowed):
-// nack, extend and the task verbs read the record, which they rewrite.
+// nonce and expiry the record holds, or is absent. A txn's memo changes
+// are a list applied in order when the txn applies (none if it fails): a
+// lease adds the seq's entry; a write or deletion of a record
+// (changedMsg, the one place every record write passes) drops it, when the
+// memo has it or the txn itself may have added it; and the txn's own later
+// acks skip the memo for every seq it drops (memoDropped). A deleted queue
+// takes its memo with it. Only the ack reads the memo (heldVia with a memo
+// allowed): nack, extend and the task verbs read the record, which they
+// rewrite.
 
-// leaseMemoMax bounds the entries of all queues' memos together (about 40
-// bytes each); beyond it leases are not memoed and their acks read.
+// leaseMemoMax bounds the entries of all queues' memos together (some tens
+// of bytes each); beyond it leases are not memoed and their acks read.
 const leaseMemoMax = 1 << 20
 
 // memoEntry is what the memo keeps of an in-flight message.
@@ -50,11 +52,14 @@ func (t *txn) memoLease(w *qwork, seq uint64, m *msg) {
 		return
 	}
 	t.memo = append(t.memo, memoOp{q: w.q, seq: seq, e: memoEntry{m.nonce, unixNano(m.leaseExp)}})
+	t.memoAdds++
 }
 
 // memoForget notes, for when the txn applies, that seq's record changed.
+// No verb changes a message after leasing it in the same txn; if one did,
+// the drop after the txn's own add still keeps the memo true.
 func (t *txn) memoForget(w *qwork, seq uint64) {
-	if _, ok := w.q.memo[seq]; ok {
+	if _, ok := w.q.memo[seq]; ok || t.memoAdds > 0 {
 		t.memo = append(t.memo, memoOp{q: w.q, seq: seq, del: true})
 	}
 }
@@ -71,7 +76,8 @@ func (t *txn) memoed(w *qwork, seq, nonce uint64) (msg, bool) {
 }
 
 // memoDropped reports whether this txn has changed the record of seq, a
-// seq in a memo (seqs are store-wide, so the queue need not be compared).
+// seq in a memo. The queue is not compared: a seq that moved between
+// queues (dead-lettered, redriven) can at worst skip the memo needlessly.
 func (t *txn) memoDropped(seq uint64) bool {
 	if len(t.memo) <= memoScanMax {
 		for i := range t.memo {
@@ -94,7 +100,8 @@ func (t *txn) memoDropped(seq uint64) bool {
 }
 
 // applyMemo makes the txn's memo changes the queues'. Requires mu, after
-// the batch applied.
+// the batch applied and before the txn's deleted queues are dropped (they
+// take the entries it adds with them).
 func (t *txn) applyMemo() {
 	s := t.s
 	for _, op := range t.memo {
@@ -108,7 +115,7 @@ func (t *txn) applyMemo() {
 			}
 			op.q.memo[op.seq] = op.e
 			s.memoN++
-		case !op.del && had:
+		case !op.del && had: // not made by today's verbs: a lease drops first
 			op.q.memo[op.seq] = op.e
 		}
 	}

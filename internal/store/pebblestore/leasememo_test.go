@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -213,5 +215,299 @@ func TestLeaseMemoBound(t *testing.T) {
 	}
 	if s.memoN != leaseMemoMax-1 {
 		t.Errorf("store's memo count %d after the acks, want %d", s.memoN, leaseMemoMax-1)
+	}
+}
+
+// memoInvariant: every memo entry is the record as stored (plain, in
+// flight, same nonce and expiry), memoN is the number of entries.
+func memoInvariant(t *testing.T, s *Store, when string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for name, q := range s.queues {
+		n += len(q.memo)
+		for seq, e := range q.memo {
+			v, closer, err := s.db.Get(seqKey(tagMsg, q.rec.ID, seq))
+			if err != nil {
+				t.Fatalf("%s: memo of %s has %d, record: %v", when, name, seq, err)
+			}
+			m, err := decodeMsg(v)
+			closer.Close()
+			if err != nil || m.state != stInFlight || m.nonce != e.nonce || unixNano(m.leaseExp) != e.leaseExp ||
+				!m.inline || m.group != "" || m.task || m.deadFrom != 0 {
+				t.Fatalf("%s: memo of %s, seq %d: %+v; record %+v (%v)", when, name, seq, e, m, err)
+			}
+		}
+	}
+	if n != s.memoN {
+		t.Fatalf("%s: memoN %d, entries %d", when, s.memoN, n)
+	}
+}
+
+// TestLeaseMemoRandom: random sequences of every verb that changes
+// messages (sends of plain, grouped, task and large messages, handed-off
+// claims, leases with carried acks, acks, nacks, extends, ticks past
+// leases and retention, redrive, purge, cancel, delete and re-create,
+// reopen) over two queues, one the other's dead-letter queue; after each
+// step every memo entry is the stored record's lease and memoN counts
+// them, and at the end the in-flight keys agree with the counters.
+func TestLeaseMemoRandom(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			leaseMemoRandom(t, seed)
+		})
+	}
+}
+
+func leaseMemoRandom(t *testing.T, seed uint64) {
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(seed, 11))
+	fs := vfs.NewMem()
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	now := handoffNow
+	tick := func(d time.Duration) time.Time { now = now.Add(d); return now }
+	mk := func(name string) {
+		cfg := store.DefaultConfig(name)
+		cfg.VisibilityTimeout = 50 * time.Millisecond
+		cfg.MaxAttempts = 3
+		cfg.Retention = 2 * time.Second
+		if name == "a" {
+			cfg.DeadLetterQueue = "b"
+		}
+		if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: name, Config: cfg, Now: now}); err != nil && err != store.ErrQueueExists {
+			t.Fatal(err)
+		}
+	}
+	mk("a")
+	mk("b")
+	queues := []string{"a", "b"}
+	var leases []struct{ q, l, id string }
+	var claims []store.Claim
+	var tasks []string
+	keep := func(q string, ms []store.Message) {
+		for _, m := range ms {
+			leases = append(leases, struct{ q, l, id string }{q, m.Lease, m.ID})
+		}
+	}
+	pick := func() (string, string) {
+		if len(leases) == 0 {
+			return "a", "bogus"
+		}
+		i := rnd.IntN(len(leases))
+		if rnd.IntN(4) != 0 {
+			i = len(leases) - 1 - rnd.IntN(min(len(leases), 15))
+		}
+		x := leases[i]
+		return x.q, x.l
+	}
+	acked, maxMemo := 0, 0
+	for step := 0; step < 1500; step++ {
+		maxMemo = max(maxMemo, s.memoN)
+		q := queues[rnd.IntN(2)]
+		var what string
+		switch op := rnd.IntN(14); op {
+		case 0, 1:
+			what = "send"
+			n := 1 + rnd.IntN(10)
+			var nm []store.NewMessage
+			for range n {
+				m := store.NewMessage{Body: []byte(`"x"`), Kind: store.BodyJSON}
+				switch rnd.IntN(6) {
+				case 0:
+					m.Group = "g"
+				case 1:
+					m.Task = &store.NewTask{ReplyTo: queues[rnd.IntN(2)], ResultTTL: time.Minute}
+				case 2:
+					m.Body = make([]byte, inlineMax+1)
+					m.Kind = store.BodyBinary
+				}
+				nm = append(nm, m)
+			}
+			res, err := s.Send(ctx, &store.SendParams{Queue: q, Messages: nm, Now: tick(time.Millisecond)})
+			if err != nil && err != store.ErrQueueNotFound {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if nm[i].Task != nil {
+					tasks = append(tasks, r.ID)
+				}
+			}
+		case 2:
+			what = "claim"
+			if c := s.Claim(&store.LeaseParams{Queue: q, Max: 1 + rnd.IntN(3), Visibility: time.Duration(rnd.IntN(3)) * 20 * time.Millisecond}); c != nil {
+				claims = append(claims, c)
+			}
+		case 3:
+			what = "withdraw"
+			for _, c := range claims {
+				ms, _ := c.Withdraw()
+				if len(ms) > 0 {
+					keep(ms[0].Queue, ms)
+				}
+			}
+			claims = nil
+		case 4, 5:
+			what = "lease"
+			p := &store.LeaseParams{Queue: q, Max: 1 + rnd.IntN(20), Now: tick(time.Millisecond), Retry: retryNow,
+				Visibility: time.Duration(rnd.IntN(3)) * 20 * time.Millisecond}
+			if rnd.IntN(2) == 0 {
+				for range rnd.IntN(12) {
+					_, l := pick()
+					p.Acks = append(p.Acks, l)
+				}
+			}
+			res, err := s.Lease(ctx, p)
+			if err != nil && err != store.ErrQueueNotFound {
+				t.Fatal(err)
+			}
+			keep(q, res.Messages)
+		case 6, 7:
+			what = "ack"
+			var ls []string
+			for range 1 + rnd.IntN(12) {
+				_, l := pick()
+				ls = append(ls, l)
+			}
+			res, err := s.Ack(ctx, &store.AckParams{Queue: q, Leases: ls, Now: tick(time.Millisecond)})
+			if err != nil && err != store.ErrQueueNotFound {
+				t.Fatal(err)
+			}
+			for _, e := range res {
+				if e == nil {
+					acked++
+				}
+			}
+		case 8:
+			what = "nack/extend"
+			lq, l := pick()
+			if rnd.IntN(2) == 0 {
+				s.Nack(ctx, &store.NackParams{Queue: lq, Lease: l, Terminate: rnd.IntN(3) == 0, Now: tick(time.Millisecond), Retry: retryNow})
+			} else {
+				s.Extend(ctx, &store.ExtendParams{Queue: lq, Lease: l, Visibility: time.Duration(rnd.IntN(3)) * 30 * time.Millisecond, Now: tick(time.Millisecond)})
+			}
+		case 9:
+			what = "tick"
+			if _, err := s.Tick(ctx, &store.TickParams{Now: tick(time.Duration(rnd.IntN(80)) * time.Millisecond), Retry: retryNow}); err != nil {
+				t.Fatal(err)
+			}
+		case 10:
+			what = "redrive/purge"
+			if rnd.IntN(2) == 0 {
+				s.Redrive(ctx, &store.RedriveParams{Queue: "a", Max: 10, Now: tick(time.Millisecond)})
+			} else {
+				s.PurgeQueue(ctx, &store.PurgeQueueParams{Name: q, Now: tick(time.Millisecond)})
+			}
+		case 11:
+			what = "cancel"
+			if len(tasks) > 0 {
+				s.CancelTask(ctx, &store.CancelTaskParams{ID: tasks[rnd.IntN(len(tasks))], Now: tick(time.Millisecond)})
+			}
+		case 12:
+			if rnd.IntN(8) == 0 {
+				what = "delete"
+				s.DeleteQueue(ctx, &store.DeleteQueueParams{Name: q, Now: tick(time.Millisecond)})
+				mk(q)
+			}
+		case 13:
+			if rnd.IntN(20) == 0 {
+				what = "reopen"
+				for _, c := range claims {
+					c.Withdraw()
+				}
+				claims = nil
+				s.Close()
+				if s, err = Open(Options{Dir: "db", FS: fs, FreeBytes: plenty}); err != nil {
+					t.Fatal(err)
+				}
+				mk("a")
+				mk("b")
+			}
+		}
+		memoInvariant(t, s, fmt.Sprintf("step %d (%s)", step, what))
+		if len(leases) > 400 {
+			leases = leases[200:]
+		}
+	}
+	if acked == 0 || maxMemo == 0 {
+		t.Fatalf("%d acks, at most %d memo entries: the run did not exercise the memo", acked, maxMemo)
+	}
+	// Counters agree with the keys.
+	for _, name := range queues {
+		qq, err := s.GetQueue(ctx, &store.GetQueueParams{Name: name, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		id := s.queues[name].rec.ID
+		s.mu.Unlock()
+		if n := keysOf(t, s, tagLease, id); int64(n) != qq.Stats.InFlight {
+			t.Errorf("%s: %d lease keys, in flight %d", name, n, qq.Stats.InFlight)
+		}
+	}
+}
+
+// TestLeaseMemoLeaseThenChangeInOneTxn: a txn that leases a plain message
+// and then changes its record (no verb does today) leaves no memo entry:
+// the ack of the lease is refused and changes nothing.
+func TestLeaseMemoLeaseThenChangeInOneTxn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := handoffStore(t, vfs.NewMem())
+	sendBodies(t, s, `1`)
+	var lease string
+	err := s.update(handoffNow, func(t *txn) error {
+		w, _ := t.queue("q")
+		ms, err := t.lease(w, 1, 0, time.Minute)
+		if err != nil {
+			return err
+		}
+		lease = ms[0].Lease
+		seq, m, err := t.held(w, lease)
+		if err != nil {
+			return err
+		}
+		return t.remove(w, seq, &m) // e.g. an ack of it in the same txn
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{lease}, Now: handoffNow})
+	st := queueStats(t, s)
+	if res[0] == nil || st.InFlight != 0 || s.memoN != 0 {
+		t.Errorf("ack of a deleted message: %v; in flight %d; memoN %d", res[0], st.InFlight, s.memoN)
+	}
+}
+
+// TestLeaseMemoLeaseThenDeleteInOneTxn: a lease in a queue that the same
+// txn deletes (no verb does today) leaves no entry counted in memoN.
+func TestLeaseMemoLeaseThenDeleteInOneTxn(t *testing.T) {
+	t.Parallel()
+	s := handoffStore(t, vfs.NewMem())
+	sendBodies(t, s, `1`)
+	err := s.update(handoffNow, func(t *txn) error {
+		w, _ := t.queue("q")
+		if _, err := t.lease(w, 1, 0, time.Minute); err != nil {
+			return err
+		}
+		for _, tag := range queueTags {
+			pre := qprefix(tag, w.rec.ID)
+			t.b.DeleteRange(pre, prefixEnd(pre), nil)
+		}
+		t.b.Delete(queueKey("q"), nil)
+		w.deleted = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.memoN != 0 {
+		t.Errorf("memoN %d with no queue left", s.memoN)
 	}
 }

@@ -94,6 +94,7 @@ type txn struct {
 	memo     []memoOp
 	memoDel  map[uint64]struct{}
 	memoDelN int
+	memoAdds int // adds among memo
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -296,6 +297,7 @@ func (t *txn) apply() error {
 		return err
 	}
 	s := t.s
+	t.applyMemo()
 	for _, w := range t.order {
 		switch {
 		case w.deleted:
@@ -312,7 +314,6 @@ func (t *txn) apply() error {
 		}
 	}
 	s.seqHigh = max(s.seqHigh, t.seqHigh)
-	t.applyMemo()
 	t.cacheTasks()
 	for _, name := range t.wake {
 		s.signal(name)
