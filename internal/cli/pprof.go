@@ -18,10 +18,11 @@ import (
 // Profiling: `courier serve --pprof ADDR` serves Go's profiles (CPU, heap,
 // goroutines, mutex and block, execution trace) on a listener of its own,
 // apart from the API, and `courier bench --cpuprofile FILE` and `--trace
-// FILE` write the CPU profile and the execution trace of a run. The profile listener is loopback-only: goroutine dumps
-// show request data in their arguments, and a CPU profile costs the server
-// time, so it is not something to offer a network. Reach it from elsewhere
-// through an SSH tunnel.
+// FILE` write the CPU profile and the execution trace of a run. The
+// profile listener is loopback-only: goroutine dumps show request data in
+// their arguments, and a CPU profile costs the server time, so it is not
+// something to offer a network. Reach it from elsewhere through an SSH
+// tunnel.
 
 // pprofServer is the running profile listener.
 type pprofServer struct {
