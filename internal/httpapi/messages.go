@@ -107,10 +107,11 @@ func (a *api) send(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
-	var req courier.ReceiveRequest
-	if err := a.decode(w, r, &req); err != nil {
+	var body receiveRequest
+	if err := a.decode(w, r, &body); err != nil {
 		return err
 	}
+	req := body.ReceiveRequest
 	o := broker.ReceiveOptions{Max: req.Max}
 	var err error
 	if o.Wait, err = duration("wait", req.Wait); err != nil {
