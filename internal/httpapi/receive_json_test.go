@@ -1,12 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"testing"
 
 	courier "github.com/courierhq/courier"
@@ -26,31 +22,9 @@ func sampleReceive(t testing.TB, leases int) []byte {
 	return b
 }
 
-// checkReceiveLikeStdlib fails t if decodeFast accepts data and decides
-// anything other than encoding/json would; it reports whether it accepted.
 func checkReceiveLikeStdlib(t *testing.T, data []byte) bool {
 	t.Helper()
-	var fast receiveRequest
-	if !fast.decodeFast(data) {
-		if !reflect.DeepEqual(fast, receiveRequest{}) {
-			t.Fatalf("decodeFast(%q) declined but changed the request: %#v", data, fast)
-		}
-		return false
-	}
-	var std receiveRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&std)
-	if _, terr := dec.Token(); err == nil && !errors.Is(terr, io.EOF) { // as decode checks
-		err = fmt.Errorf("data after the object")
-	}
-	if err != nil {
-		t.Fatalf("decodeFast accepted %q, which encoding/json refuses: %v", data, err)
-	}
-	if !reflect.DeepEqual(fast, std) {
-		t.Fatalf("decodeFast(%q)\n = %#v\nencoding/json gives\n   %#v", data, fast, std)
-	}
-	return true
+	return checkLikeStdlib[receiveRequest](t, data)
 }
 
 func TestDecodeReceiveFastTakesThePlainForm(t *testing.T) {

@@ -37,8 +37,11 @@ func sampleSend(t testing.TB) []byte {
 }
 
 // stdDecodeSend decodes data as decode does without the fast path.
-func stdDecodeSend(data []byte) (sendRequest, error) {
-	var req sendRequest
+func stdDecodeSend(data []byte) (sendRequest, error) { return stdDecode[sendRequest](data) }
+
+// stdDecode decodes data into a T as decode does with encoding/json.
+func stdDecode[T any](data []byte) (T, error) {
+	var req T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -50,18 +53,25 @@ func stdDecodeSend(data []byte) (sendRequest, error) {
 	return req, nil
 }
 
-// checkSendLikeStdlib fails t if decodeFast accepts data and decides
-// anything other than encoding/json would; it reports whether it accepted.
-func checkSendLikeStdlib(t *testing.T, data []byte) bool {
+// fastDecoded is a request type with a fast decoder.
+type fastDecoded[T any] interface {
+	*T
+	fastDecoder
+}
+
+// checkLikeStdlib fails t if the fast decoder of a T accepts data and
+// decides anything other than encoding/json would; it reports whether it
+// accepted.
+func checkLikeStdlib[T any, P fastDecoded[T]](t *testing.T, data []byte) bool {
 	t.Helper()
-	var fast sendRequest
-	if !fast.decodeFast(data) {
-		if !reflect.DeepEqual(fast, sendRequest{}) {
+	var fast, zero T
+	if !P(&fast).decodeFast(data) {
+		if !reflect.DeepEqual(fast, zero) {
 			t.Fatalf("decodeFast(%q) declined but changed the request: %#v", data, fast)
 		}
 		return false
 	}
-	std, err := stdDecodeSend(data)
+	std, err := stdDecode[T](data)
 	if err != nil {
 		t.Fatalf("decodeFast accepted %q, which encoding/json refuses: %v", data, err)
 	}
@@ -69,6 +79,11 @@ func checkSendLikeStdlib(t *testing.T, data []byte) bool {
 		t.Fatalf("decodeFast(%q)\n = %#v\nencoding/json gives\n   %#v", data, fast, std)
 	}
 	return true
+}
+
+func checkSendLikeStdlib(t *testing.T, data []byte) bool {
+	t.Helper()
+	return checkLikeStdlib[sendRequest](t, data)
 }
 
 func TestDecodeSendFastTakesThePlainForm(t *testing.T) {
