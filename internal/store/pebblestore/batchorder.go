@@ -42,7 +42,7 @@ type batchOp struct {
 // regroupable reports whether writes of kind may be regrouped.
 func regroupable(kind pebble.InternalKeyKind) bool {
 	switch kind {
-	case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete, pebble.InternalKeyKindMerge:
+	case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindMerge:
 		return true
 	}
 	return false
@@ -97,6 +97,8 @@ func regroup(db *pebble.DB, b *pebble.Batch, sc *scratch) *pebble.Batch {
 			err = nb.Set(o.key, o.value, nil)
 		case pebble.InternalKeyKindMerge:
 			err = nb.Merge(o.key, o.value, nil)
+		case pebble.InternalKeyKindSingleDelete:
+			err = nb.SingleDelete(o.key, nil)
 		default:
 			err = nb.Delete(o.key, nil)
 		}

@@ -52,6 +52,23 @@ func batchKeys(t *testing.T, b *pebble.Batch) []string {
 	}
 }
 
+// batchWrites lists the writes of b in batch order, each as its kind, a
+// space and its key.
+func batchWrites(t *testing.T, b *pebble.Batch) []string {
+	t.Helper()
+	var out []string
+	for r := b.Reader(); ; {
+		kind, k, _, ok, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, fmt.Sprintf("%d %s", kind, k))
+	}
+}
+
 // A regrouped batch has its keys grouped by tag, in their order within
 // each tag, and leaves a store exactly as the batch itself does: keys
 // written and deleted several times in one batch included.
@@ -71,9 +88,12 @@ func TestRegroupKeepsMeaning(t *testing.T) {
 			if i == 0 {
 				key = []byte("Mold")
 			}
-			if rng.IntN(3) == 0 {
+			switch rng.IntN(4) {
+			case 0:
 				b.Delete(key, nil)
-			} else {
+			case 1:
+				b.SingleDelete(key, nil)
+			default:
 				b.Set(key, fmt.Appendf(nil, "v%d", i), nil)
 			}
 		}
@@ -84,6 +104,12 @@ func TestRegroupKeepsMeaning(t *testing.T) {
 		keys := batchKeys(t, rb)
 		if !slices.IsSortedFunc(keys, func(a, b string) int { return int(a[0]) - int(b[0]) }) {
 			t.Fatalf("round %d: keys not grouped by tag: %q", round, keys)
+		}
+		// Every write kept its kind (a single delete is no delete).
+		want := batchWrites(t, b)
+		slices.SortStableFunc(want, func(a, b string) int { return int(a[2]) - int(b[2]) })
+		if got := batchWrites(t, rb); !slices.Equal(got, want) {
+			t.Fatalf("round %d: regrouped writes\n%q\nwant\n%q", round, got, want)
 		}
 		if err := plain.Apply(b, pebble.Sync); err != nil {
 			t.Fatal(err)

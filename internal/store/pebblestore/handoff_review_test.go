@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"syscall"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestHandoffWakesReplyQueue(t *testing.T) {
 func TestHandoffStalledEngineFailsFast(t *testing.T) {
 	s := handoffStore(t, vfs.NewMem())
 	c := s.Claim(&store.LeaseParams{Queue: "q", Max: 1}) // a receive waiting when the stall begins
-	l := s.health.listener()
+	l := s.health.listener(slog.New(slog.DiscardHandler))
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
 	l.FlushEnd(pebble.FlushInfo{Done: true, Err: syscall.ENOSPC})
 	stuck := func(what string, f func() error) {

@@ -451,6 +451,7 @@ func leaseMemoRandom(t *testing.T, seed uint64) {
 			t.Errorf("%s: %d lease keys, in flight %d", name, n, qq.Stats.InFlight)
 		}
 	}
+	checkSingleDeletes(t, s, false) // queues were deleted: see checkSingleDeletes
 }
 
 // TestLeaseMemoLeaseThenChangeInOneTxn: a txn that leases a plain message

@@ -257,4 +257,5 @@ func randomRoundTrips(t *testing.T, seed uint64) {
 			t.Errorf("message %s was never delivered after the drain", id)
 		}
 	}
+	checkSingleDeletes(t, s, true)
 }

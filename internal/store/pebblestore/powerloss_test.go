@@ -187,6 +187,9 @@ func runPowerLoss(t *testing.T, cfg powerLossConfig) (crashReport, int64) {
 	}
 	close(tokens)
 	wg.Wait()
+	if cfg.walSync == syncHonest {
+		checkSingleDeletes(t, s, true) // after many flushes and compactions
+	}
 	m := s.db.Metrics()
 	t.Logf("%d flushes, %d compactions, %d WAL files, %d messages sent", m.Flush.Count, m.Compact.Count, m.WAL.Files, h.sent.Load())
 	close(errs)

@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,10 @@ type engineHealth struct {
 	stalledAt  atomic.Int64          // unix nanoseconds when the current stall began
 	flushErr   atomic.Pointer[error] // the last flush's error; nil after a success
 	compactErr atomic.Pointer[error] // the last compaction's error; nil after a success
+	// Pebble's reports on single deletes (see unindex): one that met two
+	// writes of its key (the rule broken), or none (harmless when a queue's
+	// range deletion got there first; else a delete of a key never written).
+	nondeterministic, ineffectual atomic.Int64
 }
 
 // stallLimit is how long a stall without a failed flush or compaction is
@@ -33,9 +38,24 @@ type engineHealth struct {
 // outlive the errors that caused it.
 const stallLimit = 10 * time.Second
 
-// listener is the Pebble event listener that keeps h.
-func (h *engineHealth) listener() pebble.EventListener {
+// listener is the Pebble event listener that keeps h; log hears what
+// must never happen.
+func (h *engineHealth) listener(log *slog.Logger) pebble.EventListener {
 	return pebble.EventListener{
+		// A single delete that met two writes of its key would let the older
+		// come back: an index key was written twice, a bug of the store's.
+		PossibleAPIMisuse: func(i pebble.PossibleAPIMisuseInfo) {
+			switch i.Kind {
+			case pebble.NondeterministicSingleDelete:
+				h.nondeterministic.Add(1)
+				log.Error("storage engine: "+i.String()+" (a bug in courier: please report it)", "component", "pebble")
+			case pebble.IneffectualSingleDelete:
+				h.ineffectual.Add(1)
+				log.Debug("storage engine: "+i.String(), "component", "pebble")
+			default:
+				log.Warn("storage engine: "+i.String(), "component", "pebble")
+			}
+		},
 		FlushEnd: func(i pebble.FlushInfo) {
 			err := i.Err
 			if err != nil && strings.Contains(err.Error(), "empty table") {

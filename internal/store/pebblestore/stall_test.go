@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"errors"
+	"log/slog"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestStalledEngineFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	taskID := res[0].ID
-	l := s.health.listener()
+	l := s.health.listener(slog.New(slog.DiscardHandler))
 	full := syscall.ENOSPC
 
 	for _, tc := range []struct {
@@ -149,7 +150,7 @@ func firedOr(ch <-chan struct{}, err error) error {
 func TestEngineHealth(t *testing.T) {
 	t.Parallel()
 	h := &engineHealth{}
-	l := h.listener()
+	l := h.listener(slog.New(slog.DiscardHandler))
 	l.FlushEnd(pebble.FlushInfo{Done: true, Err: syscall.ENOSPC})
 	if err := h.stuck(); err != nil {
 		t.Errorf("a failed flush without a stall: %v; want nil (the engine retries it)", err)

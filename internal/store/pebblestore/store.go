@@ -152,7 +152,7 @@ func Open(o Options) (*Store, error) {
 	defer cache.Unref()
 	health := &engineHealth{}
 	po := pebbleOptions(o, cache)
-	el := health.listener()
+	el := health.listener(o.Logger)
 	po.EventListener = &el
 	db, err := openChecked(o, po)
 	// The lock is refused with EAGAIN from another process, and with a
