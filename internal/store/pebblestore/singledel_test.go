@@ -9,24 +9,11 @@ package pebblestore
 // their reopenings), so every write of a key meets the others there.
 
 import (
-	"context"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
-
-// compactAll compacts every key of s into the bottom level, where every
-// single delete has met whatever it deletes.
-func compactAll(t *testing.T, s *Store) {
-	t.Helper()
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // checkSingleDeletes compacts s and fails the test if Pebble reported a
 // single delete that met two writes of its key; with exact, also one that
@@ -34,7 +21,7 @@ func compactAll(t *testing.T, s *Store) {
 // queues were never deleted are held to it).
 func checkSingleDeletes(t *testing.T, s *Store, exact bool) {
 	t.Helper()
-	compactAll(t, s)
+	flushAndCompact(t, s)
 	if n := s.health.nondeterministic.Load(); n != 0 {
 		t.Errorf("Pebble saw %d single deletes of a key written twice", n)
 	}
@@ -66,7 +53,7 @@ func TestSingleDeleteMisuseIsReported(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	compactAll(t, s)
+	flushAndCompact(t, s)
 	if n := s.health.nondeterministic.Load(); n == 0 {
 		t.Fatal("a single delete of a key written twice went unreported")
 	}
