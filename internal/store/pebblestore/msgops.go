@@ -183,7 +183,7 @@ func (t *txn) place(w *qwork, seq uint64, m *msg) {
 // compaction otherwise — where a delete's tombstone would be carried down
 // every level to the bottom. Draining a backlog and every short-lived
 // message wrote such tombstones. Should the rule ever be broken, Pebble
-// reports it (engineHealth.misuse) and the store logs it.
+// reports it (engineHealth.nondeterministic) and the store logs it.
 func (t *txn) unindex(w *qwork, seq uint64, m *msg) {
 	t.b.SingleDelete(appendIndexKey(t.keys.key(), w.rec.ID, seq, m), nil)
 	w.count(m.state, -1)
