@@ -294,6 +294,20 @@ func sdStore(t *testing.T) *Store {
 	return s
 }
 
+// sendAndLeaseOne sends one message to q and leases it, at handoffNow.
+func sendAndLeaseOne(t *testing.T, s *Store) store.Message {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("x")}}, Now: handoffNow}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow, Retry: retryNow})
+	if err != nil || len(res.Messages) != 1 {
+		t.Fatal(res, err)
+	}
+	return res.Messages[0]
+}
+
 // flushed flushes s's memtable: each write of a key before it goes to a
 // table of its own, so a later single delete meets the latest write first
 // (in the next flush) and an older one only in a compaction.
@@ -320,19 +334,13 @@ func TestSingleDeleteExtendToSameExpiry(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			s := sdStore(t)
-			if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("x")}}, Now: handoffNow}); err != nil {
-				t.Fatal(err)
-			}
-			res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow, Retry: retryNow})
-			if err != nil || len(res.Messages) != 1 {
-				t.Fatal(res, err)
-			}
-			l := res.Messages[0].Lease
+			m := sendAndLeaseOne(t, s)
+			l := m.Lease
 			flushed(t, s)
 			for range tc.extends {
 				exp, err := s.Extend(ctx, &store.ExtendParams{Queue: "q", Lease: l, Now: handoffNow})
-				if err != nil || !exp.Equal(res.Messages[0].LeaseExpiresAt) {
-					t.Fatalf("extend: %v %v, want the same expiry %v", exp, err, res.Messages[0].LeaseExpiresAt)
+				if err != nil || !exp.Equal(m.LeaseExpiresAt) {
+					t.Fatalf("extend: %v %v, want the same expiry %v", exp, err, m.LeaseExpiresAt)
 				}
 				if every {
 					flushed(t, s)
@@ -358,14 +366,8 @@ func TestSingleDeleteNackHandedBackSameKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := sdStore(t)
-	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("x")}}, Now: handoffNow}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow, Retry: retryNow})
-	if err != nil || len(res.Messages) != 1 {
-		t.Fatal(res, err)
-	}
-	l := res.Messages[0].Lease
+	m := sendAndLeaseOne(t, s)
+	l := m.Lease
 	flushed(t, s)
 	for range 3 {
 		c := s.Claim(&store.LeaseParams{Queue: "q", Max: 1})
@@ -374,7 +376,7 @@ func TestSingleDeleteNackHandedBackSameKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		ms, err := c.Withdraw()
-		if err != nil || len(ms) != 1 || !ms[0].LeaseExpiresAt.Equal(res.Messages[0].LeaseExpiresAt) {
+		if err != nil || len(ms) != 1 || !ms[0].LeaseExpiresAt.Equal(m.LeaseExpiresAt) {
 			t.Fatalf("handed: %+v %v", ms, err)
 		}
 		l = ms[0].Lease
@@ -412,7 +414,7 @@ func TestSingleDeleteDeadLetterRedriveSameSeq(t *testing.T) {
 			}
 		}
 		flushed(t, s)
-		if _, err := s.PurgeQueue(ctx, &store.PurgeQueueParams{Name: "q", Now: handoffNow}); err != nil && round == 2 {
+		if _, err := s.PurgeQueue(ctx, &store.PurgeQueueParams{Name: "q", Now: handoffNow}); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := s.Redrive(ctx, &store.RedriveParams{Queue: "q", Max: 10, Now: handoffNow}); err != nil || n == 0 {
