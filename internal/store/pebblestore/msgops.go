@@ -182,8 +182,10 @@ func (t *txn) place(w *qwork, seq uint64, m *msg) {
 // memtable's flush when a message comes and goes within one, in the first
 // compaction otherwise — where a delete's tombstone would be carried down
 // every level to the bottom. Draining a backlog and every short-lived
-// message wrote such tombstones. Should the rule ever be broken, Pebble
-// reports it (engineHealth.nondeterministic) and the store logs it.
+// message wrote such tombstones. A break of the rule that Pebble sees (a
+// single delete meeting two writes at once) is counted and logged as a bug
+// (engineHealth.nondeterministic); the tests check the index itself after
+// compacting everything (singledel_test.go), which catches what it misses.
 func (t *txn) unindex(w *qwork, seq uint64, m *msg) {
 	t.b.SingleDelete(appendIndexKey(t.keys.key(), w.rec.ID, seq, m), nil)
 	w.count(m.state, -1)
