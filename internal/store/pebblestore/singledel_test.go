@@ -8,9 +8,8 @@ package pebblestore
 // both writes meet in one flush or compaction; when the older write is in
 // a table and the newer meets the single delete in the next flush, the
 // pair vanishes unreported and the older write is back. The randomized
-// tests of every verb (TestRandomRoundTrips, TestLeaseMemoRandom,
-// TestSingleDeleteRandomFsck) and the power-loss workloads end with
-// checkSingleDeletes.
+// tests of every verb (TestRandomRoundTrips, TestRandomVerbs) and the
+// power-loss workloads end with checkSingleDeletes.
 
 import (
 	"testing"
