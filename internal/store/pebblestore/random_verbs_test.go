@@ -115,11 +115,11 @@ func randomVerbs(t *testing.T, seed uint64) {
 	vis := func() time.Duration { return time.Duration(rnd.IntN(3)) * 25 * time.Millisecond }
 	durs := []time.Duration{0, 10 * time.Millisecond, 50 * time.Millisecond}
 	maxMemo := 0
-	for i := 0; i < 1200; i++ {
+	for i := 0; i < 1500; i++ {
 		maxMemo = max(maxMemo, s.memoN)
 		q := queues[rnd.IntN(len(queues))]
 		var what string
-		switch op := rnd.IntN(16); op {
+		switch op := rnd.IntN(18); op {
 		case 0, 1, 2:
 			what = "send"
 			var nm []store.NewMessage
@@ -156,7 +156,9 @@ func randomVerbs(t *testing.T, seed uint64) {
 			p := &store.LeaseParams{Queue: q, Max: 1 + rnd.IntN(10), Now: step(), Retry: retryNow, Visibility: vis()}
 			if rnd.IntN(2) == 0 {
 				for range rnd.IntN(10) {
-					if h := pick(); h.q == q {
+					// Now and then a lease of another queue, which must
+					// be refused and change nothing.
+					if h := pick(); h.q == q || rnd.IntN(4) == 0 {
 						p.Acks = append(p.Acks, h.lease)
 					}
 				}
@@ -165,16 +167,20 @@ func randomVerbs(t *testing.T, seed uint64) {
 			ok(what, err)
 			keep(q, res.Messages)
 			done["leased"] += len(res.Messages)
-		case 5:
+		case 5, 16, 17:
 			what = "ack"
 			h := pick()
+			aq := h.q
+			if rnd.IntN(4) == 0 {
+				aq = queues[rnd.IntN(len(queues))] // maybe the wrong queue
+			}
 			ls := []string{h.lease}
 			for range rnd.IntN(10) {
-				if x := pick(); x.q == h.q {
+				if x := pick(); x.q == h.q || rnd.IntN(4) == 0 {
 					ls = append(ls, x.lease)
 				}
 			}
-			res, err := s.Ack(ctx, &store.AckParams{Queue: h.q, Leases: ls, Now: step()})
+			res, err := s.Ack(ctx, &store.AckParams{Queue: aq, Leases: ls, Now: step()})
 			ok(what, err)
 			for _, e := range res {
 				if e == nil {
@@ -241,6 +247,7 @@ func randomVerbs(t *testing.T, seed uint64) {
 			}
 		case 14:
 			what = "flush"
+			done[what]++
 			if err := s.db.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -252,6 +259,7 @@ func randomVerbs(t *testing.T, seed uint64) {
 				mk(q, map[string]string{"a": "b", "b": "a"}[q])
 			case 1, 2:
 				what = "reopen"
+				done[what]++
 				for _, c := range claims {
 					ms, _ := c.Withdraw()
 					if len(ms) > 0 {
@@ -282,7 +290,7 @@ func randomVerbs(t *testing.T, seed uint64) {
 	for _, c := range claims {
 		c.Withdraw()
 	}
-	t.Logf("successful verbs: %v; flushes %d, compactions %d; memo entries at most %d", done,
+	t.Logf("successful verbs: %v; since the last open, flushes %d, compactions %d; memo entries at most %d", done,
 		s.db.Metrics().Flush.Count, s.db.Metrics().Compact.Count, maxMemo)
 	if done["acked"] == 0 || maxMemo == 0 || done["compact+fsck"] == 0 {
 		t.Fatalf("the run did not exercise what it checks: %v, memo entries at most %d", done, maxMemo)

@@ -2,7 +2,8 @@ package pebblestore
 
 // Single deletes of index keys (see unindex) in the cases where one key is
 // deleted and written again: an extend to the same expiry, a nack handed
-// back at once, a dead letter redriven with its seq. Each ends with
+// back at once, a dead letter redriven with its seq, delayed messages and
+// expired leases made ready by a tick or a lease. Each ends with
 // checkSingleDeletes. Random sequences of every verb: TestRandomVerbs.
 
 import (
