@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,9 +27,11 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 		return outcome{}, err
 	}
 	empty := r.phase("baseline: receive+ack", base)
+	emptyCPU := startCPU()
 	if _, _, err := r.receiveAll(ctx, empty, base, c, b, noLatency, nil); err != nil {
 		return outcome{}, err
 	}
+	emptyCPU.stop()
 
 	fill := r.phase("fill the backlog", q)
 	if err := r.sendAll(ctx, q, p, b, false, nil, fill, nil); err != nil {
@@ -39,7 +43,13 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["go_heap_after_fill_bytes"] = heapInUse()
 
 	drain := r.phaseAt("drain the backlog", withEnd(windowEnds(q, r.p.Windows), base))
-	lat, refused, err := r.receiveAll(ctx, drain, q, c, b, receiveAckRound, nil)
+	fullCPU := startCPU()
+	var settled atomic.Int64
+	lat, refused, err := r.receiveAll(ctx, drain, q, c, b, receiveAckRound, func(n int) {
+		if settled.Add(int64(n)) >= base {
+			fullCPU.stop() // the first call past base counts; later ones do nothing
+		}
+	})
 	if err != nil {
 		return outcome{}, err
 	}
@@ -52,7 +62,48 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 		r.extra["ratio"] = fullRate / emptyRate
 	}
 	r.extra["acks_refused_lease_expired"] = refused
+	// CPU per message of the same two phases, which tells a machine that
+	// was slower in one phase (same CPU, different rates) from a backlog
+	// that cost more (compactions of what the drain deletes, table reads).
+	if e, ok := emptyCPU.perMessage(base); ok {
+		r.extra["empty_cpu_us_per_message"] = e
+	}
+	if f, ok := fullCPU.perMessage(base); ok {
+		r.extra["backlog_cpu_us_per_message"] = f
+	}
 	return outcome{count: drain.count(), elapsed: drain.elapsed(), lat: lat, windows: drain.windows()}, nil
+}
+
+// phaseCPU is the process's CPU time over a phase; stop may be called
+// from several goroutines, and only its first call counts.
+type phaseCPU struct {
+	start   time.Duration
+	ok      bool
+	once    sync.Once
+	stopped bool
+	elapsed time.Duration
+}
+
+func startCPU() *phaseCPU {
+	t, ok := cpuTime()
+	return &phaseCPU{start: t, ok: ok}
+}
+
+func (p *phaseCPU) stop() {
+	p.once.Do(func() {
+		t, ok := cpuTime()
+		p.ok, p.stopped, p.elapsed = p.ok && ok, true, t-p.start
+	})
+}
+
+// perMessage is the phase's CPU in microseconds per message; false if the
+// CPU time is unknown here or the phase never ended. Call it once every
+// stop has returned.
+func (p *phaseCPU) perMessage(n int64) (float64, bool) {
+	if !p.ok || !p.stopped || n <= 0 {
+		return 0, false
+	}
+	return float64(p.elapsed.Nanoseconds()) / 1e3 / float64(n), true
 }
 
 func perSecond(n int64, d time.Duration) float64 {

@@ -252,7 +252,8 @@ func TestBacklog(t *testing.T) {
 	if res.Extra["queue_acked_total"] != int64(400) {
 		t.Errorf("acked %v; want 100 (baseline) + 300", res.Extra["queue_acked_total"])
 	}
-	for _, k := range []string{"empty_receive_per_second", "backlog_receive_per_second", "ratio", "fill_per_second"} {
+	for _, k := range []string{"empty_receive_per_second", "backlog_receive_per_second", "ratio", "fill_per_second",
+		"empty_cpu_us_per_message", "backlog_cpu_us_per_message"} {
 		if v, _ := res.Extra[k].(float64); v <= 0 {
 			t.Errorf("%s = %v", k, res.Extra[k])
 		}
