@@ -35,6 +35,12 @@ func sendBodies(t *testing.T, s *Store, bodies ...string) []store.SendResult {
 	for _, b := range bodies {
 		nm = append(nm, store.NewMessage{Body: []byte(b), Kind: store.BodyJSON})
 	}
+	return sendMessages(t, s, nm...)
+}
+
+// sendMessages sends nm to q at handoffNow; any error fails the test.
+func sendMessages(t *testing.T, s *Store, nm ...store.NewMessage) []store.SendResult {
+	t.Helper()
 	res, err := s.Send(context.Background(), &store.SendParams{Queue: "q", Now: handoffNow, Messages: nm})
 	if err != nil {
 		t.Fatal(err)

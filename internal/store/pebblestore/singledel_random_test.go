@@ -40,11 +40,8 @@ func sdStore(t *testing.T) *Store {
 // sendAndLeaseOne sends one message to q and leases it, at handoffNow.
 func sendAndLeaseOne(t *testing.T, s *Store) store.Message {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{{Body: []byte("x")}}, Now: handoffNow}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow, Retry: retryNow})
+	sendMessages(t, s, store.NewMessage{Body: []byte("x")})
+	res, err := s.Lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow, Retry: retryNow})
 	if err != nil || len(res.Messages) != 1 {
 		t.Fatal(res, err)
 	}
@@ -140,11 +137,8 @@ func TestSingleDeleteDeadLetterRedriveSameSeq(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := sdStore(t)
-	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{
-		{Body: []byte("x"), Priority: 3}, {Body: []byte("y"), Group: "g"}, {Body: []byte("z"), Group: "g"},
-	}, Now: handoffNow}); err != nil {
-		t.Fatal(err)
-	}
+	sendMessages(t, s, store.NewMessage{Body: []byte("x"), Priority: 3},
+		store.NewMessage{Body: []byte("y"), Group: "g"}, store.NewMessage{Body: []byte("z"), Group: "g"})
 	for round := range 4 {
 		res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 10, Now: handoffNow, Retry: retryNow})
 		if err != nil || len(res.Messages) == 0 {
@@ -176,14 +170,11 @@ func TestSingleDeleteDelayedAndTick(t *testing.T) {
 	ctx := context.Background()
 	s := sdStore(t)
 	now := handoffNow
-	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Messages: []store.NewMessage{
-		{Body: []byte("a"), NotBefore: now.Add(10 * time.Millisecond)},
-		{Body: []byte("b"), NotBefore: now.Add(10 * time.Millisecond), Group: "g"},
-		{Body: []byte("c"), NotBefore: now.Add(20 * time.Millisecond), Group: "g"},
-		{Body: []byte("d"), NotBefore: now},
-	}, Now: now}); err != nil {
-		t.Fatal(err)
-	}
+	sendMessages(t, s, // now is handoffNow here
+		store.NewMessage{Body: []byte("a"), NotBefore: now.Add(10 * time.Millisecond)},
+		store.NewMessage{Body: []byte("b"), NotBefore: now.Add(10 * time.Millisecond), Group: "g"},
+		store.NewMessage{Body: []byte("c"), NotBefore: now.Add(20 * time.Millisecond), Group: "g"},
+		store.NewMessage{Body: []byte("d"), NotBefore: now})
 	flushed(t, s)
 	for i := range 12 {
 		now = now.Add(10 * time.Millisecond)
