@@ -65,10 +65,9 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 	return outcome{count: m.count(), elapsed: m.elapsed(), lat: lat, windows: m.windows()}, nil
 }
 
-// noteLag reports how late the open-loop schedule's calls started. The
-// p50 and p90 show the lag's shape: Go's timers, when the process has
-// nothing else to do, sleep in whole milliseconds, so a fraction of the
-// calls start up to a millisecond late while the median is on time.
+// noteLag reports how late the open-loop schedule's calls started: the
+// load generator's own share of the latency (see newSleeper for why the
+// pacer sleeps on a timerfd where it can).
 func noteLag(extra map[string]any, lag *Histogram) {
 	extra["send_lag_p50_ms"] = ms(lag.Percentile(0.5))
 	extra["send_lag_p90_ms"] = ms(lag.Percentile(0.9))

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -23,8 +24,9 @@ func pace(ctx context.Context, n int64, rate float64, fire func(ctx context.Cont
 	sem := make(chan struct{}, maxOutstanding)
 	lag := &Histogram{}
 	interval := float64(time.Second) / rate
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	var sleepErr error // the sleeper's own failure, not a cancellation
+	sl := newSleeper()
+	defer sl.close()
 	start := time.Now()
 loop:
 	for i := range n {
@@ -32,10 +34,10 @@ loop:
 		// ticks: a tick the runtime drops would shift every later call.
 		due := start.Add(time.Duration(float64(i) * interval))
 		if d := time.Until(due); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-gctx.Done():
+			if err := sl.sleep(gctx, d); err != nil {
+				if gctx.Err() == nil {
+					sleepErr = fmt.Errorf("pace: %w", err)
+				}
 				break loop
 			}
 		}
@@ -52,6 +54,9 @@ loop:
 	}
 	if err := g.wait(); err != nil {
 		return lag, err
+	}
+	if sleepErr != nil {
+		return lag, sleepErr
 	}
 	return lag, ctx.Err()
 }
