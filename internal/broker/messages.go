@@ -196,20 +196,41 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 	if err := b.checkReceive(queue, &o); err != nil {
 		return Received{}, err
 	}
+	sd, canDefer := b.st.(store.SyncDeferrer)
+	got, mark, err := b.receiveAcking(ctx, queue, o, canDefer && o.Ack != nil && o.Wait > 0)
+	if mark != 0 {
+		// The acks were applied unsynced before the wait: the answer that
+		// reports them waits until they are durable, even for a client that
+		// has gone (the wait is a sync, under a millisecond).
+		if serr := sd.WaitSynced(context.WithoutCancel(ctx), mark); serr != nil {
+			return Received{}, wrap("receive", serr)
+		}
+	}
+	return got, err
+}
+
+// receiveAcking is ReceiveAcking's lease and wait. With deferSync the
+// first lease, if it hands out nothing, is applied unsynced: the mark it
+// answers is for the caller to wait on.
+func (b *Broker) receiveAcking(ctx context.Context, queue string, o ReceiveOptions, deferSync bool) (Received, uint64, error) {
 	deadline := b.clock.Now().Add(o.Wait)
-	var acked []error
+	var (
+		acked []error
+		mark  uint64
+	)
 	for {
 		watch := b.st.Watch(queue) // before leasing, so no wake-up falls between
-		res, err := b.lease(ctx, queue, o)
+		res, err := b.lease(ctx, queue, o, deferSync)
 		if o.Ack != nil && err == nil {
 			acked, o.Ack, o.AckResults = res.Acked, nil, nil // applied: the next lease carries none
+			mark, deferSync = res.SyncMark, false
 		}
 		if err != nil || len(res.Messages) > 0 {
-			return Received{Messages: res.Messages, Acked: acked}, err
+			return Received{Messages: res.Messages, Acked: acked}, mark, err
 		}
 		now := b.clock.Now()
 		if !now.Before(deadline) {
-			return Received{Acked: acked}, nil
+			return Received{Acked: acked}, mark, nil
 		}
 		wake := deadline
 		if !res.NextDue.IsZero() && res.NextDue.Before(wake) {
@@ -217,10 +238,10 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 		}
 		msgs, woke, err := b.wait(ctx, queue, o, watch, b.bounded(wake.Sub(now)))
 		if err != nil || len(msgs) > 0 {
-			return Received{Messages: msgs, Acked: acked}, wrap("receive", err)
+			return Received{Messages: msgs, Acked: acked}, mark, wrap("receive", err)
 		}
 		if !woke {
-			return Received{Acked: acked}, nil // the caller left or the server is stopping: nothing to hand out
+			return Received{Acked: acked}, mark, nil // the caller left or the server is stopping: nothing to hand out
 		}
 	}
 }
@@ -267,9 +288,9 @@ func (b *Broker) checkReceive(queue string, o *ReceiveOptions) error {
 	return b.checkAck(o.Ack, o.AckResults)
 }
 
-func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions) (store.LeaseResult, error) {
+func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions, deferSync bool) (store.LeaseResult, error) {
 	p := &store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility,
-		Now: b.clock.Now(), Retry: b.retry, Acks: o.Ack, AckResults: o.AckResults}
+		Now: b.clock.Now(), Retry: b.retry, Acks: o.Ack, AckResults: o.AckResults, DeferSync: deferSync}
 	res, err := b.st.Lease(ctx, p)
 	if errors.Is(err, store.ErrQueueNotFound) {
 		if err := b.ensureQueue(ctx, queue); err != nil {

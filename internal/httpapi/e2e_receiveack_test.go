@@ -138,3 +138,24 @@ func TestE2EReceiveAcksBeforeWaiting(t *testing.T) {
 		t.Fatalf("long-poll answer %+v", res)
 	}
 }
+
+// TestE2EReceiveAckedWaitEndsEmpty: a long-poll whose acks were applied
+// before it waited, and which no message ends, still answers their
+// outcome when its wait runs out (the server syncs them then), and the
+// acks hold.
+func TestE2EReceiveAckedWaitEndsEmpty(t *testing.T) {
+	t.Parallel()
+	c := start(t)
+	c.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2}]}`, 201, nil)
+	ms := c.receive("q", courier.ReceiveRequest{Max: 2})
+	start := time.Now()
+	res := c.receiveAcking("q", courier.ReceiveRequest{Wait: "300ms",
+		Ack: &courier.AckRequest{Leases: []string{ms[0].Lease, ms[1].Lease}}})
+	if len(res.Messages) != 0 || res.Ack.Acked != 2 || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("long-poll with acks on an empty queue: %+v after %v; want no message, 2 acked, after its wait",
+			res, time.Since(start))
+	}
+	if st := c.stats("q"); st.AckedTotal != 2 || st.InFlight != 0 {
+		t.Fatalf("stats %+v, want 2 acked, none in flight", st)
+	}
+}

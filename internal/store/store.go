@@ -132,6 +132,21 @@ type Handoff interface {
 	Claim(p *LeaseParams) Claim
 }
 
+// SyncDeferrer is a store that can apply a lease that hands out nothing
+// without waiting for its sync (LeaseParams.DeferSync). Why: a long-poll
+// that carries acks would otherwise spend an fsync on them before it
+// waits, and the write that ends its wait (a send handing it a message)
+// spends another; deferred, one fsync covers both, since the log is
+// synced in order. The acks apply at once, so no lease expires meanwhile;
+// the receive's answer, which reports them, still waits until they are
+// durable.
+type SyncDeferrer interface {
+	// WaitSynced returns once the change of mark is durable, syncing the
+	// log itself if nothing else has; an error if the store failed or
+	// closed without it.
+	WaitSynced(ctx context.Context, mark uint64) error
+}
+
 // Claim is a waiting receive registered with a Handoff store.
 type Claim interface {
 	// Done is closed once messages have been leased for the claim and the
@@ -404,6 +419,10 @@ type LeaseResult struct {
 	NextDue  time.Time
 	// Acked is the outcome of each of LeaseParams.Acks, as Ack answers it.
 	Acked []error
+	// SyncMark, if not 0, is a change applied without its sync
+	// (LeaseParams.DeferSync): pass it to SyncDeferrer.WaitSynced before
+	// answering anything that depends on it.
+	SyncMark uint64
 }
 
 // NackResult says what happened to a nacked message.
@@ -469,6 +488,10 @@ type (
 		// leasing, in the same change.
 		Acks       []string
 		AckResults [][]byte
+		// DeferSync, for a SyncDeferrer: when the lease hands out nothing
+		// (a long-poll that will wait), its change is applied at once but
+		// not synced; LeaseResult.SyncMark says so. Ignored otherwise.
+		DeferSync bool
 	}
 	AckParams struct {
 		Queue  string

@@ -25,6 +25,12 @@ type durability struct {
 	err    error         // set when a sync failed: nothing more will be synced
 	change chan struct{} // closed and replaced when synced or err changes
 
+	// deferred is the last batch applied without a sync request (a
+	// SyncDeferrer lease); kick asks for a sync of the log. A wait for a
+	// batch up to deferred kicks, since no sync may be coming for it.
+	deferred atomic.Uint64
+	kick     func()
+
 	onWait func() // tests: called when a read starts waiting for a sync
 }
 
@@ -65,6 +71,7 @@ func (d *durability) mark() uint64 { return d.applied.Load() }
 
 // wait waits until batch n is synced, the store fails, or ctx ends.
 func (d *durability) wait(ctx context.Context, n uint64) error {
+	kicked := false
 	for {
 		d.mu.Lock()
 		if d.synced >= n {
@@ -81,6 +88,10 @@ func (d *durability) wait(ctx context.Context, n uint64) error {
 		}
 		ch := d.change
 		d.mu.Unlock()
+		if !kicked && n <= d.deferred.Load() && d.kick != nil {
+			kicked = true
+			d.kick()
+		}
 		if d.onWait != nil {
 			d.onWait()
 		}

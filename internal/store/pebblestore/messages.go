@@ -72,9 +72,12 @@ func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
 
 // Lease hands out up to Max ready messages.
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
-	var res store.LeaseResult
+	var (
+		res store.LeaseResult
+		tx  *txn
+	)
 	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, func(t *txn, w *qwork) error {
-		res = store.LeaseResult{}
+		res, tx = store.LeaseResult{}, t
 		if p.Acks != nil {
 			var err error
 			if res.Acked, err = t.ack(w, p.Acks, p.AckResults); err != nil {
@@ -98,8 +101,12 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 		// Reported with messages too: the leases just handed out will expire.
 		next, err := t.nextDue(w)
 		res.NextDue = next
+		t.deferSync = p.DeferSync && len(res.Messages) == 0
 		return err
 	})
+	if err == nil && tx != nil {
+		res.SyncMark = tx.syncMark
+	}
 	return res, err
 }
 

@@ -104,7 +104,8 @@ type Store struct {
 	// a batch copies what it is given, so nothing outlives the call.
 	scratch scratch
 
-	dur durability // which applied batches are synced: reads wait for theirs
+	dur      durability   // which applied batches are synced: reads wait for theirs
+	syncReqs atomic.Int64 // syncSoon's requests not yet served (defersync.go)
 	// health follows the engine's flushes and stalls (stall.go).
 	health *engineHealth
 	// down is what usable answers once it answers an error (set with mu
@@ -174,6 +175,7 @@ func Open(o Options) (*Store, error) {
 		tasks:        newTaskCache(o.TaskCacheBytes),
 		health:       health,
 	}
+	s.dur.kick = s.syncSoon
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("load state from %s: %w", o.Dir, err)
@@ -205,7 +207,15 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	s.ops.Wait()
-	return s.db.Close()
+	// Closing syncs the log: batches applied unsynced (deferred) are
+	// durable now, and a read waiting for one may answer.
+	n := s.dur.mark()
+	if err := s.db.Close(); err != nil {
+		s.dur.noteFailed(fmt.Errorf("%w: %w", store.ErrClosed, err))
+		return err
+	}
+	s.dur.noteSynced(n)
+	return nil
 }
 
 // Ready reports whether the store can serve.

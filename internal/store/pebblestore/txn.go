@@ -95,6 +95,11 @@ type txn struct {
 	memoDel  map[uint64]struct{}
 	memoDelN int
 	memoAdds int // adds among memo
+	// deferSync asks run to apply the batch without a sync request when
+	// nothing else needs the sync (defersync.go); syncMark is then its
+	// batch number.
+	deferSync bool
+	syncMark  uint64
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -203,7 +208,10 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		t.b.Close()
 		return nil
 	}
-	err := t.apply()
+	// A deferred batch hands no claim a lease and makes no webhook due:
+	// those are answered only after a sync, which it would not have.
+	deferred := t.deferSync && len(t.handed) == 0 && !t.hookDue
+	err := t.apply(!deferred)
 	if err != nil {
 		broken := s.breakLocked(fmt.Errorf("%w: write failed, the store must be reopened: %w", store.ErrFailed, err))
 		unlock()
@@ -212,6 +220,13 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	}
 	t.takeClaims()
 	n := s.dur.noteApplied()
+	if deferred {
+		s.dur.deferred.Store(n)
+		t.syncMark = n
+		unlock()
+		t.b.Close()
+		return result
+	}
 	s.ops.Add(1)
 	unlock()
 	defer s.ops.Done()
@@ -261,8 +276,9 @@ func (t *txn) keepReadState() {
 }
 
 // apply writes the working state into the batch, applies the batch without
-// waiting for its sync, and makes the working state the store's. Requires mu.
-func (t *txn) apply() error {
+// waiting for its sync (sync: with a sync requested, which the caller then
+// waits for), and makes the working state the store's. Requires mu.
+func (t *txn) apply(sync bool) error {
 	for _, w := range t.order {
 		switch {
 		case w.deleted:
@@ -293,7 +309,11 @@ func (t *txn) apply() error {
 		t.b.Close()
 		t.b = b
 	}
-	if err := t.s.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
+	if sync {
+		if err := t.s.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
+			return err
+		}
+	} else if err := t.s.db.Apply(t.b, pebble.NoSync); err != nil {
 		return err
 	}
 	s := t.s
