@@ -149,8 +149,14 @@ func TestE2EReceiveAckedWaitEndsEmpty(t *testing.T) {
 	c.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2}]}`, 201, nil)
 	ms := c.receive("q", courier.ReceiveRequest{Max: 2})
 	start := time.Now()
-	res := c.receiveAcking("q", courier.ReceiveRequest{Wait: "300ms",
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a wait for a sync that never comes fails here
+	defer cancel()
+	var res courier.ReceiveResult
+	status, data, err := c.call(ctx, "POST", "/v1/queues/q/receive", courier.ReceiveRequest{Wait: "300ms",
 		Ack: &courier.AckRequest{Leases: []string{ms[0].Lease, ms[1].Lease}}})
+	if err != nil || status != 200 || json.Unmarshal(data, &res) != nil || res.Ack == nil {
+		t.Fatalf("long-poll with acks: %d %s %v", status, data, err)
+	}
 	if len(res.Messages) != 0 || res.Ack.Acked != 2 || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("long-poll with acks on an empty queue: %+v after %v; want no message, 2 acked, after its wait",
 			res, time.Since(start))

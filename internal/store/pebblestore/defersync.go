@@ -2,7 +2,6 @@ package pebblestore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -58,11 +57,7 @@ func (s *Store) syncLog() {
 	s.mu.Unlock()
 	defer s.ops.Done()
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
-		s.mu.Lock()
-		s.breakLocked(broken)
-		s.mu.Unlock()
-		s.dur.noteFailed(broken)
+		s.syncFailed(err)
 		return
 	}
 	s.dur.noteSynced(n)

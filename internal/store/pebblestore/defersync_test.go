@@ -124,3 +124,85 @@ func TestDeferredSyncClose(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestDeferredSyncNotWhenOthersWait: a carrying lease whose acks hand a
+// waiting receive a message (a task's outcome sent to its reply_to queue)
+// or make a webhook due is synced as any write: those are answered only
+// after a sync, which a deferred batch would not have.
+func TestDeferredSyncNotWhenOthersWait(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		req  store.NewTask
+	}{
+		{"reply_to with a receive waiting", store.NewTask{ReplyTo: "replies", ResultTTL: time.Hour}},
+		{"a webhook", store.NewTask{NotifyURL: "https://hooks.example.test/done", NotifySecret: "s", ResultTTL: time.Hour}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := handoffStore(t, vfs.NewMem())
+			if _, err := s.CreateQueue(context.Background(), &store.CreateQueueParams{Name: "replies",
+				Config: store.DefaultConfig("replies"), Now: handoffNow}); err != nil {
+				t.Fatal(err)
+			}
+			sendMessages(t, s, store.NewMessage{Body: []byte(`"job"`), Kind: store.BodyJSON, Task: &c.req})
+			m := leaseUpTo(t, s, handoffNow, 1)
+			claim := s.Claim(&store.LeaseParams{Queue: "replies", Max: 1, Visibility: time.Minute})
+			res, err := s.Lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 1, Visibility: time.Minute,
+				Now: handoffNow, Retry: retryNow, Acks: []string{m[0].Lease}, AckResults: [][]byte{[]byte(`1`)}, DeferSync: true})
+			if err != nil || len(res.Acked) != 1 || res.Acked[0] != nil {
+				t.Fatalf("carrying lease = %+v, %v", res, err)
+			}
+			if res.SyncMark != 0 {
+				t.Fatalf("the lease was deferred (mark %d) though its change must be synced", res.SyncMark)
+			}
+			if c.req.ReplyTo == "" {
+				claim.Withdraw()
+				return
+			}
+			select {
+			case <-claim.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiting receive of the reply queue was never answered")
+			}
+			if got, err := claim.Withdraw(); err != nil || len(got) != 1 {
+				t.Fatalf("reply queue's receive got %d messages, %v; want the outcome", len(got), err)
+			}
+		})
+	}
+}
+
+// TestDeferredSyncKicksServeEveryWaiter: on an otherwise idle store, many
+// deferred leases at once, each then waited for, all get synced: a kick
+// that comes while a sync is under way is served by another.
+func TestDeferredSyncKicksServeEveryWaiter(t *testing.T) {
+	t.Parallel()
+	s := handoffStore(t, vfs.NewMem())
+	const rounds, width = 300, 8
+	for round := range rounds {
+		bodies := make([]string, width)
+		for i := range bodies {
+			bodies[i] = `"m"`
+		}
+		sendBodies(t, s, bodies...)
+		got := leaseUpTo(t, s, handoffNow, width)
+		errs := make(chan error, width)
+		for _, m := range got {
+			go func() {
+				res, err := s.Lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 1, Visibility: time.Minute,
+					Now: handoffNow, Retry: retryNow, Acks: []string{m.Lease}, DeferSync: true})
+				if err == nil && res.SyncMark != 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err = s.WaitSynced(ctx, res.SyncMark)
+					cancel()
+				}
+				errs <- err
+			}()
+		}
+		for range got {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}

@@ -42,7 +42,9 @@ func (d *durability) noteApplied() uint64 { return d.applied.Add(1) }
 func (d *durability) noteSynced(n uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if n > d.synced {
+	// After a failed sync nothing is known durable, whatever a later sync
+	// (or Close's) says: the failed write may never reach the disk.
+	if d.err == nil && n > d.synced {
 		d.synced = n
 		d.broadcast()
 	}

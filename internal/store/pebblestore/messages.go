@@ -72,12 +72,10 @@ func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
 
 // Lease hands out up to Max ready messages.
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
-	var (
-		res store.LeaseResult
-		tx  *txn
-	)
-	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, func(t *txn, w *qwork) error {
-		res, tx = store.LeaseResult{}, t
+	var res store.LeaseResult
+	var mark uint64
+	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, &mark, func(t *txn, w *qwork) error {
+		res = store.LeaseResult{}
 		if p.Acks != nil {
 			var err error
 			if res.Acked, err = t.ack(w, p.Acks, p.AckResults); err != nil {
@@ -104,9 +102,7 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 		t.deferSync = p.DeferSync && len(res.Messages) == 0
 		return err
 	})
-	if err == nil && tx != nil {
-		res.SyncMark = tx.syncMark
-	}
+	res.SyncMark = mark
 	return res, err
 }
 

@@ -59,9 +59,8 @@ func TestPowerLoss(t *testing.T) {
 	var sum crashReport
 	var sent int64
 	t.Cleanup(func() {
-		t.Logf("SUMMARY power loss: seed %d, %d workloads, %d messages sent, %d acks carried with a deferred sync; %s",
-			seed, workloads, sent, deferredAcks.Load(), &sum)
-		if deferredAcks.Load() == 0 {
+		t.Logf("SUMMARY power loss: seed %d, %d workloads, %d messages sent; %s", seed, workloads, sent, &sum)
+		if sum.deferredAcks == 0 {
 			t.Error("no ack was carried by a lease with a deferred sync: that path went unchecked")
 		}
 	})
@@ -205,6 +204,7 @@ func runPowerLoss(t *testing.T, cfg powerLossConfig) (crashReport, int64) {
 	if err := s.Close(); err != nil && cfg.walSync == syncHonest {
 		t.Errorf("close: %v", err)
 	}
+	r.deferredAcks = int(wl.deferredAcks.Load())
 	return r, h.sent.Load()
 }
 
@@ -234,6 +234,9 @@ func retried(name string) store.QueueConfig {
 type workload struct {
 	s *Store
 	h *history
+	// deferredAcks counts the acks the workers' leases carried with their
+	// sync deferred (store.SyncDeferrer): TestPowerLoss checks it saw some.
+	deferredAcks atomic.Int64
 }
 
 // now is the workload's clock: a millisecond per event, so leases expire
@@ -368,10 +371,6 @@ func (w *worker) ack(ctx context.Context) error {
 	return nil
 }
 
-// deferredAcks counts the acks the workers' leases carried with their sync
-// deferred (store.SyncDeferrer): TestPowerLoss checks it saw some.
-var deferredAcks atomic.Int64
-
 // ackOrCarry acks leases by Ack, or, half the time, by a lease of the same
 // queue that carries them and may defer its sync (when it hands out
 // nothing); the acks count as answered only once WaitSynced says so, as a
@@ -390,7 +389,7 @@ func (w *worker) ackOrCarry(ctx context.Context, queue string, leases []string) 
 		w.held = append(w.held, heldLease{queue: queue, lease: m.Lease, body: string(m.Body)})
 	}
 	if res.SyncMark != 0 {
-		deferredAcks.Add(int64(len(leases)))
+		w.deferredAcks.Add(int64(len(leases)))
 		if err := w.s.WaitSynced(ctx, res.SyncMark); err != nil {
 			return nil, err
 		}

@@ -96,10 +96,8 @@ type txn struct {
 	memoDelN int
 	memoAdds int // adds among memo
 	// deferSync asks run to apply the batch without a sync request when
-	// nothing else needs the sync (defersync.go); syncMark is then its
-	// batch number.
+	// nothing else needs the sync (defersync.go; runOpts.syncMark).
 	deferSync bool
-	syncMark  uint64
 }
 
 // update runs fn as one transaction as of now: fn builds the batch under the
@@ -136,11 +134,11 @@ func inQueue(name string, fn func(t *txn, w *qwork) error) func(t *txn) error {
 // a receive that finds no message, as most long-poll wake-ups of competing
 // consumers do. Then nothing is written, so no fsync is spent on it: the
 // answer is a read, and waits, as reads do (durable.go), only until the
-// batches it may have seen are synced.
-func (s *Store) updateQueueOrRead(ctx context.Context, now time.Time, name string, fn func(t *txn, w *qwork) error) error {
+// batches it may have seen are synced. syncMark is runOpts.syncMark.
+func (s *Store) updateQueueOrRead(ctx context.Context, now time.Time, name string, syncMark *uint64, fn func(t *txn, w *qwork) error) error {
 	var mark uint64
 	read := false
-	err := s.run(now, runOpts{skipEmpty: true, readMark: &mark, read: &read}, inQueue(name, fn))
+	err := s.run(now, runOpts{skipEmpty: true, readMark: &mark, read: &read, syncMark: syncMark}, inQueue(name, fn))
 	if err == nil && read {
 		return s.dur.wait(ctx, mark)
 	}
@@ -162,6 +160,9 @@ type runOpts struct {
 	read      *bool
 	// keep: fn's error that still applies the batch (see updateKeep).
 	keep error
+	// syncMark, if not nil, is set to the batch's number when fn asked to
+	// defer its sync (txn.deferSync) and run did.
+	syncMark *uint64
 }
 
 func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
@@ -222,7 +223,9 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	n := s.dur.noteApplied()
 	if deferred {
 		s.dur.deferred.Store(n)
-		t.syncMark = n
+		if o.syncMark != nil {
+			*o.syncMark = n
+		}
 		unlock()
 		t.b.Close()
 		return result
@@ -230,16 +233,20 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	s.ops.Add(1)
 	unlock()
 	defer s.ops.Done()
+	return t.awaitSync(n, result)
+}
+
+// awaitSync waits for the sync of t's batch, number n, then answers the
+// claims it leased for and wakes the webhook sender if it made one due. It
+// returns result, or why the sync failed.
+func (t *txn) awaitSync(n uint64, result error) error {
+	s := t.s
 	fsync := trace.StartRegion(context.Background(), "store fsync")
-	err = t.b.SyncWait()
+	err := t.b.SyncWait()
 	fsync.End()
 	t.b.Close()
 	if err != nil {
-		broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
-		s.mu.Lock()
-		s.breakLocked(broken)
-		s.mu.Unlock()
-		s.dur.noteFailed(broken)
+		broken := s.syncFailed(err)
 		t.settleClaims(broken)
 		return broken
 	}
@@ -249,6 +256,17 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		s.wakeWebhooks()
 	}
 	return result
+}
+
+// syncFailed marks the store broken by a failed fsync, and fails the reads
+// waiting for one; it returns the error to answer.
+func (s *Store) syncFailed(err error) error {
+	broken := fmt.Errorf("%w: fsync failed, the store must be reopened: %w", store.ErrFailed, err)
+	s.mu.Lock()
+	s.breakLocked(broken)
+	s.mu.Unlock()
+	s.dur.noteFailed(broken)
+	return broken
 }
 
 // failLocked ends a panic (or runtime.Goexit, r nil) that left run holding
