@@ -9,20 +9,7 @@ import (
 
 	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/store"
-	"github.com/courierhq/courier/internal/store/pebblestore"
 )
-
-// openCrashable opens a Pebble store on fs (closed when t ends).
-func openCrashable(t *testing.T, fs vfs.FS) *pebblestore.Store {
-	t.Helper()
-	st, err := pebblestore.Open(pebblestore.Options{Dir: "db", FS: fs, CacheBytes: 1 << 20,
-		FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
-	if err != nil {
-		t.Fatalf("pebblestore.Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // TestReceiveAcksDurableWhenAnswered: a long-poll that carries acks and
 // ends with nothing (here its caller leaves) answers their outcome only
@@ -30,7 +17,7 @@ func openCrashable(t *testing.T, fs vfs.FS) *pebblestore.Store {
 func TestReceiveAcksDurableWhenAnswered(t *testing.T) {
 	t.Parallel()
 	fs := vfs.NewCrashableMem()
-	e := setupOver(t, openCrashable(t, fs), broker.Options{})
+	e := setupOver(t, openStore(t, fs), broker.Options{})
 	e.send(t, "q", msg(`1`))
 	m := e.receiveOne(t, "q")
 
@@ -40,7 +27,7 @@ func TestReceiveAcksDurableWhenAnswered(t *testing.T) {
 	if err != nil || len(got.Acked) != 1 || got.Acked[0] != nil {
 		t.Fatalf("ReceiveAcking = %+v, %v; want the ack applied", got, err)
 	}
-	r := openCrashable(t, fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}))
+	r := openStore(t, fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}))
 	q, err := r.GetQueue(t.Context(), &store.GetQueueParams{Name: "q", Now: t0})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +42,7 @@ func TestReceiveAcksDurableWhenAnswered(t *testing.T) {
 // answers both the message and the acks' outcome.
 func TestReceiveAcksShareTheSendsSync(t *testing.T) {
 	t.Parallel()
-	st := openCrashable(t, vfs.NewMem())
+	st := openStore(t, vfs.NewMem())
 	e := setupOver(t, st, broker.Options{})
 	e.send(t, "q", msg(`1`))
 	m := e.receiveOne(t, "q")

@@ -41,9 +41,15 @@ func setupOver(t *testing.T, st store.Store, o broker.Options) *env {
 // memStore is a fresh in-memory Pebble store, closed when t ends.
 func memStore(t *testing.T) store.Store {
 	t.Helper()
+	return openStore(t, vfs.NewMem())
+}
+
+// openStore opens a Pebble store on fs, closed when t ends.
+func openStore(t *testing.T, fs vfs.FS) *pebblestore.Store {
+	t.Helper()
 	st, err := pebblestore.Open(pebblestore.Options{
 		Dir:        "db",
-		FS:         vfs.NewMem(),
+		FS:         fs,
 		CacheBytes: 1 << 20,
 		FreeBytes:  func() (uint64, error) { return 1 << 40, nil },
 	})
