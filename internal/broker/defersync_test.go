@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/store"
+	"github.com/courierhq/courier/internal/store/pebblestore/gatefs"
 )
 
 // TestReceiveAcksDurableWhenAnswered: a long-poll that carries acks and
@@ -64,5 +66,49 @@ func TestReceiveAcksShareTheSendsSync(t *testing.T) {
 	}
 	if n := st.WALSyncs().Count - syncs; n != 1 {
 		t.Fatalf("the carrying long-poll and the send took %d fsyncs, want 1", n)
+	}
+}
+
+// TestEmptyReceiveDoesNotWaitForSyncs: a receive that finds nothing
+// answers at once, even when what emptied the queue (an ack whose fsync is
+// held) is not yet durable: an empty answer promises nothing, and waiting
+// for other clients' syncs would only delay it (store.LeaseParams.NoReadWait).
+func TestEmptyReceiveDoesNotWaitForSyncs(t *testing.T) {
+	t.Parallel()
+	fs := gatefs.New(vfs.NewMem())
+	e := setupOver(t, openStore(t, fs), broker.Options{})
+	e.send(t, "q", msg(`1`))
+	m := e.receiveOne(t, "q")
+
+	fs.Hold()
+	defer fs.Release() // before the store's cleanup closes it
+	acked := make(chan error, 1)
+	go func() {
+		res, err := e.b.Ack(t.Context(), "q", []string{m.Lease})
+		if err == nil && res[0] != nil {
+			err = res[0]
+		}
+		acked <- err
+	}()
+	<-fs.Entered() // the ack is applied and its fsync is held
+	got := make(chan error, 1)
+	go func() {
+		msgs, err := e.b.Receive(t.Context(), "q", broker.ReceiveOptions{})
+		if err == nil && len(msgs) != 0 {
+			err = fmt.Errorf("got %d messages, want none", len(msgs))
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("empty receive: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an empty receive did not answer while another client's fsync was held")
+	}
+	fs.Release()
+	if err := <-acked; err != nil {
+		t.Fatalf("ack: %v", err)
 	}
 }

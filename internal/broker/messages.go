@@ -290,7 +290,8 @@ func (b *Broker) checkReceive(queue string, o *ReceiveOptions) error {
 
 func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions, deferSync bool) (store.LeaseResult, error) {
 	p := &store.LeaseParams{Queue: queue, Max: o.Max, MaxBytes: MaxReceiveBytes, Visibility: o.Visibility,
-		Now: b.clock.Now(), Retry: b.retry, Acks: o.Ack, AckResults: o.AckResults, DeferSync: deferSync}
+		Now: b.clock.Now(), Retry: b.retry, Acks: o.Ack, AckResults: o.AckResults, DeferSync: deferSync,
+		NoReadWait: true}
 	res, err := b.st.Lease(ctx, p)
 	if errors.Is(err, store.ErrQueueNotFound) {
 		if err := b.ensureQueue(ctx, queue); err != nil {

@@ -492,6 +492,16 @@ type (
 		// (a long-poll that will wait), its change is applied at once but
 		// not synced; LeaseResult.SyncMark says so. Ignored otherwise.
 		DeferSync bool
+		// NoReadWait: a lease that carries no acks and changes nothing
+		// answers at once, without waiting for the syncs of changes it may
+		// have seen (a store's reads otherwise answer durable state only).
+		// It hands out nothing, and an empty receive promises nothing: at
+		// least once delivery lets one come back empty at any moment, as a
+		// PostgreSQL receive does when SKIP LOCKED passes over rows that
+		// other transactions hold. A long-poll then waits for a message
+		// instead of for a sync; competing consumers' empty wake-ups stop
+		// kicking syncs of each other's deferred acks (SyncDeferrer).
+		NoReadWait bool
 	}
 	AckParams struct {
 		Queue  string

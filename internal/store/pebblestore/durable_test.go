@@ -128,3 +128,78 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEmptyLeaseNoReadWait: with NoReadWait, a lease that finds nothing
+// answers at once, though what it saw (an ack emptying the queue) is not
+// yet durable; one that carries acks, refused here, still waits, since
+// their refusals answer about that state.
+func TestEmptyLeaseNoReadWait(t *testing.T) {
+	ctx := context.Background()
+	fs := gatefs.New(vfs.NewMem())
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waiting := make(chan struct{}, 1)
+	s.dur.onWait = func() { waiting <- struct{}{} }
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now,
+		Messages: []store.NewMessage{{Body: []byte(`1`), Kind: store.BodyJSON}}}); err != nil {
+		t.Fatal(err)
+	}
+	lease := func(acks ...string) (store.LeaseResult, error) {
+		return s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow, Acks: acks, NoReadWait: true})
+	}
+	lr, err := lease()
+	if err != nil || len(lr.Messages) != 1 {
+		t.Fatal(lr, err)
+	}
+	held := lr.Messages[0].Lease
+
+	fs.Hold()
+	defer fs.Release()
+	acked := make(chan error, 1)
+	go func() {
+		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{held}, Now: now})
+		acked <- err
+	}()
+	<-fs.Entered() // the ack is applied and its fsync is held
+	before := s.dur.applied.Load()
+	type answer struct {
+		r   store.LeaseResult
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() { r, err := lease(); got <- answer{r, err} }()
+	select {
+	case a := <-got:
+		if a.err != nil || len(a.r.Messages) != 0 {
+			t.Fatalf("empty lease = %+v, %v; want nothing", a.r, a.err)
+		}
+	case <-waiting:
+		t.Fatal("an empty lease with NoReadWait waited for a sync")
+	case <-time.After(10 * time.Second):
+		t.Fatal("an empty lease with NoReadWait did not answer while a sync was held")
+	}
+	if after := s.dur.applied.Load(); after != before {
+		t.Fatalf("the empty lease applied %d batches, want 0", after-before)
+	}
+
+	go func() { r, err := lease(held); got <- answer{r, err} }()
+	select {
+	case <-waiting:
+	case a := <-got:
+		t.Fatalf("a lease carrying a refused ack answered (%+v, %v) before the state it refused on was durable", a.r, a.err)
+	}
+	fs.Release()
+	if a := <-got; a.err != nil || len(a.r.Acked) != 1 || a.r.Acked[0] == nil {
+		t.Fatalf("lease carrying the acked lease again = %+v, %v; want its ack refused", a.r, a.err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,7 +74,10 @@ func (t *txn) dedup(w *qwork, key string) (uint64, bool, error) {
 func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseResult, error) {
 	var res store.LeaseResult
 	var mark uint64
-	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, &mark, func(t *txn, w *qwork) error {
+	// Acks carried and refused change nothing either; their refusals are
+	// answers about state, so that read still waits.
+	noReadWait := p.NoReadWait && len(p.Acks) == 0
+	err := s.updateQueueOrRead(ctx, p.Now, p.Queue, &mark, noReadWait, func(t *txn, w *qwork) error {
 		res = store.LeaseResult{}
 		if p.Acks != nil {
 			var err error

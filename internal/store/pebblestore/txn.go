@@ -134,12 +134,13 @@ func inQueue(name string, fn func(t *txn, w *qwork) error) func(t *txn) error {
 // a receive that finds no message, as most long-poll wake-ups of competing
 // consumers do. Then nothing is written, so no fsync is spent on it: the
 // answer is a read, and waits, as reads do (durable.go), only until the
-// batches it may have seen are synced. syncMark is runOpts.syncMark.
-func (s *Store) updateQueueOrRead(ctx context.Context, now time.Time, name string, syncMark *uint64, fn func(t *txn, w *qwork) error) error {
+// batches it may have seen are synced — unless noReadWait (see
+// store.LeaseParams.NoReadWait). syncMark is runOpts.syncMark.
+func (s *Store) updateQueueOrRead(ctx context.Context, now time.Time, name string, syncMark *uint64, noReadWait bool, fn func(t *txn, w *qwork) error) error {
 	var mark uint64
 	read := false
 	err := s.run(now, runOpts{skipEmpty: true, readMark: &mark, read: &read, syncMark: syncMark}, inQueue(name, fn))
-	if err == nil && read {
+	if err == nil && read && !noReadWait {
 		return s.dur.wait(ctx, mark)
 	}
 	return err
