@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -198,6 +199,61 @@ func TestEmptyLeaseNoReadWait(t *testing.T) {
 	fs.Release()
 	if a := <-got; a.err != nil || len(a.r.Acked) != 1 || a.r.Acked[0] == nil {
 		t.Fatalf("lease carrying the acked lease again = %+v, %v; want its ack refused", a.r, a.err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusalWaitsForSync: a verb refused on the store's state (a nack of
+// a lease that an ack has just settled, its fsync held) answers only once
+// that state is durable: before it, a crash could undo the ack and make
+// the refusal untrue.
+func TestRefusalWaitsForSync(t *testing.T) {
+	ctx := context.Background()
+	fs := gatefs.New(vfs.NewMem())
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: func() (uint64, error) { return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waiting := make(chan struct{}, 1)
+	s.dur.onWait = func() { waiting <- struct{}{} }
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: now,
+		Messages: []store.NewMessage{{Body: []byte(`1`), Kind: store.BodyJSON}}}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: now, Retry: retryNow})
+	if err != nil || len(lr.Messages) != 1 {
+		t.Fatal(lr, err)
+	}
+	held := lr.Messages[0].Lease
+
+	fs.Hold()
+	defer fs.Release()
+	acked := make(chan error, 1)
+	go func() {
+		_, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: []string{held}, Now: now})
+		acked <- err
+	}()
+	<-fs.Entered() // the ack is applied and its fsync is held
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Nack(ctx, &store.NackParams{Queue: "q", Lease: held, Retry: retryNow, Now: now})
+		got <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-got:
+		t.Fatalf("the nack was refused (%v) before the ack it was refused on was durable", err)
+	}
+	fs.Release()
+	if err := <-got; !errors.Is(err, store.ErrLeaseExpired) {
+		t.Fatalf("nack of an acked lease = %v, want %v", err, store.ErrLeaseExpired)
 	}
 	if err := <-acked; err != nil {
 		t.Fatal(err)

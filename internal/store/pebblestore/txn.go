@@ -197,9 +197,10 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		}
 	}
 	if result != nil && (o.keep == nil || result != o.keep) {
+		mark := s.dur.mark()
 		unlock()
 		t.b.Close()
-		return result
+		return s.refuse(result, mark)
 	}
 	if o.skipEmpty && t.b.Empty() && !t.changed() && len(t.wakeTasks) == 0 {
 		t.keepReadState()
@@ -235,6 +236,19 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 	unlock()
 	defer s.ops.Done()
 	return t.awaitSync(n, result)
+}
+
+// refuse answers err, the reason a verb changed nothing, once the batches
+// it may have seen (up to mark) are synced: a refusal (a lease expired, a
+// queue not found) is an answer about state, and a crash could still undo
+// a change it was decided on — another request's ack whose fsync is under
+// way, or one a waiting receive deferred (defersync.go). If that sync
+// fails, the failure is the answer.
+func (s *Store) refuse(err error, mark uint64) error {
+	if werr := s.dur.wait(context.Background(), mark); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // awaitSync waits for the sync of t's batch, number n, then answers the
