@@ -48,15 +48,20 @@ import (
 //   - a later MANIFEST record (Pebble syncs each record before writing the
 //     next);
 //   - a checksum that one flipped bit would make right (a torn write does not
-//     differ from what was written by one bit; media damage typically does).
+//     differ from what was written by one bit; media damage typically does),
+//     unless the flip sets a bit in a byte from which the chunk reads zero to
+//     its end or to the end of that byte's 512-byte sector: a torn or lost
+//     write leaves that when the bytes it lost held one set bit.
 //
 // Then it opens Pebble with corruption reported as an error instead of a
 // crash, and reads every key once so that each table's blocks are
 // checksummed before the store serves.
 //
-// What no check can tell from a torn write: damage of more than one bit to
-// the last records of the newest WAL written before a crash or stop (nothing
-// written after them vouches for them), or to the MANIFEST's last record
+// What no check can tell from a torn write: damage to the last records of
+// the newest WAL written before a crash or stop (nothing written after them
+// vouches for them) of more than one bit, or of one bit cleared with only
+// zeros after it in its chunk and sector; or damage to the MANIFEST's last
+// record
 // (then Pebble usually fails to open for a table it cannot find, and the
 // error says which record was unreadable). Reading every key costs one pass
 // over the store's tables at open (docs/reliability.md has the figures);
@@ -397,7 +402,8 @@ func (k chunkKind) proves(b []byte, p int, damaged int64) bool {
 
 // oneBitOff reports whether the invalid chunk at b[pos] would be a valid
 // chunk of this log with one bit flipped, in its header or anywhere under
-// its checksum.
+// its checksum — unless the flip sets a bit that a lost write explains
+// (lostBit).
 func (k chunkKind) oneBitOff(b []byte, pos int) bool {
 	hdr := min(walSyncHeader, len(b)-pos)
 	if !k.wal {
@@ -408,25 +414,43 @@ func (k chunkKind) oneBitOff(b []byte, pos int) bool {
 			b[i] ^= 1 << bit
 			c := k.chunkAt(b, pos)
 			b[i] ^= 1 << bit
-			if c.fits && c.sumsOK {
+			if c.fits && c.sumsOK && !lostBit(b, i, pos+c.hs+c.length, bit) {
 				return true
 			}
 		}
 	}
 	c := k.chunkAt(b, pos)
-	return c.fits && oneBitFromSum(b[pos+6:pos+c.hs+c.length], binary.LittleEndian.Uint32(b[pos:]))
+	if !c.fits {
+		return false
+	}
+	end := pos + c.hs + c.length
+	i, bit := flipAt(b[pos+6:end], binary.LittleEndian.Uint32(b[pos:]))
+	return i >= 0 && !lostBit(b, pos+6+i, end, bit)
 }
 
-// oneBitFromSum reports whether flipping one bit of data would give it the
-// masked checksum sum. CRCs are linear: for messages of one length,
-// crc(a) ^ crc(b) is the zero-initialized CRC of a ^ b, so a flip of bit j
-// changes the CRC by the CRC of a message holding only that bit; those are
-// computed for every position in one pass from the end.
-func oneBitFromSum(data []byte, sum uint32) bool {
+// lostBit reports whether a bit missing from b[i], in a chunk that ends at
+// b[end], is explained by a write that did not reach the disk: the bit is
+// clear, and the chunk reads zero from b[i] to its end or to the end of
+// b[i]'s 512-byte sector, whichever comes first. A torn or lost write
+// loses whole sectors, each of which then reads as it was last synced: its
+// earlier bytes, then zeros (a WAL is zero-filled ahead of its records).
+// b starts at a block boundary, which is a sector boundary too.
+func lostBit(b []byte, i, end, bit int) bool {
+	return b[i]&(1<<bit) == 0 && allZero(b[i:max(i+1, min(end, i|511+1))])
+}
+
+// flipAt finds the bit of data whose flip would give it the masked
+// checksum sum: its byte's index (-1 if there is none) and its number.
+// CRCs are linear: for messages of one length, crc(a) ^ crc(b) is the
+// zero-initialized CRC of a ^ b, so a flip of bit j changes the CRC by the
+// CRC of a message holding only that bit; those are computed for every
+// position in one pass from the end. (A CRC-32 tells every single-bit
+// error in a chunk apart, so the bit found is the only one.)
+func flipAt(data []byte, sum uint32) (int, int) {
 	x := sum - 0xa282ead8
 	want := (x<<15 | x>>17) ^ crc32.Checksum(data, castagnoli)
 	if want == 0 {
-		return false
+		return -1, 0
 	}
 	var v [8]uint32
 	for bit := range v {
@@ -435,12 +459,12 @@ func oneBitFromSum(data []byte, sum uint32) bool {
 	for j := len(data) - 1; j >= 0; j-- {
 		for bit := range v {
 			if v[bit] == want {
-				return true
+				return j, bit
 			}
 			v[bit] = castagnoli[byte(v[bit])] ^ v[bit]>>8
 		}
 	}
-	return false
+	return -1, 0
 }
 
 func allZero(b []byte) bool {
