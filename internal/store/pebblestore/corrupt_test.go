@@ -52,6 +52,10 @@ func TestCorruptFiles(t *testing.T) {
 				offsets := f.offsets(rng)
 				counts := map[string]int{}
 				for _, off := range offsets {
+					if f.kind == "WAL" && looksLost(t, img, f.name, off) {
+						counts["skipped: a lost write's image"]++
+						continue
+					}
 					got := corruptAndOpen(t, img, live, f.name, off, skip)
 					counts[got]++
 				}
@@ -65,6 +69,19 @@ func TestCorruptFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// looksLost reports whether flip at off would leave what a lost write
+// leaves when the bytes it lost held one set bit: a zero byte with only
+// zeros after it to the end of its sector. verify.go takes that for a torn
+// write, rightly, and no check can tell it from damage (see there).
+func looksLost(t *testing.T, fs *vfs.MemFS, name string, off int) bool {
+	t.Helper()
+	b, err := fs.UnsafeGetFileDataBuffer("db/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[off]^flipMask == 0 && allZero(b[off+1:min(len(b), off|511+1)])
 }
 
 // TestCorruptWALMiddle: a flipped byte early in the newest WAL, which
@@ -346,6 +363,9 @@ func copyMem(t *testing.T, fs *vfs.MemFS) *vfs.MemFS {
 	return out
 }
 
+// flipMask is the bit flip flips.
+const flipMask = 0x10
+
 // flip inverts one bit of the byte at off of the store's file name.
 func flip(t *testing.T, fs *vfs.MemFS, name string, off int) {
 	t.Helper()
@@ -353,7 +373,7 @@ func flip(t *testing.T, fs *vfs.MemFS, name string, off int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[off] ^= 0x10
+	b[off] ^= flipMask
 }
 
 // pebbleKeys opens a copy of the store's files with Pebble alone, no check

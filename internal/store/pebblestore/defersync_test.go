@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -204,5 +205,44 @@ func TestDeferredSyncKicksServeEveryWaiter(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
+	}
+}
+
+// TestRefusalSyncsDeferredAcks: a nack of a lease whose ack a waiting
+// receive applied unsynced is refused only once that ack is durable: the
+// refusal gets the deferred batch synced, as a read would, and answers
+// after it.
+func TestRefusalSyncsDeferredAcks(t *testing.T) {
+	t.Parallel()
+	s := handoffStore(t, vfs.NewMem())
+	sendBodies(t, s, `"a"`)
+	got := leaseUpTo(t, s, handoffNow, 1)
+	res := carryAcks(t, s, got[0].Lease)
+	if res.SyncMark == 0 {
+		t.Fatal("the carried ack was not deferred")
+	}
+	synced := func() uint64 {
+		s.dur.mu.Lock()
+		defer s.dur.mu.Unlock()
+		return s.dur.synced
+	}
+	if n := synced(); n >= res.SyncMark {
+		t.Fatalf("deferred batch %d noted synced (up to %d) before any sync", res.SyncMark, n)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Nack(context.Background(), &store.NackParams{Queue: "q", Lease: got[0].Lease, Retry: retryNow, Now: handoffNow})
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, store.ErrLeaseExpired) {
+			t.Fatalf("nack of the acked lease = %v, want %v", err, store.ErrLeaseExpired)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the nack of a lease acked by a deferred batch did not answer")
+	}
+	if n := synced(); n < res.SyncMark {
+		t.Fatalf("the nack was refused with the ack it was refused on (batch %d) not yet synced (up to %d)", res.SyncMark, n)
 	}
 }

@@ -22,8 +22,7 @@ func TestReadsWaitForSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	waiting := make(chan struct{}, 1)
-	s.dur.onWait = func() { waiting <- struct{}{} }
+	waiting := notedWaits(s)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
 		t.Fatal(err)
@@ -56,11 +55,7 @@ func TestReadsWaitForSync(t *testing.T) {
 		tk, err := s.GetTask(ctx, &store.GetTaskParams{ID: res[0].ID, Now: now})
 		got <- answer{tk, err}
 	}()
-	select {
-	case <-waiting:
-	case a := <-got:
-		t.Fatalf("GetTask answered %s before the ack was durable (err %v)", a.t.State, a.err)
-	}
+	waitsFirst(t, waiting, got, "GetTask of the acked task")
 	fs.Release()
 	if a := <-got; a.err != nil || a.t.State != store.TaskSucceeded || string(a.t.Result) != `"done"` {
 		t.Fatalf("GetTask after the sync = %+v, %v", a.t, a.err)
@@ -81,8 +76,7 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	waiting := make(chan struct{}, 1)
-	s.dur.onWait = func() { waiting <- struct{}{} }
+	waiting := notedWaits(s)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
 		t.Fatal(err)
@@ -98,11 +92,11 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 	if err != nil || len(lr.Messages) != 1 {
 		t.Fatal(lr, err)
 	}
-	before := s.dur.applied.Load()
+	before := appliedNow(s)
 	if lr, err := lease(); err != nil || len(lr.Messages) != 0 {
 		t.Fatalf("second lease = %v, %v; want none", lr, err)
 	}
-	if after := s.dur.applied.Load(); after != before {
+	if after := appliedNow(s); after != before {
 		t.Fatalf("an empty lease applied %d batches, want 0", after-before)
 	}
 
@@ -116,11 +110,7 @@ func TestEmptyLeaseIsARead(t *testing.T) {
 	<-fs.Entered() // the ack is applied and its fsync is held
 	got := make(chan error, 1)
 	go func() { _, err := lease(); got <- err }()
-	select {
-	case <-waiting:
-	case err := <-got:
-		t.Fatalf("the empty lease answered (%v) before the ack it saw was durable", err)
-	}
+	waitsFirst(t, waiting, got, "the empty lease")
 	fs.Release()
 	if err := <-got; err != nil {
 		t.Fatal(err)
@@ -142,8 +132,7 @@ func TestEmptyLeaseNoReadWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	waiting := make(chan struct{}, 1)
-	s.dur.onWait = func() { waiting <- struct{}{} }
+	waiting := notedWaits(s)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
 		t.Fatal(err)
@@ -169,7 +158,7 @@ func TestEmptyLeaseNoReadWait(t *testing.T) {
 		acked <- err
 	}()
 	<-fs.Entered() // the ack is applied and its fsync is held
-	before := s.dur.applied.Load()
+	before := appliedNow(s)
 	type answer struct {
 		r   store.LeaseResult
 		err error
@@ -186,16 +175,12 @@ func TestEmptyLeaseNoReadWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("an empty lease with NoReadWait did not answer while a sync was held")
 	}
-	if after := s.dur.applied.Load(); after != before {
+	if after := appliedNow(s); after != before {
 		t.Fatalf("the empty lease applied %d batches, want 0", after-before)
 	}
 
 	go func() { r, err := lease(held); got <- answer{r, err} }()
-	select {
-	case <-waiting:
-	case a := <-got:
-		t.Fatalf("a lease carrying a refused ack answered (%+v, %v) before the state it refused on was durable", a.r, a.err)
-	}
+	waitsFirst(t, waiting, got, "a lease carrying a refused ack")
 	fs.Release()
 	if a := <-got; a.err != nil || len(a.r.Acked) != 1 || a.r.Acked[0] == nil {
 		t.Fatalf("lease carrying the acked lease again = %+v, %v; want its ack refused", a.r, a.err)
@@ -217,8 +202,7 @@ func TestRefusalWaitsForSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	waiting := make(chan struct{}, 1)
-	s.dur.onWait = func() { waiting <- struct{}{} }
+	waiting := notedWaits(s)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
 		t.Fatal(err)
@@ -246,11 +230,7 @@ func TestRefusalWaitsForSync(t *testing.T) {
 		_, err := s.Nack(ctx, &store.NackParams{Queue: "q", Lease: held, Retry: retryNow, Now: now})
 		got <- err
 	}()
-	select {
-	case <-waiting:
-	case err := <-got:
-		t.Fatalf("the nack was refused (%v) before the ack it was refused on was durable", err)
-	}
+	waitsFirst(t, waiting, got, "the nack of the acked lease")
 	fs.Release()
 	if err := <-got; !errors.Is(err, store.ErrLeaseExpired) {
 		t.Fatalf("nack of an acked lease = %v, want %v", err, store.ErrLeaseExpired)
@@ -258,4 +238,39 @@ func TestRefusalWaitsForSync(t *testing.T) {
 	if err := <-acked; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// notedWaits makes s signal each read that starts waiting for a sync; a
+// signal nobody takes is dropped.
+func notedWaits(s *Store) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.dur.onWait = func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	return ch
+}
+
+// waitsFirst fails t unless what starts waiting for a sync before its
+// answer comes on got, within 10 s.
+func waitsFirst[T any](t *testing.T, waiting <-chan struct{}, got <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-waiting:
+	case a := <-got:
+		t.Fatalf("%s answered (%+v) before the state it saw was durable", what, a)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s neither answered nor waited for a sync in 10 s", what)
+	}
+}
+
+// appliedNow is the number of batches applied, read under the store's
+// mutex: a batch whose fsync has started may not be counted yet outside
+// it (Pebble's log writer can begin the sync before the apply returns).
+func appliedNow(s *Store) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dur.applied.Load()
 }

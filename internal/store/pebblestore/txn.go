@@ -243,7 +243,8 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 // queue not found) is an answer about state, and a crash could still undo
 // a change it was decided on — another request's ack whose fsync is under
 // way, or one a waiting receive deferred (defersync.go). If that sync
-// fails, the failure is the answer.
+// fails, the failure is the answer. Like a write's wait for its own sync,
+// the wait does not end with the caller's context: it lasts one fsync.
 func (s *Store) refuse(err error, mark uint64) error {
 	if werr := s.dur.wait(context.Background(), mark); werr != nil {
 		return werr

@@ -49,9 +49,9 @@ import (
 //     next);
 //   - a checksum that one flipped bit would make right (a torn write does not
 //     differ from what was written by one bit; media damage typically does),
-//     unless the flip sets a bit in a byte from which the chunk reads zero to
-//     its end or to the end of that byte's 512-byte sector: a torn or lost
-//     write leaves that when the bytes it lost held one set bit.
+//     unless the flip sets a bit in a byte from which the file reads zero to
+//     the end of that byte's 512-byte sector: a torn or lost write leaves
+//     that when the bytes it lost held one set bit.
 //
 // Then it opens Pebble with corruption reported as an error instead of a
 // crash, and reads every key once so that each table's blocks are
@@ -60,8 +60,7 @@ import (
 // What no check can tell from a torn write: damage to the last records of
 // the newest WAL written before a crash or stop (nothing written after them
 // vouches for them) of more than one bit, or of one bit cleared with only
-// zeros after it in its chunk and sector; or damage to the MANIFEST's last
-// record
+// zeros after it in its sector; or damage to the MANIFEST's last record
 // (then Pebble usually fails to open for a table it cannot find, and the
 // error says which record was unreadable). Reading every key costs one pass
 // over the store's tables at open (docs/reliability.md has the figures);
@@ -414,7 +413,7 @@ func (k chunkKind) oneBitOff(b []byte, pos int) bool {
 			b[i] ^= 1 << bit
 			c := k.chunkAt(b, pos)
 			b[i] ^= 1 << bit
-			if c.fits && c.sumsOK && !lostBit(b, i, pos+c.hs+c.length, bit) {
+			if c.fits && c.sumsOK && !lostBit(b, i) {
 				return true
 			}
 		}
@@ -423,20 +422,19 @@ func (k chunkKind) oneBitOff(b []byte, pos int) bool {
 	if !c.fits {
 		return false
 	}
-	end := pos + c.hs + c.length
-	i, bit := flipAt(b[pos+6:end], binary.LittleEndian.Uint32(b[pos:]))
-	return i >= 0 && !lostBit(b, pos+6+i, end, bit)
+	i, _ := flipAt(b[pos+6:pos+c.hs+c.length], binary.LittleEndian.Uint32(b[pos:]))
+	return i >= 0 && !lostBit(b, pos+6+i)
 }
 
-// lostBit reports whether a bit missing from b[i], in a chunk that ends at
-// b[end], is explained by a write that did not reach the disk: the bit is
-// clear, and the chunk reads zero from b[i] to its end or to the end of
-// b[i]'s 512-byte sector, whichever comes first. A torn or lost write
-// loses whole sectors, each of which then reads as it was last synced: its
-// earlier bytes, then zeros (a WAL is zero-filled ahead of its records).
-// b starts at a block boundary, which is a sector boundary too.
-func lostBit(b []byte, i, end, bit int) bool {
-	return b[i]&(1<<bit) == 0 && allZero(b[i:max(i+1, min(end, i|511+1))])
+// lostBit reports whether a bit missing from b[i] is explained by a write
+// that did not reach the disk: b reads zero from b[i] to the end of its
+// 512-byte sector. A torn or lost write loses whole sectors, each of which
+// then reads as it was last synced: its earlier bytes, then zeros (a WAL is
+// zero-filled ahead of its records); a set byte after b[i] in the sector
+// shows that the sector was written. b starts at a block boundary, which
+// is a sector boundary too.
+func lostBit(b []byte, i int) bool {
+	return allZero(b[i:min(len(b), i|511+1)])
 }
 
 // flipAt finds the bit of data whose flip would give it the masked

@@ -54,8 +54,9 @@ func TestVerifyFlipAt(t *testing.T) {
 
 // TestVerifyTornSingleBit: a torn write that loses a chunk's last bytes,
 // which held a single set bit, differs from what was written by one bit,
-// but only by zeros at the chunk's end, as any torn tail: it is not taken
-// for damage. A flipped bit with written data after it still is.
+// but only by zeros to its sector's end, as any lost write: it is not
+// taken for damage. A flipped bit with written data after it in its sector
+// still is.
 func TestVerifyTornSingleBit(t *testing.T) {
 	t.Parallel()
 	const logNum = 7
@@ -118,6 +119,17 @@ func TestVerifyTornSingleBit(t *testing.T) {
 	inner[lost-1] ^= 0x02 // set bits follow it in its sector
 	if why := damaged(inner); why == "" {
 		t.Fatal("a flipped bit with written data after it in its sector not taken for damage")
+	}
+
+	// A chunk's last bit cleared, with the next chunk written after it in
+	// the same sector: that sector was written, so this is damage (as a
+	// torn tail it would drop both chunks).
+	two := chunkBlock(payload)
+	next := chunkBlock([]byte{0x66, 0x77})
+	copy(two[end:], next[:walSyncHeader+2])
+	two[end-1] = 0
+	if why := damaged(two); why != "one flipped bit would make its checksum right" {
+		t.Fatalf("a cleared last bit with the next chunk written after it in its sector not taken for damage (%q)", why)
 	}
 }
 
