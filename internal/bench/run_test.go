@@ -219,6 +219,11 @@ func TestLatencyOpenLoop(t *testing.T) {
 	if n == 0 || n > 3*(200+warmUpMessages) || w50 <= 0 || w99 < w50 {
 		t.Errorf("WAL syncs %v, p50 %v, p99 %v", res.Extra["wal_syncs"], res.Extra["wal_sync_p50_ms"], res.Extra["wal_sync_p99_ms"])
 	}
+	wmax, _ := res.Extra["wal_sync_max_ms"].(float64)
+	slow, ok := res.Extra["wal_syncs_over_2ms"].(uint64)
+	if wmax < w99 || !ok || slow > n || (slow > 0) != (wmax > 2) {
+		t.Errorf("WAL syncs: max %v ms, %v over 2 ms (of %d, p99 %v)", res.Extra["wal_sync_max_ms"], res.Extra["wal_syncs_over_2ms"], n, w99)
+	}
 }
 
 // TestSyncProbe: the probe syncs as many times as asked, each taking some

@@ -104,8 +104,10 @@ func startWALSyncs(tg *target) walSyncs {
 	return walSyncs{srv: tg.srv, before: h}
 }
 
-// note adds the run's WAL fsyncs to extra: how many, and their p50 and p99
-// (to Pebble's buckets: 0.1 ms up to 5 ms).
+// note adds the run's WAL fsyncs to extra: how many, their p50 and p99,
+// how many took over 2 ms (every answer waiting for one of those is late
+// by W3's measure) and the slowest's bucket (Pebble's buckets: every
+// 0.1 ms up to 5 ms, then exponential).
 func (w walSyncs) note(extra map[string]any) {
 	if w.srv == nil {
 		return
@@ -116,5 +118,7 @@ func (w walSyncs) note(extra map[string]any) {
 	if h.Count > 0 {
 		extra["wal_sync_p50_ms"] = ms(h.Quantile(0.5))
 		extra["wal_sync_p99_ms"] = ms(h.Quantile(0.99))
+		extra["wal_sync_max_ms"] = ms(h.Max())
+		extra["wal_syncs_over_2ms"] = h.Over(2 * time.Millisecond)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -118,6 +119,36 @@ func (h SyncHistogram) Quantile(q float64) time.Duration {
 		}
 	}
 	return h.Upper[len(h.Upper)-1]
+}
+
+// Over is how many fsyncs took longer than d, read at the first bucket
+// bound at or above d (d itself when it is a bound): those past it. With d
+// past every bound, those past the last.
+func (h SyncHistogram) Over(d time.Duration) uint64 {
+	if len(h.Upper) == 0 || len(h.Cumulative) != len(h.Upper) {
+		return 0
+	}
+	i, _ := slices.BinarySearch(h.Upper, d)
+	i = min(i, len(h.Upper)-1)
+	return h.Count - h.Cumulative[i]
+}
+
+// Max is the upper bound of the bucket of the slowest fsync; 0 with none,
+// and the last bound if it lies past every bucket.
+func (h SyncHistogram) Max() time.Duration {
+	if h.Count == 0 || len(h.Upper) == 0 || len(h.Cumulative) != len(h.Upper) {
+		return 0
+	}
+	last := len(h.Upper) - 1
+	if h.Count > h.Cumulative[last] {
+		return h.Upper[last]
+	}
+	for i := last; i > 0; i-- {
+		if h.Cumulative[i] > h.Cumulative[i-1] {
+			return h.Upper[i]
+		}
+	}
+	return h.Upper[0]
 }
 
 // Handoff is an optional capability of a Store: a long-poll that found

@@ -32,6 +32,38 @@ func TestSyncHistogram(t *testing.T) {
 	}
 }
 
+// TestSyncHistogramOverAndMax: the fsyncs past a bound, and the bucket of
+// the slowest, from the counts of a run.
+func TestSyncHistogramOverAndMax(t *testing.T) {
+	up := []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond}
+	h := SyncHistogram{Upper: up, Cumulative: []uint64{5, 90, 97, 97}, Count: 97}
+	for _, c := range []struct {
+		d    time.Duration
+		want uint64
+	}{{100 * time.Microsecond, 92}, {200 * time.Microsecond, 7}, {150 * time.Microsecond, 7}, {time.Millisecond, 0}, {time.Hour, 0}} {
+		if got := h.Over(c.d); got != c.want {
+			t.Errorf("Over(%v) = %d, want %d", c.d, got, c.want)
+		}
+	}
+	if got := h.Max(); got != time.Millisecond {
+		t.Errorf("Max = %v, want 1ms (the bucket of the slowest)", got)
+	}
+	past := SyncHistogram{Upper: up, Cumulative: []uint64{5, 90, 97, 97}, Count: 99}
+	if got := past.Max(); got != 5*time.Millisecond {
+		t.Errorf("Max with fsyncs past every bound = %v, want the last bound", got)
+	}
+	if got := past.Over(time.Hour); got != 2 {
+		t.Errorf("Over past every bound = %d, want the 2 past the last", got)
+	}
+	first := SyncHistogram{Upper: up, Cumulative: []uint64{3, 3, 3, 3}, Count: 3}
+	if got := first.Max(); got != 100*time.Microsecond {
+		t.Errorf("Max of fsyncs all in the first bucket = %v", got)
+	}
+	if (SyncHistogram{}).Max() != 0 || (SyncHistogram{}).Over(time.Millisecond) != 0 {
+		t.Error("an empty histogram has a max or fsyncs over a bound")
+	}
+}
+
 // TestSyncHistogramSinceOtherHistogram: snapshots that are not of one
 // histogram (another store's, one that started over, other buckets) never
 // wrap around to counts near 2^64: the later one is taken whole.
