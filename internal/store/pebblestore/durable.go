@@ -16,7 +16,10 @@ import (
 // applied, so when batch n is synced every batch before it is too.
 //
 // When nothing is in flight the wait is nothing; under load it is at most
-// the fsync already under way, which the read shares.
+// the fsync already under way, which the read shares. A verb refused on
+// what it read waits the same way (txn.go, refuse). One answer is exempt:
+// a receive that finds nothing and carries no acks, which promises nothing
+// (store.LeaseParams.NoReadWait).
 type durability struct {
 	applied atomic.Uint64 // batches applied; incremented under Store.mu, in apply order
 
