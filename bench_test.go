@@ -16,7 +16,7 @@ import (
 // benchServer starts a server on a fresh data directory for a benchmark.
 func benchServer(b *testing.B) *courier.Client {
 	b.Helper()
-	b.Cleanup(server.TuneGC()) // as the courier binary runs
+	b.Cleanup(server.TuneGCAsServe()) // as courier serve runs
 	s, err := server.Start(context.Background(), server.Config{Addr: "127.0.0.1:0", DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)

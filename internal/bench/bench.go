@@ -116,6 +116,13 @@ type Target struct {
 	// AllowUnsafeDurability lets the in-process node use a PostgreSQL
 	// server with fsync or synchronous_commit off; the Result says so.
 	AllowUnsafeDurability bool
+	// GCHeapFloor is the in-process server's garbage-collection floor, as
+	// `courier serve --gc-heap-floor` (package gcfloor); 0 leaves Go's
+	// collector at its defaults.
+	GCHeapFloor uint64
+	// Getenv reads the environment (GOGC, which the floor defers to); nil
+	// is os.Getenv.
+	Getenv func(string) string
 }
 
 // Config is everything a run needs.

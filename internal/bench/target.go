@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/server"
 )
 
@@ -23,6 +24,7 @@ type target struct {
 	srv       *server.Server // nil with a URL
 	dataDir   string         // of the embedded store; "" otherwise
 	removeDir bool           // the directory is ours, temporary
+	stopGC    func()         // ends the in-process server's GC floor
 }
 
 // startTarget starts the in-process server t asks for, or names the
@@ -64,13 +66,33 @@ func startTarget(ctx context.Context, t Target) (*target, error) {
 		cfg.DataDir = tg.dataDir
 		tg.notes["store_cache_bytes"] = cfg.WithDefaults().CacheBytes
 	}
+	tg.startGCFloor(t)
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
+		tg.stopGC()
 		tg.removeTemp()
 		return nil, fmt.Errorf("bench: start server: %w", err)
 	}
 	tg.srv, tg.url = srv, srv.URL()
 	return tg, nil
+}
+
+// startGCFloor tunes the collector as `courier serve` would for the
+// in-process server, and notes what it did.
+func (t *target) startGCFloor(spec Target) {
+	getenv := spec.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	stop, on := gcfloor.Start(spec.GCHeapFloor, getenv)
+	t.stopGC = stop
+	t.notes["gc_heap_floor_bytes"] = uint64(0)
+	if on {
+		t.notes["gc_heap_floor_bytes"] = spec.GCHeapFloor
+	}
+	if v := getenv("GOGC"); v != "" {
+		t.notes["gogc"] = v
+	}
 }
 
 // diskBytes is the data directory's size now; 0 when there is none to
@@ -86,6 +108,9 @@ func (t *target) diskBytes() (int64, error) {
 // It stops even when ctx has ended (an interrupted run cleans up too).
 func (t *target) stop(ctx context.Context) error {
 	var err error
+	if t.stopGC != nil {
+		defer t.stopGC()
+	}
 	if t.srv != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()

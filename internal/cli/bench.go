@@ -62,6 +62,7 @@ type benchFlags struct {
 	unsafe  bool
 	cpuProf string
 	trace   string // execution trace file
+	gcFloor string
 }
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -106,6 +107,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
+	fl.StringVar(&f.gcFloor, "gc-heap-floor", gcFloorDefault, gcFloorUsage)
 	fl.StringVar(&f.cpuProf, "cpuprofile", "", "write a CPU profile of this process over the run to this file (go tool pprof reads it); with an in-process server it covers server and client")
 	fl.StringVar(&f.trace, "trace", "", "write an execution trace of this process over the run to this file (go tool trace reads it; its regions time each HTTP handler and the store's commit and fsync wait); with an in-process server it covers server and client")
 	return cmd
@@ -167,12 +169,20 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 	if f.p.CarryAcks && f.p.Batch == 1 && w.Uses("carry-acks") {
 		fmt.Fprintf(e.stderr, "courier: note: --carry-acks does not apply with --batch 1 (a request per message); ignored\n")
 	}
-	t := bench.Target{Token: e.token, DataDir: f.dataDir, Store: f.store, AllowUnsafeDurability: f.unsafe}
+	floor, err := parseBytes("--gc-heap-floor", f.gcFloor)
+	if err != nil {
+		return bench.Config{}, usageError{err}
+	}
+	t := bench.Target{Token: e.token, DataDir: f.dataDir, Store: f.store, AllowUnsafeDurability: f.unsafe,
+		GCHeapFloor: floor, Getenv: e.getenv}
 	if fs.Changed("url") || e.getenv("COURIER_URL") != "" {
 		if _, err := e.client(); err != nil { // checks the URL
 			return bench.Config{}, err
 		}
-		t.URL = e.url
+		if fs.Changed("gc-heap-floor") {
+			return bench.Config{}, usageErrorf("--gc-heap-floor is for a server in this process; it cannot go with --url")
+		}
+		t.URL, t.GCHeapFloor = e.url, 0
 	}
 	cfg := bench.Config{Workload: w, Params: f.p, Target: t}
 	if err := cfg.WithDefaults().Validate(); err != nil {

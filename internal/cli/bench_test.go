@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/pgtest"
 )
 
@@ -131,6 +132,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "w1", "--queue", "a/b"}, "--queue a/b"},
 		{[]string{"bench", "w1", "--store", "postgres://x"}, "--store starts a server in this process; it cannot go with --url"},
 		{[]string{"bench", "w1", "--data-dir", kept}, "--data-dir is for a server in this process"},
+		{[]string{"bench", "w1", "--gc-heap-floor", "64MiB"}, "--gc-heap-floor is for a server in this process"},
+		{[]string{"bench", "w1", "--gc-heap-floor", "-1"}, "--gc-heap-floor"},
 	}
 	for _, tc := range cases {
 		r := courierCmd(t.Context(), t, "http://127.0.0.1:1", strings.NewReader(""), tc.args...)
@@ -144,6 +147,29 @@ func TestBenchUsageErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(kept); !os.IsNotExist(err) {
 		t.Errorf("a refused bench made its data directory: %v", err)
+	}
+}
+
+// TestBenchGCFloor: the in-process server runs with serve's collection
+// floor unless told otherwise, and the result says which. Not parallel:
+// the floor is one per process, and parallel tests would hold it.
+func TestBenchGCFloor(t *testing.T) {
+	if gcFloorDefault != "64MiB" || gcfloor.DefaultFloor != 64<<20 {
+		t.Fatalf("the flag's default %q is not gcfloor.DefaultFloor %d", gcFloorDefault, gcfloor.DefaultFloor)
+	}
+	for _, c := range []struct {
+		args []string
+		want float64
+	}{
+		{nil, 64 << 20},
+		{[]string{"--gc-heap-floor", "32MiB"}, 32 << 20},
+		{[]string{"--gc-heap-floor", "0"}, 0},
+	} {
+		args := append([]string{"--json", "bench", "w1", "--count", "20", "--batch", "10"}, c.args...)
+		r := parseBench(t, ok(t, "", args...))
+		if got := r.Extra["gc_heap_floor_bytes"]; got != c.want {
+			t.Errorf("bench %v: gc_heap_floor_bytes %v, want %v", c.args, got, c.want)
+		}
 	}
 }
 

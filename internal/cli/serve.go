@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/server"
 )
 
@@ -54,6 +55,7 @@ type serveFlags struct {
 	webhookAllow        []string
 	corsOrigins         []string
 	pprof               string
+	gcFloor             string
 	// PostgreSQL settings; empty or 0: the store's defaults.
 	pgMaxConns                  int
 	pgRotateSize, pgRotateEvery string
@@ -72,6 +74,12 @@ func newServeCmd(e *env) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			floor, err := parseBytes("--gc-heap-floor", f.gcFloor)
+			if err != nil {
+				return usageError{err}
+			}
+			stopGC, _ := gcfloor.Start(floor, e.getenv)
+			defer stopGC()
 			var prof *pprofServer
 			if f.pprof != "" {
 				if prof, err = startPprof(f.pprof); err != nil {
@@ -106,9 +114,17 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.pgRotateSize, "pg-rotate-size", "", "with --store: size at which the messages table's current partition is rotated (default 64MiB; 0: never by size)")
 	fl.StringVar(&f.pgRotateEvery, "pg-rotate-every", "", "with --store: rotate the current partition also after this long (default 10m; 0: never by time)")
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "web origin (like https://app.example.com, or *) whose pages may call the API from a browser; repeatable")
+	fl.StringVar(&f.gcFloor, "gc-heap-floor", gcFloorDefault, gcFloorUsage)
 	fl.StringVar(&f.pprof, "pprof", "", "loopback HOST:PORT (like 127.0.0.1:6060) to serve Go's profiles on, under /debug/pprof/; off by default")
 	return cmd
 }
+
+// The garbage collector's floor (package gcfloor), a flag of serve and
+// bench; gcFloorDefault is gcfloor.DefaultFloor (serve_test.go checks).
+const (
+	gcFloorDefault = "64MiB"
+	gcFloorUsage   = "let Go's heap grow by at least this much garbage between collections, so that a small live heap is not collected several times a second (0: Go's default; ignored when GOGC is set)"
+)
 
 // config turns the flags into a server config, or says which flag is wrong.
 func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {

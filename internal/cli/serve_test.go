@@ -89,6 +89,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"serve", "--max-request-bytes", "lots"},
 		{"serve", "--min-free-disk", "-1"},
 		{"serve", "--shutdown-timeout", "0s"},
+		{"serve", "--gc-heap-floor", "lots"},
 		{"serve", "extra"},
 		{"serve", "--pg-max-conns", "4"}, // without --store
 		{"serve", "--store", "postgres://h/db", "--pg-max-conns", "-1"},

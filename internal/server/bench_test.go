@@ -54,7 +54,7 @@ func benchRoundTrip(b *testing.B, batch, producers, consumers int) {
 
 // benchRoundTripOn starts a server per config; client i talks to node i mod n.
 func benchRoundTripOn(b *testing.B, cfgs []server.Config, batch, producers, consumers int) {
-	b.Cleanup(server.TuneGC()) // as the courier binary runs
+	b.Cleanup(server.TuneGCAsServe()) // as courier serve runs
 	ctx := context.Background()
 	var clients []*courier.Client
 	for _, cfg := range cfgs {

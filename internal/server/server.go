@@ -22,6 +22,7 @@ import (
 
 	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/clock"
+	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/httpapi"
 	"github.com/courierhq/courier/internal/maintenance"
 	"github.com/courierhq/courier/internal/netguard"
@@ -47,6 +48,15 @@ func TuneGC() (restore func()) {
 	}
 	old := debug.SetGCPercent(GCPercent)
 	return func() { debug.SetGCPercent(old) }
+}
+
+// TuneGCAsServe is TuneGC and the collection floor `courier serve` keeps
+// by default (gcfloor.DefaultFloor): Go benchmarks of a server call it, so
+// that their figures are the shipped server's.
+func TuneGCAsServe() (restore func()) {
+	restore = TuneGC()
+	stop, _ := gcfloor.Start(gcfloor.DefaultFloor, os.Getenv)
+	return func() { stop(); restore() }
 }
 
 // Config configures a server. Zero values take the defaults named.
