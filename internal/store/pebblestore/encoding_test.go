@@ -531,3 +531,32 @@ func TestEncodingLeaseOperands(t *testing.T) {
 		}
 	}
 }
+
+// TestKeySlabGrows: a txn's slabs start small and double up to their most,
+// and no two keys handed out share memory.
+func TestKeySlabGrows(t *testing.T) {
+	var s keySlab
+	var caps []int
+	var keys [][]byte
+	for i := range 2000 {
+		k := s.key()
+		if len(k) != 0 || cap(k) != keySlot {
+			t.Fatalf("key %d: len %d cap %d, want 0 and %d", i, len(k), cap(k), keySlot)
+		}
+		if len(caps) == 0 || cap(s.buf) != caps[len(caps)-1] || len(s.buf) == keySlot {
+			caps = append(caps, cap(s.buf))
+		}
+		keys = append(keys, append(k, byte(i), byte(i>>8)))
+	}
+	want := []int{8, 16, 32, 64, 128, 170, 170}
+	for i, w := range want {
+		if i >= len(caps) || caps[i] != w*keySlot {
+			t.Fatalf("slab capacities %v, want slots %v then %d", caps, want, keySlabMost)
+		}
+	}
+	for i, k := range keys {
+		if k[0] != byte(i) || k[1] != byte(i>>8) {
+			t.Fatalf("key %d overwritten: %v", i, k)
+		}
+	}
+}

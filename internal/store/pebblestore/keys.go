@@ -142,10 +142,21 @@ type keySlab struct{ buf []byte }
 // out of the slab into memory of its own.
 const keySlot = 24
 
+// A txn's first slab has room for keySlabFirst keys, and each next one
+// for twice as many as the last, up to keySlabMost (4,080 bytes): most
+// txns write a few keys (a single send, a lease, an ack), and a first slab
+// of 4 KiB each was 40% of the bytes a server allocated per message at
+// 1,000 messages a second.
+const (
+	keySlabFirst = 8
+	keySlabMost  = 170
+)
+
 // key returns an empty slice with room for one key.
 func (s *keySlab) key() []byte {
 	if cap(s.buf)-len(s.buf) < keySlot {
-		s.buf = make([]byte, 0, 170*keySlot)
+		slots := min(max(2*cap(s.buf)/keySlot, keySlabFirst), keySlabMost)
+		s.buf = make([]byte, 0, slots*keySlot)
 	}
 	n := len(s.buf)
 	s.buf = s.buf[:n+keySlot]
