@@ -120,7 +120,7 @@ func newServeCmd(e *env) *cobra.Command {
 }
 
 // The garbage collector's floor (package gcfloor), a flag of serve and
-// bench; gcFloorDefault is gcfloor.DefaultFloor (serve_test.go checks).
+// bench; gcFloorDefault is gcfloor.DefaultFloor (bench_test.go checks).
 const (
 	gcFloorDefault = "64MiB"
 	gcFloorUsage   = "let Go's heap grow by at least this much garbage between collections, so that a small live heap is not collected several times a second (0: Go's default; ignored when GOGC is set)"

@@ -10,10 +10,14 @@
 // `courier bench w3` most answers over 2 ms that no slow fsync explained
 // fell on a collection (docs/benchmarks.md). So after each collection the
 // collector is told to let the heap grow by at least a floor of bytes
-// before the next one: GOGC is raised to floor/live, and left at its own
-// value once the live heap is larger than the floor, where the default
-// rule already collects rarely enough. The price is memory: up to floor
-// bytes of garbage held between collections.
+// before the next one: GOGC is raised so that the collector's goal is the
+// live heap plus the floor, and left at its own value once the live heap is
+// larger than the floor, where the default rule already collects rarely
+// enough. The price is memory: up to floor bytes of garbage held between
+// collections. GOGC set after one collection holds until the next has
+// ended, so a live heap that grows k-fold within one cycle may overshoot
+// to about k×floor of garbage once; GOMEMLIMIT caps that, if memory is
+// tight.
 //
 // The percent it starts from is the process's own: 400 in the courier
 // binary (server.TuneGC), which a floor only ever raises. GOGC set in the
@@ -22,6 +26,7 @@
 package gcfloor
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -32,17 +37,22 @@ import (
 // told otherwise (--gc-heap-floor).
 const DefaultFloor = 64 << 20
 
-// minLive is the least live heap a percent is computed from: before the
-// first collection the runtime reports none.
-const minLive = 1 << 20
+// heapMinimum is the runtime's least heap goal at GOGC 100, which it
+// scales with GOGC: the goal is the larger of live×(1+GOGC/100) and
+// heapMinimum×GOGC/100 (runtime/mgcpacer.go).
+const heapMinimum = 4 << 20
+
+// maxFloor bounds a floor, so that floor×100 cannot overflow and GOGC
+// stays within the runtime's int32.
+const maxFloor = 1 << 40
 
 var (
 	mu     sync.Mutex // guards active
 	active *tuner     // the running tuner, if any: GOGC is one per process
 )
 
-// Start raises GOGC after every collection so that the heap may grow by at
-// least floor bytes before the next, until stop is called, which restores
+// Start raises GOGC after every collection so that the heap may grow by
+// about floor bytes before the next, until stop is called, which restores
 // GOGC as it was; on reports whether it did. It does nothing (stop is a
 // no-op) when floor is 0, when getenv("GOGC") is set, when collection is
 // off, or when a tuner started before is still running: a process has one
@@ -56,9 +66,8 @@ func Start(floor uint64, getenv func(string) string) (stop func(), on bool) {
 	if active != nil {
 		return func() {}, false
 	}
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
-	if base < 0 {
+	base, ok := readGOGC()
+	if !ok {
 		return func() {}, false
 	}
 	t := &tuner{floor: floor, base: base, current: base}
@@ -67,13 +76,30 @@ func Start(floor uint64, getenv func(string) string) (stop func(), on bool) {
 	return t.stop, true
 }
 
-// Percent is the GOGC that lets a heap of live bytes grow by at least floor
-// before the next collection, and never less than base.
+// readGOGC is the GOGC in effect, read without setting it (SetGCPercent
+// would act on its argument); false when collection is off.
+func readGOGC() (int, bool) {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	v := s[0].Value.Uint64()
+	if v > math.MaxInt32 { // off: the runtime's -1, as unsigned
+		return 0, false
+	}
+	return int(v), true
+}
+
+// Percent is the GOGC that makes the collector's goal about live+floor
+// bytes, and never less than base.
 func Percent(live, floor uint64, base int) int {
-	live = max(live, minLive)
-	p := (floor*100 + live - 1) / live // rounded up
-	if p > 1<<20 {                     // a floor far above the heap: bounded all the same
-		p = 1 << 20
+	floor = min(floor, maxFloor)
+	var p uint64
+	if live >= heapMinimum {
+		p = (floor*100 + live - 1) / live // rounded up
+	} else { // the minimum decides: heapMinimum×p/100 = live+floor
+		p = ((live+floor)*100 + heapMinimum - 1) / heapMinimum
 	}
 	return max(base, int(p))
 }
@@ -110,11 +136,10 @@ func (t *tuner) collected() {
 	t.runs++
 	t.sample[0].Name = "/gc/heap/live:bytes"
 	metrics.Read(t.sample[:])
-	var live uint64
-	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = t.sample[0].Value.Uint64()
+	if t.sample[0].Value.Kind() != metrics.KindUint64 {
+		return // no figure to go by (a runtime without it): Go's own rule
 	}
-	if p := Percent(live, t.floor, t.base); p != t.current {
+	if p := Percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
 		debug.SetGCPercent(p)
 		t.current = p
 	}

@@ -17,13 +17,14 @@ func TestPercent(t *testing.T) {
 		live, floor uint64
 		base, want  int
 	}{
-		{live: 4 << 20, floor: 64 << 20, base: 100, want: 1600}, // grow by 64 MiB, not 4
-		{live: 3 << 20, floor: 64 << 20, base: 100, want: 2134}, // rounded up: never below the floor
-		{live: 64 << 20, floor: 64 << 20, base: 100, want: 100}, // the default rule already grows by the floor
-		{live: 1 << 30, floor: 64 << 20, base: 100, want: 100},  // a large heap: as Go would
-		{live: 1 << 30, floor: 64 << 20, base: 300, want: 300},  // never below the base
-		{live: 0, floor: 64 << 20, base: 100, want: 6400},       // before any collection: from 1 MiB
-		{live: 1, floor: 1 << 50, base: 100, want: 1 << 20},     // bounded
+		{live: 8 << 20, floor: 64 << 20, base: 100, want: 800},     // goal 8+64 MiB
+		{live: 6 << 20, floor: 64 << 20, base: 100, want: 1067},    // rounded up: never below the floor
+		{live: 3 << 20, floor: 64 << 20, base: 100, want: 1675},    // below the runtime's minimum: 4 MiB × 16.75 = 3+64
+		{live: 0, floor: 64 << 20, base: 100, want: 1600},          // no live heap: the floor
+		{live: 64 << 20, floor: 64 << 20, base: 100, want: 100},    // the default rule already grows by the floor
+		{live: 1 << 30, floor: 64 << 20, base: 100, want: 100},     // a large heap: as Go would
+		{live: 1 << 30, floor: 64 << 20, base: 300, want: 300},     // never below the base
+		{live: 4 << 20, floor: 1 << 62, base: 100, want: 26214400}, // bounded: no overflow of floor×100
 	} {
 		if got := Percent(c.live, c.floor, c.base); got != c.want {
 			t.Errorf("Percent(%d, %d, %d) = %d, want %d", c.live, c.floor, c.base, got, c.want)
@@ -75,10 +76,12 @@ func TestStartRaisesGOGCAndStopRestoresIt(t *testing.T) {
 		defer tn.mu.Unlock()
 		return tn.runs >= 3
 	})
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// The collector's goal is then about the live heap plus the floor (the
+	// goal also counts stacks and globals, a few KiB here).
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
 	metrics.Read(s)
-	if got, most := gogc(t), Percent(s[0].Value.Uint64()/2, floor, before); got > most {
-		t.Errorf("GOGC %d, more than a heap half as large would ask for (%d)", got, most)
+	if live, goal := s[0].Value.Uint64(), s[1].Value.Uint64(); goal < floor || goal > live+floor+live/2+(1<<20) {
+		t.Errorf("heap goal %d with %d live; want about live + floor (%d)", goal, live, floor)
 	}
 
 	// A second tuner in the same process does nothing: there is one GOGC.
@@ -150,5 +153,8 @@ func TestStartLeavesCollectionOff(t *testing.T) {
 	defer stop()
 	if on {
 		t.Error("GOGC off: the tuner started")
+	}
+	if got := debug.SetGCPercent(-1); got != -1 {
+		t.Errorf("GOGC %d after Start with collection off, want it still off", got)
 	}
 }
