@@ -123,7 +123,7 @@ func newServeCmd(e *env) *cobra.Command {
 // bench; gcFloorDefault is gcfloor.DefaultFloor (bench_test.go checks).
 const (
 	gcFloorDefault = "64MiB"
-	gcFloorUsage   = "let Go's heap grow by at least this much garbage between collections, so that a small live heap is not collected several times a second (0: Go's default; ignored when GOGC is set)"
+	gcFloorUsage   = "let Go's heap grow by at least this much garbage between collections, so that a small live heap is not collected several times a second (0: none, GOGC alone; ignored when GOGC is set in the environment)"
 )
 
 // config turns the flags into a server config, or says which flag is wrong.
