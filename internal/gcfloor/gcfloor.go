@@ -136,12 +136,12 @@ func (t *tuner) collected() {
 	t.runs++
 	t.sample[0].Name = "/gc/heap/live:bytes"
 	metrics.Read(t.sample[:])
-	if t.sample[0].Value.Kind() != metrics.KindUint64 {
-		return // no figure to go by (a runtime without it): Go's own rule
-	}
-	if p := Percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
-		debug.SetGCPercent(p)
-		t.current = p
+	// Without the figure (a runtime that lacks it) GOGC stays as it is.
+	if t.sample[0].Value.Kind() == metrics.KindUint64 {
+		if p := Percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
+			debug.SetGCPercent(p)
+			t.current = p
+		}
 	}
 	t.arm()
 }
