@@ -21,6 +21,13 @@ package pebblestore
 // The cost is writing each WAL byte twice (zeros, then the record), to the
 // page cache; the zeros reach the disk with the next fsync, one slightly
 // longer fsync per mebibyte of log.
+//
+// Pebble also preallocates each new WAL (fallocate of 110% of the
+// memtable, 70 MiB, keeping the size), on the goroutine that writes and
+// syncs the log. The zeros make that redundant, and it is not free: on
+// tmpfs it zeroes and pins 70 MiB at once, and the log's syncs waited 28
+// ms behind it; on ext4 it takes 25 µs, but the first fsync after a fill
+// was no faster for it (docs/benchmarks.md). So a filling file skips it.
 
 import (
 	"strings"
@@ -90,6 +97,18 @@ func (f *walFillFile) Write(p []byte) (int, error) {
 	n, err := f.File.Write(p)
 	f.end += int64(n)
 	return n, err
+}
+
+// Preallocate does nothing while the file is being zero-filled (see the
+// top of this file); once a fill failed, Pebble's preallocation applies.
+func (f *walFillFile) Preallocate(offset, length int64) error {
+	f.mu.Lock()
+	failed := f.failed
+	f.mu.Unlock()
+	if failed {
+		return f.File.Preallocate(offset, length)
+	}
+	return nil
 }
 
 // fill writes zeros from max(filled, the log's end) until past upTo; the

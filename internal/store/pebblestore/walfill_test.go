@@ -68,3 +68,39 @@ func TestWALFill(t *testing.T) {
 		}
 	}
 }
+
+// preallocCounter is a file that counts the preallocations reaching it.
+type preallocCounter struct {
+	vfs.File
+	calls int
+}
+
+func (p *preallocCounter) Preallocate(offset, length int64) error {
+	p.calls++
+	return nil
+}
+
+// TestWALFillSkipsPreallocate: Pebble's preallocation of a new WAL does
+// not reach a file being zero-filled, and does once a fill has failed.
+func TestWALFillSkipsPreallocate(t *testing.T) {
+	fs := vfs.NewMem()
+	base, err := fs.Create("000002.log", vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	under := &preallocCounter{File: base}
+	f := &walFillFile{File: under, chunk: memFillChunk, ahead: memFillAhead}
+	if _, err := f.Write([]byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Preallocate(0, 70<<20); err != nil || under.calls != 0 {
+		t.Errorf("Preallocate while filling: err %v, %d calls reached the file; want none", err, under.calls)
+	}
+	f.mu.Lock()
+	f.failed = true
+	f.mu.Unlock()
+	if err := f.Preallocate(0, 70<<20); err != nil || under.calls != 1 {
+		t.Errorf("Preallocate after a failed fill: err %v, %d calls reached the file; want 1", err, under.calls)
+	}
+}
