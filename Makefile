@@ -19,10 +19,13 @@ postgres:
 	@bash .ci/ensure-postgres
 
 # Every test, with the race detector; fuzz targets run their seed corpora.
+# Then every Go benchmark once, so that none is found broken only when a
+# figure is wanted (their figures at 1x mean nothing).
 # bench/peers is a module of its own (the peers' dependencies stay out of
 # courier's): its tests, of the table and the parsing, run here too.
 test: vet postgres
 	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
 	cd bench/peers && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Go benchmarks; figures go into docs/benchmarks.md with the command used.

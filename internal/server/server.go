@@ -54,9 +54,9 @@ func TuneGC() (restore func()) {
 // by default (gcfloor.DefaultFloor): Go benchmarks of a server call it, so
 // that their figures are the shipped server's.
 func TuneGCAsServe() (restore func()) {
-	restore = TuneGC()
+	untune := TuneGC() // not restore: the closure below would call itself
 	stop, _ := gcfloor.Start(gcfloor.DefaultFloor, os.Getenv)
-	return func() { stop(); restore() }
+	return func() { stop(); untune() }
 }
 
 // Config configures a server. Zero values take the defaults named.

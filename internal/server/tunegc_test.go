@@ -1,0 +1,33 @@
+package server_test
+
+import (
+	"runtime/debug"
+	"testing"
+
+	"github.com/courierhq/courier/internal/server"
+)
+
+// gcPercent reads the collector's target without changing it for long.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// TestTuneGCAsServeRestores: the benchmarks' tuning raises the target and
+// its restore func puts back what was there, once called (it must return:
+// an earlier version called itself until the stack overflowed).
+func TestTuneGCAsServeRestores(t *testing.T) {
+	t.Setenv("GOGC", "")
+	old := debug.SetGCPercent(123)
+	defer debug.SetGCPercent(old)
+	restore := server.TuneGCAsServe()
+	if got := gcPercent(); got < server.GCPercent {
+		restore()
+		t.Fatalf("GC percent while tuned: %d, want at least %d", got, server.GCPercent)
+	}
+	restore()
+	if got := gcPercent(); got != 123 {
+		t.Fatalf("GC percent after restore: %d, want 123", got)
+	}
+}
