@@ -110,9 +110,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonHeaderValue
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header["Accept"] = jsonHeaderValue
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err // a *url.Error naming method and URL; wraps ctx errors
@@ -130,6 +130,11 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	return nil
 }
+
+// jsonHeaderValue is the value of a request's Content-Type and Accept,
+// shared by every request: net/http only reads it (Header.Set would
+// allocate a slice for each header of each call).
+var jsonHeaderValue = []string{"application/json"}
 
 // decodeAnswer decodes the JSON value at the start of body into out. The
 // answers of a receive and of a batch send take a fast path

@@ -13,11 +13,11 @@ import (
 // (409 lease_expired when stale); a batch ack applies every valid lease and
 // lists the others, each with the code a single ack would get.
 func (a *api) ack(w http.ResponseWriter, r *http.Request) error {
-	var req courier.AckRequest
+	var req ackRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
-	leases, results, err := ackLeases(&req)
+	leases, results, err := ackLeases(&req.AckRequest)
 	if err != nil {
 		return err
 	}

@@ -146,9 +146,7 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 		}
 		acked = &out
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	bw := answerWriters.Get().(*bufio.Writer)
 	bw.Reset(w)

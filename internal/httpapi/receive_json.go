@@ -4,10 +4,11 @@ package httpapi
 // send: the SDK's Worker sends its acks with each receive (up to 1,000
 // leases), and encoding/json took 2% of a job burn-down's CPU decoding
 // them. The same rules: only the plain form — max, wait, visibility, and
-// an ack of leases without results — is read in one pass; anything else
-// (a single lease, results, an escape, a null, a repeated or unknown key)
-// is declined and left to encoding/json. FuzzDecodeReceiveFast checks that
-// the two never decide differently.
+// an ack of a lease or leases without results — is read in one pass;
+// anything else (results, an escape, a null, a repeated or unknown key)
+// is declined and left to encoding/json. An ack's own request (a consumer
+// that acks each message alone) is read the same way. FuzzDecodeReceiveFast
+// and FuzzDecodeAckFast check that the two never decide differently.
 
 import courier "github.com/courierhq/courier"
 
@@ -41,15 +42,44 @@ func (req *receiveRequest) decodeFast(data []byte) bool {
 			return fVisibility, ok
 		case "ack":
 			out.Ack = &courier.AckRequest{}
-			return fAck, r.object(func(name []byte) (int, bool) {
-				if string(name) != `"leases"` {
-					return 0, false // lease, result, results: encoding/json's
-				}
-				return 1, r.strings(&out.Ack.Leases)
-			})
+			return fAck, r.object(func(name []byte) (int, bool) { return r.ackField(name, out.Ack) })
 		}
 		return 0, false
 	})
+}
+
+// ackRequest is an ack's request body.
+type ackRequest struct {
+	courier.AckRequest
+}
+
+// The fields of an ack, for telling a repeated key.
+const (
+	fLease = 1 << iota
+	fLeases
+)
+
+// decodeFast decodes data into req, and reports whether it could; when it
+// could not, req is unchanged. Acks without results are read; with
+// results, encoding/json reads them.
+func (req *ackRequest) decodeFast(data []byte) bool {
+	return decodeWhole(data, req, func(r *jsonText, out *ackRequest, name []byte) (int, bool) {
+		return r.ackField(name, &out.AckRequest)
+	})
+}
+
+// ackField reads the value of an ack's field name (quoted, as it came)
+// into out: lease or leases; result and results are declined.
+func (r *jsonText) ackField(name []byte, out *courier.AckRequest) (int, bool) {
+	var ok bool
+	switch string(name) {
+	case `"lease"`:
+		out.Lease, ok = r.str()
+		return fLease, ok
+	case `"leases"`:
+		return fLeases, r.strings(&out.Leases)
+	}
+	return 0, false
 }
 
 // strings reads an array of strings; [] makes an empty list, as

@@ -33,6 +33,7 @@ func TestDecodeReceiveFastTakesThePlainForm(t *testing.T) {
 		string(sampleReceive(t, 50)),
 		`{"max":10,"wait":"20s"}`,
 		`{"ack":{"leases":[]}}`,
+		`{"ack":{"lease":"a"}}`,
 		`{"ack":{}}`,
 		`{ "max" : -0 , "visibility" : "1m" }`,
 		`{}`,
@@ -50,7 +51,6 @@ func TestDecodeReceiveFastTakesThePlainForm(t *testing.T) {
 func TestDecodeReceiveFastLeavesTheRestToEncodingJSON(t *testing.T) {
 	t.Parallel()
 	for _, data := range []string{
-		`{"ack":{"lease":"a"}}`,                   // a single lease
 		`{"ack":{"leases":["a"],"results":[1]}}`,  // results
 		`{"ack":{"leases":["a"],"result":{}}}`,    // a result
 		`{"ack":{"leases":["a\"b"]}}`,             // an escape
@@ -82,6 +82,51 @@ func FuzzDecodeReceiveFast(f *testing.F) {
 	f.Add([]byte(`{"ack":{"leases":["a\"]}"],"results":[null,{"a":[1]}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkReceiveLikeStdlib(t, data)
+	})
+}
+
+func TestDecodeAckFast(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{
+		`{"lease":"0000000000000001.00000000feedface"}`,
+		`{"leases":["a","b"]}`,
+		`{"leases":[]}`,
+		`{"lease":"a","leases":["b"]}`, // both: ackLeases refuses it, as it would after encoding/json
+		` { "lease" : "" } `,
+		`{}`,
+	} {
+		if !checkLikeStdlib[ackRequest](t, []byte(data)) {
+			t.Errorf("decodeFast refused %q, which it should read", data)
+		}
+	}
+	for _, data := range []string{
+		`{"lease":"a","result":{"ok":true}}`, // a result
+		`{"leases":["a"],"results":[1]}`,     // results
+		`{"lease":"a\"b"}`,                   // an escape
+		`{"lease":"a","lease":"b"}`,          // a repeated key
+		`{"LEASE":"a"}`,                      // a key matched case-insensitively
+		`{"lease":null}`,                     // null
+		`{"leases":["a",]}`,                  // a trailing comma
+		`{"lease":1}`,                        // not a string
+		`{"max":1}`,                          // not a field of an ack
+		`{"lease":"a"} {}`,                   // trailing data
+		`["a"]`,                              // not an object
+	} {
+		var req ackRequest
+		if req.decodeFast([]byte(data)) {
+			t.Errorf("decodeFast accepted %q; it should leave it to encoding/json", data)
+		}
+	}
+}
+
+// FuzzDecodeAckFast: whatever the text, an ack's decodeFast either declines
+// or decides as encoding/json does.
+func FuzzDecodeAckFast(f *testing.F) {
+	f.Add([]byte(`{"lease":"0000000000000001.00000000feedface"}`))
+	f.Add([]byte(`{"leases":["x","y"],"results":[null,{"a":[1]}]}`))
+	f.Add([]byte(`{"lease":"a\u0041","result":"r"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkLikeStdlib[ackRequest](t, data)
 	})
 }
 

@@ -246,11 +246,24 @@ func marshal(v any) ([]byte, error) {
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // a failed write means the client is gone: nothing to tell it
+}
+
+// The values of the headers of a JSON answer. They are shared: a Header's
+// values are replaced or appended to (which copies a full slice), never
+// written in place, and net/http copies them at WriteHeader. Header.Set
+// allocated a slice for each, on every answer.
+var (
+	jsonContentType = []string{"application/json"}
+	noSniff         = []string{"nosniff"}
+)
+
+// setJSONHeaders sets the headers of a JSON answer.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
 }
 
 // writeErrorBody answers with the API's error object.

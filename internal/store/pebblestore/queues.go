@@ -132,10 +132,7 @@ func (s *Store) CreateQueue(ctx context.Context, p *store.CreateQueueParams) (st
 func (t *txn) createQueue(name string, cfg store.QueueConfig) *qwork {
 	id := t.nextQID() // queues created earlier in this txn hold ids too
 	q := &queue{name: name}
-	w := &qwork{q: q, rec: queueRecord{ID: id, Config: cfg, CreatedAt: t.now}, created: true, touched: true}
-	t.work[q] = w
-	t.order = append(t.order, w)
-	return w
+	return t.addWork(&qwork{q: q, rec: queueRecord{ID: id, Config: cfg, CreatedAt: t.now}, created: true, touched: true})
 }
 
 // UpdateQueue replaces a queue's config.

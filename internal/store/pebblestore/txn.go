@@ -66,8 +66,8 @@ type txn struct {
 	s       *Store
 	b       *pebble.Batch
 	now     time.Time
-	work    map[*queue]*qwork
-	order   []*qwork // in first-touch order, for deterministic writes
+	work    map[*queue]*qwork // indexes order once it is long (addWork)
+	order   []*qwork          // in first-touch order, for deterministic writes
 	seqHigh uint64
 	wake    []string // queues whose watchers to signal on apply
 	// wakeTasks are tasks whose watchers to signal on apply.
@@ -189,7 +189,7 @@ func (s *Store) run(now time.Time, o runOpts, fn func(t *txn) error) error {
 		unlock()
 		return err
 	}
-	t = &txn{s: s, b: s.db.NewIndexedBatch(), now: now, work: map[*queue]*qwork{}}
+	t = &txn{s: s, b: s.db.NewIndexedBatch(), now: now}
 	result := fn(t)
 	if result == nil || result == o.keep {
 		if err := t.handOff(); err != nil {
@@ -418,12 +418,37 @@ func (t *txn) changed() bool {
 
 // w returns the working copy of q in this transaction.
 func (t *txn) w(q *queue) *qwork {
-	if w, ok := t.work[q]; ok {
-		return w
+	if t.work != nil {
+		if w, ok := t.work[q]; ok {
+			return w
+		}
+	} else {
+		for _, w := range t.order {
+			if w.q == q {
+				return w
+			}
+		}
 	}
-	w := &qwork{q: q, rec: q.rec, c: q.c, cur: q.cur}
-	t.work[q] = w
+	return t.addWork(&qwork{q: q, rec: q.rec, c: q.c, cur: q.cur})
+}
+
+// workMapMin is how many queues a txn touches before it indexes them in a
+// map: most touch one, and a map per txn was a tenth of a send's bytes
+// allocated; a Tick over thousands of queues needs the index.
+const workMapMin = 8
+
+// addWork adds w, the working copy of a queue the txn had not touched.
+func (t *txn) addWork(w *qwork) *qwork {
 	t.order = append(t.order, w)
+	switch {
+	case t.work != nil:
+		t.work[w.q] = w
+	case len(t.order) > workMapMin:
+		t.work = make(map[*queue]*qwork, 2*len(t.order))
+		for _, o := range t.order {
+			t.work[o.q] = o
+		}
+	}
 	return w
 }
 
