@@ -133,7 +133,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 
 // jsonHeaderValue is the value of a request's Content-Type and Accept,
 // shared by every request: net/http only reads it (Header.Set would
-// allocate a slice for each header of each call).
+// allocate a slice for each header of each call). A RoundTripper or
+// CheckRedirect given by WithHTTPClient must not write into it, as
+// http.RoundTripper's contract already forbids changing the request.
 var jsonHeaderValue = []string{"application/json"}
 
 // decodeAnswer decodes the JSON value at the start of body into out. The

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"os"
 	"runtime/debug"
 	"testing"
 
+	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/server"
 )
 
@@ -15,8 +17,9 @@ func gcPercent() int {
 }
 
 // TestTuneGCAsServeRestores: the benchmarks' tuning raises the target and
-// its restore func puts back what was there, once called (it must return:
-// an earlier version called itself until the stack overflowed).
+// its restore func puts back what was there and stops the collection floor
+// (it must return: an earlier version called itself until the stack
+// overflowed).
 func TestTuneGCAsServeRestores(t *testing.T) {
 	t.Setenv("GOGC", "")
 	old := debug.SetGCPercent(123)
@@ -29,5 +32,10 @@ func TestTuneGCAsServeRestores(t *testing.T) {
 	restore()
 	if got := gcPercent(); got != 123 {
 		t.Fatalf("GC percent after restore: %d, want 123", got)
+	}
+	stop, on := gcfloor.Start(1, os.Getenv) // one floor per process: free again?
+	stop()
+	if !on {
+		t.Fatal("the collection floor still runs after restore")
 	}
 }
