@@ -433,8 +433,9 @@ func (t *txn) w(q *queue) *qwork {
 }
 
 // workMapMin is how many queues a txn touches before it indexes them in a
-// map: most touch one, and a map per txn was a tenth of a send's bytes
-// allocated; a Tick over thousands of queues needs the index.
+// map: most touch one, and a map for each txn was 2% of the bytes a
+// message's round trip allocated; a Tick over thousands of queues needs
+// the index.
 const workMapMin = 8
 
 // addWork adds w, the working copy of a queue the txn had not touched.
