@@ -139,8 +139,8 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 var jsonHeaderValue = []string{"application/json"}
 
 // decodeAnswer decodes the JSON value at the start of body into out. The
-// answers of a receive and of a batch send take a fast path
-// (receive_json.go, send_json.go) when they can.
+// answers of a receive, a batch send, a batch submit and a task take a fast
+// path (receive_json.go, send_json.go, task_json.go) when they can.
 func decodeAnswer(body io.Reader, out any) error {
 	var fast func([]byte) bool
 	switch res := out.(type) {
@@ -150,6 +150,10 @@ func decodeAnswer(body io.Reader, out any) error {
 	case *SendBatchResult:
 		fast = func(data []byte) bool { return decodeSendBatch(data, res) }
 		body = io.LimitReader(body, maxSendAnswer) // a thousand ids: a misbehaving server must not fill memory
+	case *TaskList:
+		fast = func(data []byte) bool { return decodeTaskList(data, res) }
+	case *Task:
+		fast = func(data []byte) bool { return decodeTaskAnswer(data, res) }
 	}
 	if fast == nil {
 		return json.NewDecoder(body).Decode(out)

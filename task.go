@@ -68,7 +68,7 @@ func (c *Client) SubmitBatch(ctx context.Context, queue string, ts []SubmitTask)
 	if len(ts) == 0 {
 		return nil, invalidArgument("a batch submit needs at least one task")
 	}
-	var out TaskList
+	out := TaskList{Tasks: make([]Task, 0, len(ts))}
 	if err := c.call(ctx, http.MethodPost, p, SubmitBatch{Tasks: ts}, &out); err != nil {
 		return nil, err
 	}
