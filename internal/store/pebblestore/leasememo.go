@@ -7,10 +7,12 @@ package pebblestore
 // and reading it means merging the two. With the memo, a batched round
 // trip (w1) takes 4-8% less CPU per message (docs/benchmarks.md).
 //
-// Only plain messages are memoed: body inline, no group, no task, not
-// dead-lettered. For them the ack's removal touches only keys that follow
-// from the seq, the lease's expiry and the queue: the record and the
-// in-flight index entry. Every other message is read as before.
+// Only plain messages are memoed: body inline, no group, not
+// dead-lettered; a task's message may be one (the memo says so). For them
+// the ack's removal touches only keys that follow from the seq, the
+// lease's expiry and the queue: the record and the in-flight index entry,
+// and a task's record, which finishTask reads by the seq. Every other
+// message is read as before.
 //
 // The memo is a cache of the record, never the truth: an entry holds the
 // nonce and expiry the record holds, or is absent. A txn's memo changes
@@ -31,6 +33,7 @@ const leaseMemoMax = 1 << 20
 type memoEntry struct {
 	nonce    uint64
 	leaseExp uint64 // unix nanoseconds, as the record has it
+	task     bool   // the message is a task's
 }
 
 // memoScanMax is the number of a txn's memo changes up to which
@@ -48,10 +51,10 @@ type memoOp struct {
 // memoLease notes, for when the txn applies, that seq's lease (m, as just
 // leased) can be acked from the memo, if m is a plain message.
 func (t *txn) memoLease(w *qwork, seq uint64, m *msg) {
-	if !m.inline || m.group != "" || m.task || m.deadFrom != 0 {
+	if !m.inline || m.group != "" || m.deadFrom != 0 {
 		return
 	}
-	t.memo = append(t.memo, memoOp{q: w.q, seq: seq, e: memoEntry{m.nonce, unixNano(m.leaseExp)}})
+	t.memo = append(t.memo, memoOp{q: w.q, seq: seq, e: memoEntry{m.nonce, unixNano(m.leaseExp), m.task}})
 	t.memoAdds++
 }
 
@@ -72,7 +75,7 @@ func (t *txn) memoed(w *qwork, seq, nonce uint64) (msg, bool) {
 	if !ok || e.nonce != nonce || t.memoDropped(seq) {
 		return msg{}, false
 	}
-	return msg{state: stInFlight, nonce: nonce, leaseExp: fromNano(e.leaseExp), inline: true}, true
+	return msg{state: stInFlight, nonce: nonce, leaseExp: fromNano(e.leaseExp), inline: true, task: e.task}, true
 }
 
 // memoDropped reports whether this txn has changed the record of seq, a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,6 +100,79 @@ func TestLeaseMemoAcks(t *testing.T) {
 			t.Errorf("%d keys of tag %q left after every message was acked", n, tag)
 		}
 	}
+}
+
+// TestLeaseMemoAcksTasks: a task's plain message is memoed too, and its
+// ack through the memo (one lease, and many: the two ways ack reads)
+// finishes the task as a read of the record would: succeeded, with its
+// result, and nothing of the message left.
+func TestLeaseMemoAcksTasks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, n := range []int{1, ackIterMin + 2} {
+		s := handoffStore(t, vfs.NewMem())
+		nm := make([]store.NewMessage, n)
+		for i := range nm {
+			nm[i] = store.NewMessage{Body: []byte(`"job"`), Kind: store.BodyJSON, Task: &store.NewTask{ResultTTL: time.Hour}}
+		}
+		sent, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: handoffNow, Messages: nm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := leaseUpTo(t, s, handoffNow, n)
+		q := s.queues["q"]
+		if len(got) != n || len(q.memo) != n {
+			t.Fatalf("%d tasks: leased %d, memo of %d entries; want all memoed", n, len(got), len(q.memo))
+		}
+		leases, results := make([]string, n), make([][]byte, n)
+		for i, m := range got {
+			leases[i], results[i] = m.Lease, []byte(fmt.Sprintf(`{"n":%d}`, i))
+		}
+		res, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Results: results, Now: handoffNow.Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, err := range res {
+			if err != nil {
+				t.Fatalf("%d tasks: ack %d: %v", n, i, err)
+			}
+		}
+		ids := make([]string, n)
+		for i, r := range sent {
+			ids[i] = r.ID
+		}
+		tasks, err := s.GetTasks(ctx, &store.GetTasksParams{IDs: ids, Now: handoffNow.Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tk := range tasks {
+			want := fmt.Sprintf(`{"n":%d}`, indexOfLease(got, ids[i]))
+			if tk.State != store.TaskSucceeded || string(tk.Result) != want || tk.FinishedAt.IsZero() {
+				t.Errorf("%d tasks: task %d after its ack: %s, result %s, finished %v; want succeeded, %s", n, i, tk.State, tk.Result, tk.FinishedAt, want)
+			}
+		}
+		if st := queueStats(t, s); st.InFlight != 0 || st.AckedTotal != int64(n) {
+			t.Errorf("%d tasks: stats after the acks: %+v", n, st)
+		}
+		if len(q.memo) != 0 {
+			t.Errorf("%d tasks: memo of %d entries after the acks, want none", n, len(q.memo))
+		}
+		for _, tag := range []byte{tagMsg, tagLease, tagReady} {
+			if k := keysOf(t, s, tag, q.rec.ID); k != 0 {
+				t.Errorf("%d tasks: %d keys of tag %q left", n, k, tag)
+			}
+		}
+	}
+}
+
+// indexOfLease is the index in ms of the message of id.
+func indexOfLease(ms []store.Message, id string) int {
+	for i, m := range ms {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // TestLeaseMemoFollowsTheRecord: a change of the record after the lease
@@ -217,7 +291,8 @@ func TestLeaseMemoBound(t *testing.T) {
 }
 
 // memoInvariant: every memo entry is the record as stored (plain, in
-// flight, same nonce and expiry), memoN is the number of entries.
+// flight, same nonce and expiry, a task's if the record is), memoN is the
+// number of entries.
 func memoInvariant(t *testing.T, s *Store, when string) {
 	t.Helper()
 	s.mu.Lock()
@@ -233,7 +308,7 @@ func memoInvariant(t *testing.T, s *Store, when string) {
 			m, err := decodeMsg(v)
 			closer.Close()
 			if err != nil || m.state != stInFlight || m.nonce != e.nonce || unixNano(m.leaseExp) != e.leaseExp ||
-				!m.inline || m.group != "" || m.task || m.deadFrom != 0 {
+				!m.inline || m.group != "" || m.task != e.task || m.deadFrom != 0 {
 				t.Fatalf("%s: memo of %s, seq %d: %+v; record %+v (%v)", when, name, seq, e, m, err)
 			}
 		}
