@@ -6,3 +6,6 @@ import "time"
 // (ackHold), and how long a receive waits for more free handlers
 // (receiveLinger); before Run.
 func SetAckHold(w *Worker, hold, linger time.Duration) { w.hold, w.linger = hold, linger }
+
+// CarryWait is the long-poll of a worker's receive that carries acks.
+const CarryWait = carryWait

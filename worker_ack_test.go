@@ -39,7 +39,7 @@ func (w *warnings) all() []string {
 }
 
 // countingClient is a client of url that counts the ack calls and the
-// receives that carried acks.
+// receives that carried acks, and checks how long those asked to wait.
 func countingClient(t *testing.T, url string) (c *courier.Client, acks, carrying *atomic.Int64) {
 	t.Helper()
 	acks, carrying = new(atomic.Int64), new(atomic.Int64)
@@ -60,6 +60,10 @@ func countingClient(t *testing.T, url string) (c *courier.Client, acks, carrying
 			b, _ := io.ReadAll(body)
 			if bytes.Contains(b, []byte(`"ack":`)) {
 				carrying.Add(1)
+				// It long-polls, briefly (worker_receive.go, carryWait).
+				if want := `"wait":"` + courier.CarryWait.String() + `"`; !bytes.Contains(b, []byte(want)) {
+					t.Errorf("a receive carrying acks: %s; want %s", b, want)
+				}
 			}
 		}
 	})
@@ -337,3 +341,4 @@ func TestWorkerStopWaitsForTooLargeTerminate(t *testing.T) {
 		t.Errorf("task after Stop: %+v, %v; want failed as too large", task, err)
 	}
 }
+

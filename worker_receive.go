@@ -19,6 +19,19 @@ import (
 // when it starts.
 const receivesInFlight = 2
 
+// carryWait is the long-poll of a receive that carries acks. The server
+// applies them at once (their tasks' results can be read at once; a read
+// of one syncs it), and answers the receive once they are durable: when
+// the wait ends, or sooner if a write ends it, whose fsync covers them
+// too. Under a light load that write is the send of the next message,
+// which the receive then takes: one request where a receive that did not
+// wait came back empty and another went out (w6 at 300 tasks/s: 1.86
+// receives per task before, 1.0 after, and a tenth less CPU). It is short
+// because the acks' answers wait for it, and with them Stop and the
+// webhooks of finished tasks; under load the receive finds messages at
+// once and does not wait at all.
+const carryWait = 10 * time.Millisecond
+
 // receiveLinger is how long a worker whose handlers are mostly busy waits
 // for more of them to be free before it receives: otherwise it asks for
 // one or two messages the moment the first handler is done, and spends a
@@ -70,9 +83,7 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 		carried = w.held.take(maxReceive)
 	}
 	if len(carried) > 0 {
-		// Its acks (and the results of their tasks, which requesters
-		// wait for) must not wait for a message to come: no long-poll.
-		req.Ack, req.Wait = ackRequest(carried), "0s"
+		req.Ack, req.Wait = ackRequest(carried), carryWait.String()
 	}
 	sent := time.Now()
 	res, err := w.c.ReceiveAcking(ctx, w.queue, req)
