@@ -341,4 +341,3 @@ func TestWorkerStopWaitsForTooLargeTerminate(t *testing.T) {
 		t.Errorf("task after Stop: %+v, %v; want failed as too large", task, err)
 	}
 }
-
