@@ -142,6 +142,12 @@ var jsonHeaderValue = []string{"application/json"}
 // answers of a receive, a batch send, a batch submit and a task take a fast
 // path (receive_json.go, send_json.go, task_json.go) when they can.
 func decodeAnswer(body io.Reader, out any) error {
+	return decodeAnswerUpTo(body, out, maxFastAnswer)
+}
+
+// decodeAnswerUpTo is decodeAnswer with the fast paths for answers of at
+// most limit bytes.
+func decodeAnswerUpTo(body io.Reader, out any, limit int) error {
 	var fast func([]byte) bool
 	switch res := out.(type) {
 	case *receiveInto:
@@ -165,8 +171,14 @@ func decodeAnswer(body io.Reader, out any) error {
 			answerBufs.Put(buf)
 		}
 	}()
-	if _, err := buf.ReadFrom(body); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(body, int64(limit)+1)); err != nil {
 		return err
+	}
+	if buf.Len() > limit {
+		// Larger than the answers the fast paths are for: encoding/json
+		// reads it as it comes, up to the end of its value, as it reads
+		// every other answer; a server that sends more is not read further.
+		return json.NewDecoder(io.MultiReader(bytes.NewReader(buf.Bytes()), body)).Decode(out)
 	}
 	if fast(buf.Bytes()) {
 		return nil
@@ -180,6 +192,12 @@ func decodeAnswer(body io.Reader, out any) error {
 // twice its size. Nothing decoded points into the buffer: both decoders
 // copy what they keep.
 var answerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxFastAnswer is the largest answer read whole for a fast path: above
+// the largest receive's (16 MiB of bodies, some in base64), so that only a
+// batch submit's answer holding many large results, or a misbehaving
+// server, goes past it.
+const maxFastAnswer = 32 << 20
 
 // maxPooledAnswer is the largest buffer kept for reuse.
 const maxPooledAnswer = 4 << 20

@@ -121,9 +121,13 @@ type Worker struct {
 	// Set by start, read-only after.
 	base     context.Context    // parent of handler and settle contexts
 	stopRecv context.CancelFunc // ends the receive loop
-	loopDone chan struct{}      // closed when the receive loop has ended
-	handlers sync.WaitGroup     // deliveries, from dispatch until settled: handler returned, and its ack (if any) answered
-	ackers   sync.WaitGroup
+	// carryCtx is the context of receives that carry acks: Stop lets them
+	// finish (see stop), and cancels it only when its own ctx ends.
+	carryCtx  context.Context
+	stopCarry context.CancelFunc
+	loopDone  chan struct{}  // closed when the receive loop has ended
+	handlers  sync.WaitGroup // deliveries, from dispatch until settled: handler returned, and its ack (if any) answered
+	ackers    sync.WaitGroup
 
 	mu       sync.Mutex // guards the fields below
 	state    workerState
@@ -224,6 +228,7 @@ func (w *Worker) start(base context.Context) error {
 	w.base = base
 	var recvCtx context.Context
 	recvCtx, w.stopRecv = context.WithCancel(base)
+	w.carryCtx, w.stopCarry = context.WithCancel(base)
 	w.loopDone = make(chan struct{})
 	for range ackerCount {
 		w.ackers.Add(1)
@@ -244,7 +249,9 @@ func (w *Worker) start(base context.Context) error {
 //
 // A receive in flight when Stop begins is abandoned. If the server had
 // already leased messages for it, they are delivered again once their
-// visibility timeout has passed.
+// visibility timeout has passed. A receive that carries acks is let
+// finish instead (it waits 10ms at most for messages), and the messages it
+// brings are handled like those already running.
 //
 // Stop waits for the handlers, so a handler that calls it (with a context
 // without deadline) waits for itself forever; call it from elsewhere.
@@ -277,7 +284,15 @@ func (w *Worker) Stop(ctx context.Context) error {
 
 func (w *Worker) stop(ctx context.Context) error {
 	w.stopRecv()
-	<-w.loopDone // the loop ends at once: its receive is cancelled
+	// The loop ends once its receives have: a plain one is cancelled at
+	// once; one that carries acks is let finish (it waits carryWait at
+	// most), unless ctx ends first. Cut, it would leave its acks applied by
+	// the server but unanswered here, and the ackers would send them again,
+	// to be refused as stale and logged as failures.
+	cut := context.AfterFunc(ctx, w.stopCarry)
+	<-w.loopDone
+	cut()
+	w.stopCarry()
 
 	var err error
 	if !waitGroup(ctx, &w.handlers) {

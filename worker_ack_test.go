@@ -341,3 +341,51 @@ func TestWorkerStopWaitsForTooLargeTerminate(t *testing.T) {
 		t.Errorf("task after Stop: %+v, %v; want failed as too large", task, err)
 	}
 }
+
+// TestWorkerStopLetsCarryingReceiveFinish: Stop, called while a receive
+// that carries acks waits for a message, lets it answer: its acks are
+// reported applied, not sent again by the ackers, to be refused as stale
+// and logged as failures.
+func TestWorkerStopLetsCarryingReceiveFinish(t *testing.T) {
+	t.Parallel()
+	_, url := setupURL(t)
+	const n = 3
+	var handled atomic.Int64
+	carryOut := make(chan struct{}, 1)
+	c := watchedClient(t, url, func(r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/receive") && r.GetBody != nil:
+			body, err := r.GetBody()
+			if err != nil {
+				t.Errorf("GetBody: %v", err)
+				return
+			}
+			b, _ := io.ReadAll(body)
+			if bytes.Contains(b, []byte(`"ack":`)) && handled.Load() == n {
+				select {
+				case carryOut <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	sendN(t, c, "carrystop", n, nil)
+	var warn warnings
+	w := courier.NewWorker(c, "carrystop", courier.HandlerFunc(func(context.Context, *courier.Delivery) error {
+		handled.Add(1)
+		return nil
+	}), courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Logger: slog.New(&warn)})
+	courier.SetAckHold(w, time.Hour, time.Millisecond) // every ack waits for a receive
+	startWorker(t, w)
+	select { // the last message's ack is on its way, with a receive that waits
+	case <-carryOut:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no receive carried the last ack within 20s")
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if ws := warn.all(); len(ws) > 0 {
+		t.Errorf("warnings after a clean Stop: %q", ws)
+	}
+}

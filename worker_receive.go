@@ -20,16 +20,16 @@ import (
 const receivesInFlight = 2
 
 // carryWait is the long-poll of a receive that carries acks. The server
-// applies them at once (their tasks' results can be read at once; a read
-// of one syncs it), and answers the receive once they are durable: when
-// the wait ends, or sooner if a write ends it, whose fsync covers them
-// too. Under a light load that write is the send of the next message,
-// which the receive then takes: one request where a receive that did not
-// wait came back empty and another went out (w6 at 300 tasks/s: 1.86
-// receives per task before, 1.0 after, and a tenth less CPU). It is short
-// because the acks' answers wait for it, and with them Stop and the
-// webhooks of finished tasks; under load the receive finds messages at
-// once and does not wait at all.
+// applies them at once, and answers the receive once they are durable:
+// when the wait ends, or sooner if a write ends it, whose fsync covers
+// them too (a read of a task's result, or a webhook falling due, has them
+// synced at once). Under a light load that write is the send of the next
+// message, which the receive then takes: one request where a receive that
+// did not wait came back empty and another went out (w6 at 300 tasks/s:
+// 1.86 receives per task before, 1.0 after, and a tenth less CPU). It is
+// short because the Worker hears how its acks went only when the receive
+// answers, and Stop waits for it; under load the receive finds messages
+// at once and does not wait at all.
 const carryWait = 10 * time.Millisecond
 
 // receiveLinger is how long a worker whose handlers are mostly busy waits
@@ -82,14 +82,16 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 	if ctx.Err() == nil && !w.noCarry.Load() {
 		carried = w.held.take(maxReceive)
 	}
+	callCtx := ctx
 	if len(carried) > 0 {
 		req.Ack, req.Wait = ackRequest(carried), carryWait.String()
+		callCtx = w.carryCtx // Stop lets it finish (worker.go, stop)
 	}
 	sent := time.Now()
-	res, err := w.c.ReceiveAcking(ctx, w.queue, req)
+	res, err := w.c.ReceiveAcking(callCtx, w.queue, req)
 	leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
 	if len(carried) > 0 {
-		err = w.carried(ctx, carried, res, err)
+		err = w.carried(callCtx, carried, res, err)
 	}
 	if err == nil {
 		w.drained.Store(len(res.Messages) < n)
