@@ -28,8 +28,8 @@ type WorkerOptions struct {
 	// one makes a crashed worker's messages come back sooner. Default 30s.
 	Visibility time.Duration
 	// ReleaseDelay is how long a message released by Stop (its handler was
-	// still running at Stop's deadline) stays away before it is delivered
-	// again. Default 1s.
+	// still running at Stop's deadline, or it came after Stop began) stays
+	// away before it is delivered again. Default 1s.
 	ReleaseDelay time.Duration
 	// ShutdownTimeout bounds the graceful stop that Run makes when its
 	// context ends (see Stop). Default 30s.
@@ -250,8 +250,9 @@ func (w *Worker) start(base context.Context) error {
 // A receive in flight when Stop begins is abandoned. If the server had
 // already leased messages for it, they are delivered again once their
 // visibility timeout has passed. A receive that carries acks is let
-// finish instead (it waits 10ms at most for messages), and the messages it
-// brings are handled like those already running.
+// finish instead (it waits 10ms at most for messages), so that its acks
+// are answered; the messages it brings are handed back unhandled, to be
+// delivered again after ReleaseDelay.
 //
 // Stop waits for the handlers, so a handler that calls it (with a context
 // without deadline) waits for itself forever; call it from elsewhere.
@@ -286,12 +287,14 @@ func (w *Worker) stop(ctx context.Context) error {
 	w.stopRecv()
 	// The loop ends once its receives have: a plain one is cancelled at
 	// once; one that carries acks is let finish (it waits carryWait at
-	// most), unless ctx ends first. Cut, it would leave its acks applied by
+	// most), unless ctx ends or carryStopWait passes first. Cut, it would leave its acks applied by
 	// the server but unanswered here, and the ackers would send them again,
 	// to be refused as stale and logged as failures.
 	cut := context.AfterFunc(ctx, w.stopCarry)
+	late := time.AfterFunc(carryStopWait, w.stopCarry) // a server that does not answer
 	<-w.loopDone
 	cut()
+	late.Stop()
 	w.stopCarry()
 
 	var err error
@@ -308,6 +311,9 @@ func (w *Worker) stop(ctx context.Context) error {
 	defer w.mu.Unlock()
 	return errors.Join(w.fatal, err)
 }
+
+// carryStopWait is how long Stop lets a receive that carries acks finish.
+const carryStopWait = time.Second
 
 // stopGrace is how long a stop that ran out of time still waits for the
 // handlers it cancelled to return, and for its releases to be answered.

@@ -3,6 +3,7 @@ package courier_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -222,6 +223,115 @@ func TestWorkerStopCutsCarryingReceive(t *testing.T) {
 	}
 	if acks.Load() != 1 {
 		t.Errorf("%d ack calls after the carrying receive was cut; want 1 (the ackers resend it)", acks.Load())
+	}
+}
+
+// TestWorkerStopBoundsCarryingReceive: Stop without a deadline lets a
+// receive carrying acks finish, but not forever: on a server that does
+// not answer it, Stop cuts it after carryStopWait and the acks go to the
+// ackers.
+func TestWorkerStopBoundsCarryingReceive(t *testing.T) {
+	t.Parallel()
+	carried, hang := make(chan struct{}, 1), make(chan struct{})
+	var acks atomic.Int64
+	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case carried <- struct{}{}:
+		default:
+		}
+		select { // a server that does not answer
+		case <-r.Context().Done():
+		case <-hang: // the test is over
+		}
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/ack") {
+			acks.Add(1)
+		}
+		fb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(hang)
+	c := courier.NewClient(srv.URL)
+	defer c.CloseIdleConnections()
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(context.Context, *courier.Delivery) error { return nil }),
+		courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Visibility: 10 * time.Second})
+	courier.SetAckHold(w, time.Hour, time.Millisecond) // the ack waits for a receive
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-carried
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop without a deadline still waiting after 5s on a carrying receive the server never answers")
+	}
+	if acks.Load() != 1 {
+		t.Errorf("%d ack calls after the carrying receive was cut; want 1 (the ackers send its ack)", acks.Load())
+	}
+}
+
+// TestWorkerStopReleasesLateMessages: the messages a receive carrying acks
+// brings after Stop began are handed back (nacked, to come again after
+// ReleaseDelay), not handled: a stopping worker takes no new messages.
+func TestWorkerStopReleasesLateMessages(t *testing.T) {
+	t.Parallel()
+	carried := make(chan struct{}, 1)
+	var nacks sync.Map // lease → request body
+	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case carried <- struct{}{}:
+		default:
+		}
+		select { // answered after Stop began
+		case <-time.After(200 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, `{"messages":[`+fakeMessage("m2")+`],"ack":{"acked":1,"failed":[]}}`)
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/nack") {
+			b, _ := io.ReadAll(r.Body)
+			var req courier.NackRequest
+			if err := json.Unmarshal(b, &req); err != nil {
+				t.Errorf("a nack: %s: %v", b, err)
+			}
+			nacks.Store(req.Lease, req.Delay)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{}`)
+			return
+		}
+		fb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := courier.NewClient(srv.URL)
+	defer c.CloseIdleConnections()
+	var handled sync.Map
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(_ context.Context, d *courier.Delivery) error {
+		handled.Store(d.ID, true)
+		return nil
+	}), courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, ReleaseDelay: 3 * time.Second})
+	courier.SetAckHold(w, time.Hour, time.Millisecond) // the ack waits for a receive
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-carried
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := handled.Load("m2"); ok {
+		t.Error("m2, received after Stop began, was handled")
+	}
+	if delay, ok := nacks.Load("L-m2"); !ok || delay != "3s" {
+		t.Errorf("m2's release: %v (nacked: %v); want a nack with delay 3s", delay, ok)
 	}
 }
 

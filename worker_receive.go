@@ -99,10 +99,33 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 	for range n - len(res.Messages) {
 		<-w.sem
 	}
+	if ctx.Err() != nil && len(res.Messages) > 0 {
+		// Stop began while this receive was out (one that carries acks,
+		// which Stop lets finish): the worker takes no new messages.
+		w.releaseUnstarted(res.Messages)
+		return err
+	}
 	for i := range res.Messages {
 		w.dispatch(&res.Messages[i], leasedAt)
 	}
 	return err
+}
+
+// releaseUnstarted hands back messages a stopping worker received, as
+// Stop releases those it could not wait for, and gives back their tokens.
+func (w *Worker) releaseUnstarted(ms []Message) {
+	ctx, cancel := w.settleContext()
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-w.sem }()
+			w.release(ctx, &Delivery{Message: ms[i]})
+		}()
+	}
+	wg.Wait()
 }
 
 // carried tells the deliveries whose acks a receive carried their outcome,
