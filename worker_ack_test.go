@@ -182,20 +182,21 @@ func (f *fakeBroker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestWorkerStopCutsCarryingReceive: Stop's context bounds it even while a
-// receive carrying acks hangs on the server; the acks go to the ackers.
-func TestWorkerStopCutsCarryingReceive(t *testing.T) {
-	t.Parallel()
-	carried, release := make(chan struct{}, 1), make(chan struct{})
-	var acks atomic.Int64
+// hungCarrying starts a worker of one handler on a fake broker that never
+// answers a receive carrying acks, and returns once such a receive is out,
+// with the count of the ack calls made.
+func hungCarrying(t *testing.T) (*courier.Worker, *atomic.Int64) {
+	t.Helper()
+	carried, hang := make(chan struct{}, 1), make(chan struct{})
+	acks := new(atomic.Int64)
 	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case carried <- struct{}{}:
 		default:
 		}
-		select {
+		select { // a server that does not answer
 		case <-r.Context().Done():
-		case <-release:
+		case <-hang: // the test is over
 		}
 	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -204,16 +205,25 @@ func TestWorkerStopCutsCarryingReceive(t *testing.T) {
 		}
 		fb.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	defer close(release)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hang) })
 	c := courier.NewClient(srv.URL)
-	defer c.CloseIdleConnections()
+	t.Cleanup(c.CloseIdleConnections)
 	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(context.Context, *courier.Delivery) error { return nil }),
 		courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Visibility: 10 * time.Second})
+	courier.SetAckHold(w, time.Hour, time.Millisecond) // the ack waits for a receive
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	<-carried
+	return w, acks
+}
+
+// TestWorkerStopCutsCarryingReceive: Stop's context bounds it even while a
+// receive carrying acks hangs on the server; the acks go to the ackers.
+func TestWorkerStopCutsCarryingReceive(t *testing.T) {
+	t.Parallel()
+	w, acks := hungCarrying(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -232,35 +242,7 @@ func TestWorkerStopCutsCarryingReceive(t *testing.T) {
 // ackers.
 func TestWorkerStopBoundsCarryingReceive(t *testing.T) {
 	t.Parallel()
-	carried, hang := make(chan struct{}, 1), make(chan struct{})
-	var acks atomic.Int64
-	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case carried <- struct{}{}:
-		default:
-		}
-		select { // a server that does not answer
-		case <-r.Context().Done():
-		case <-hang: // the test is over
-		}
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/ack") {
-			acks.Add(1)
-		}
-		fb.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	defer close(hang)
-	c := courier.NewClient(srv.URL)
-	defer c.CloseIdleConnections()
-	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(context.Context, *courier.Delivery) error { return nil }),
-		courier.WorkerOptions{Concurrency: 1, MaxBatch: 1, Wait: time.Second, Visibility: 10 * time.Second})
-	courier.SetAckHold(w, time.Hour, time.Millisecond) // the ack waits for a receive
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	<-carried
+	w, acks := hungCarrying(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Stop(context.Background()) }()
 	select {
