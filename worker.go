@@ -122,7 +122,8 @@ type Worker struct {
 	base     context.Context    // parent of handler and settle contexts
 	stopRecv context.CancelFunc // ends the receive loop
 	// carryCtx is the context of receives that carry acks: Stop lets them
-	// finish (see stop), and cancels it only when its own ctx ends.
+	// finish, cancelling it only when its own ctx ends or carryStopWait
+	// has passed (see stop).
 	carryCtx  context.Context
 	stopCarry context.CancelFunc
 	loopDone  chan struct{}  // closed when the receive loop has ended
@@ -287,9 +288,10 @@ func (w *Worker) stop(ctx context.Context) error {
 	w.stopRecv()
 	// The loop ends once its receives have: a plain one is cancelled at
 	// once; one that carries acks is let finish (it waits carryWait at
-	// most), unless ctx ends or carryStopWait passes first. Cut, it would leave its acks applied by
-	// the server but unanswered here, and the ackers would send them again,
-	// to be refused as stale and logged as failures.
+	// most), unless ctx ends or carryStopWait passes first. Cut, it would
+	// leave its acks applied by the server but unanswered here, and the
+	// ackers would send them again, to be refused as stale and logged as
+	// failures.
 	cut := context.AfterFunc(ctx, w.stopCarry)
 	late := time.AfterFunc(carryStopWait, w.stopCarry) // a server that does not answer
 	<-w.loopDone
