@@ -126,7 +126,7 @@ func TestLeaseMemoAcksTasks(t *testing.T) {
 		}
 		leases, results := make([]string, n), make([][]byte, n)
 		for i, m := range got {
-			leases[i], results[i] = m.Lease, []byte(fmt.Sprintf(`{"n":%d}`, i))
+			leases[i], results[i] = m.Lease, []byte(fmt.Sprintf(`{"id":%q}`, m.ID))
 		}
 		res, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Results: results, Now: handoffNow.Add(time.Second)})
 		if err != nil {
@@ -146,7 +146,7 @@ func TestLeaseMemoAcksTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, tk := range tasks {
-			want := fmt.Sprintf(`{"n":%d}`, indexOfLease(got, ids[i]))
+			want := fmt.Sprintf(`{"id":%q}`, ids[i])
 			if tk.State != store.TaskSucceeded || string(tk.Result) != want || tk.FinishedAt.IsZero() {
 				t.Errorf("%d tasks: task %d after its ack: %s, result %s, finished %v; want succeeded, %s", n, i, tk.State, tk.Result, tk.FinishedAt, want)
 			}
@@ -163,16 +163,6 @@ func TestLeaseMemoAcksTasks(t *testing.T) {
 			}
 		}
 	}
-}
-
-// indexOfLease is the index in ms of the message of id.
-func indexOfLease(ms []store.Message, id string) int {
-	for i, m := range ms {
-		if m.ID == id {
-			return i
-		}
-	}
-	return -1
 }
 
 // TestLeaseMemoFollowsTheRecord: a change of the record after the lease
