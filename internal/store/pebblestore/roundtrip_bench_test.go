@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 
 // BenchmarkStoreRoundTrip measures what the store itself spends on a
 // message's send, lease and ack, in batches of 100 with a backlog of 1,000
-// ahead of the consumer, as in `courier bench w1`: on an in-memory
+// ahead of the consumer, as in `courier bench w1`, and one at a time with
+// a backlog of 10, as in `courier bench w1 --batch 1`: on an in-memory
 // filesystem, so the figure is the CPU a round trip costs under the
 // store's mutex and in Pebble, without waiting for a disk; wal-B/msg is
 // what it writes. Files are real
@@ -20,6 +22,12 @@ import (
 //
 //	go test -run '^$' -bench StoreRoundTrip -benchmem -count 6 ./internal/store/pebblestore/
 func BenchmarkStoreRoundTrip(b *testing.B) {
+	for _, c := range []struct{ batch, backlog int }{{100, 1000}, {1, 10}} {
+		b.Run(fmt.Sprintf("batch=%d", c.batch), func(b *testing.B) { storeRoundTrip(b, c.batch, c.backlog) })
+	}
+}
+
+func storeRoundTrip(b *testing.B, batch, backlog int) {
 	s, err := Open(Options{Dir: b.TempDir(), FS: noSyncFS{vfs.Default}})
 	if err != nil {
 		b.Fatal(err)
@@ -34,7 +42,6 @@ func BenchmarkStoreRoundTrip(b *testing.B) {
 	if _, err := s.CreateQueue(b.Context(), &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
 		b.Fatal(err)
 	}
-	const batch, backlog = 100, 1000
 	msgs := batchOf(batch)
 	for range backlog / batch {
 		send(b, s, msgs, tick())

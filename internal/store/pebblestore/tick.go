@@ -52,11 +52,18 @@ func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error)
 // scanDue visits the messages of a time-ordered keyspace due by t.now, from
 // its cursor, and moves the cursor past them.
 func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq uint64, m *msg) error) error {
+	hi := timeUpTo(tag, w.rec.ID, t.now)
+	if *cur != nil && string(*cur) >= string(hi) {
+		// No live key lies below the cursor, so none is due. The common
+		// case: nextDue left the cursor on the first live key, which
+		// every receive otherwise paid two iterators to learn again.
+		return nil
+	}
 	lo := *cur
 	if lo == nil {
 		lo = qprefix(tag, w.rec.ID)
 	}
-	it, err := t.iter(lo, timeUpTo(tag, w.rec.ID, t.now))
+	it, err := t.iter(lo, hi)
 	if err != nil {
 		return err
 	}
