@@ -24,6 +24,7 @@ type Delivery struct {
 	visibility time.Duration           // of the worker's leases
 	cancel     context.CancelCauseFunc // cancels the handler's context
 	keep       leaseKeeper             // extends the lease while the handler runs (worker_lease.go)
+	batch      *parkedBatch            // the receive's batch a parked slot waits for, or nil (worker_receive.go)
 
 	settled atomic.Bool // the worker has sent (or given up on) its outcome
 

@@ -117,6 +117,9 @@ type Worker struct {
 	// the next ones are likely to long-poll and carry no ack soon: acks then
 	// go out at once (worker_ackhold.go).
 	drained atomic.Bool
+	// parked is the batch a receive slot waits for, to carry its acks
+	// (worker_receive.go, park); nil when no slot is parked.
+	parked atomic.Pointer[parkedBatch]
 
 	// Set by start, read-only after.
 	base     context.Context    // parent of handler and settle contexts

@@ -408,6 +408,43 @@ func TestWorkerAcksAtOnceWhenDrained(t *testing.T) {
 	}
 }
 
+// TestWorkerCarriesAcksUnderLightLoad: messages that come one at a time,
+// each after the last was handled, find the worker's receives
+// long-polling; the slot whose receive brought a message waits for its
+// handler (park), so the ack rides on that slot's next receive instead of
+// going alone. A message or two may still race a parked slot (one comes
+// while its handler runs), so a few ack calls are allowed, not one each.
+func TestWorkerCarriesAcksUnderLightLoad(t *testing.T) {
+	t.Parallel()
+	plain, url := setupURL(t)
+	c, acks, carrying := countingClient(t, url)
+	handled := make(chan struct{}, 1)
+	w := courier.NewWorker(c, "light", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		time.Sleep(3 * time.Millisecond) // longer than the receives take to go out again
+		handled <- struct{}{}
+		return nil
+	}), courier.WorkerOptions{Concurrency: 4, Wait: 30 * time.Second})
+	startWorker(t, w)
+	const n = 20
+	for i := range n {
+		if _, err := plain.Send(t.Context(), "light", courier.NewMessage{Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+		<-handled
+		time.Sleep(20 * time.Millisecond) // the next message comes after the worker settled
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := stats(t, plain, "light"); s.AckedTotal != n || s.InFlight != 0 || s.Ready != 0 {
+		t.Errorf("stats %+v, want all %d acked once", s, n)
+	}
+	if acks.Load() > n/4 || carrying.Load() < n-n/4 {
+		t.Errorf("%d ack calls, %d receives carrying acks for %d messages; want most acks carried", acks.Load(), carrying.Load(), n)
+	}
+	t.Logf("%d receives carried acks; %d ack calls", carrying.Load(), acks.Load())
+}
+
 // TestWorkerStopWaitsForTooLargeTerminate: a result over the server's limit
 // is found out by the ack after the handler has returned; Stop, called
 // then, waits for the terminate that settles the task instead.

@@ -15,7 +15,8 @@ import (
 // — go to the ackers (worker_settle.go), which send them in batches of
 // their own. When the last receive found the queue drained (fewer messages
 // than it asked for), the receives out are long-polls that may wait for
-// the next message, so acks are not held at all: under a light load,
+// the next message, so acks are held only while a slot is parked waiting
+// for them (worker_receive.go, park): otherwise, under a light load,
 // holding would add up to ackHold to every ack, and to every task's
 // result.
 
@@ -27,14 +28,18 @@ const ackHold = 2 * time.Millisecond
 type heldAcks struct {
 	mu     sync.Mutex
 	ds     []*Delivery
+	hold   bool          // the first of ds is to wait for a receive (see add)
 	closed bool          // the mover has ended: acks go to the ackers at once
 	kick   chan struct{} // capacity 1: the list went from empty to not
 }
 
 func newHeldAcks() *heldAcks { return &heldAcks{kick: make(chan struct{}, 1)} }
 
-// add queues d's ack, false if the queue is closed.
-func (h *heldAcks) add(d *Delivery) bool {
+// add queues d's ack, false if the queue is closed. hold says whether a
+// receive is expected to carry it: decided by the caller now, not when
+// holdLoop wakes, since by then the receive may have gone out (a parked
+// slot leaves as soon as its last handler is done).
+func (h *heldAcks) add(d *Delivery, hold bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -42,6 +47,7 @@ func (h *heldAcks) add(d *Delivery) bool {
 	}
 	h.ds = append(h.ds, d)
 	if len(h.ds) == 1 {
+		h.hold = hold
 		select {
 		case h.kick <- struct{}{}:
 		default:
@@ -69,6 +75,13 @@ func (h *heldAcks) take(n int) []*Delivery {
 	return out
 }
 
+// holding reports whether the acks waiting are to wait for a receive.
+func (h *heldAcks) holding() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hold
+}
+
 // close closes the queue and returns what was waiting.
 func (h *heldAcks) close() []*Delivery {
 	h.mu.Lock()
@@ -93,9 +106,7 @@ func (w *Worker) holdLoop() {
 		case <-w.holdQuit:
 			return
 		}
-		// Wait for a receive to carry them, unless none will soon (the queue
-		// is drained: the receives out are long-polls) or at all (noCarry).
-		if !w.drained.Load() && !w.noCarry.Load() {
+		if w.held.holding() {
 			t.Reset(w.hold)
 			select {
 			case <-t.C:
@@ -105,6 +116,14 @@ func (w *Worker) holdLoop() {
 		}
 		w.toAckers(w.held.take(-1))
 	}
+}
+
+// holdAcks reports whether an ack queued now is to wait for a receive to
+// carry it: not when none will go out soon (the queue is drained, the
+// receives out are long-polls, and no slot is parked to send one), nor at
+// all (noCarry).
+func (w *Worker) holdAcks() bool {
+	return (!w.drained.Load() || w.parked.Load() != nil) && !w.noCarry.Load()
 }
 
 // toAckers queues ds for the ackers, which run until after holdLoop ends.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,15 +69,17 @@ func (w *Worker) receiveLoop(ctx context.Context) {
 		go func() {
 			defer receives.Done()
 			defer func() { <-slots }()
-			retry.done(w, ctx, w.receive(ctx, n))
+			b, err := w.receive(ctx, n)
+			retry.done(w, ctx, err)
+			w.park(ctx, b)
 		}()
 	}
 }
 
 // receive asks for n messages, carrying the acks waiting (worker_ackhold.go),
 // gives back the tokens of those that did not come, and starts a handler
-// for each that did.
-func (w *Worker) receive(ctx context.Context, n int) error {
+// for each that did. It returns the batch its slot is to park for, if any.
+func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 	req := ReceiveRequest{Max: n, Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
 	var carried []*Delivery
 	if ctx.Err() == nil && !w.noCarry.Load() {
@@ -93,8 +96,12 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 	if len(carried) > 0 {
 		err = w.carried(callCtx, carried, res, err)
 	}
+	full := len(res.Messages) == n && n >= w.want()
 	if err == nil {
 		w.drained.Store(len(res.Messages) < n)
+		if full {
+			w.wakeParked() // load: both slots are wanted
+		}
 	}
 	for range n - len(res.Messages) {
 		<-w.sem
@@ -103,12 +110,16 @@ func (w *Worker) receive(ctx context.Context, n int) error {
 		// Stop began while this receive was out (one that carries acks,
 		// which Stop lets finish): the worker takes no new messages.
 		w.releaseUnstarted(res.Messages)
-		return err
+		return nil, err
+	}
+	var b *parkedBatch
+	if !full {
+		b = w.parkFor(len(res.Messages))
 	}
 	for i := range res.Messages {
-		w.dispatch(&res.Messages[i], leasedAt)
+		w.dispatch(&res.Messages[i], leasedAt, b)
 	}
-	return err
+	return b, err
 }
 
 // releaseUnstarted hands back messages a stopping worker received, as
@@ -164,6 +175,72 @@ func (w *Worker) carried(ctx context.Context, ds []*Delivery, res ReceiveResult,
 	return err
 }
 
+// parkMax bounds a parked slot's wait for its batch's handlers.
+const parkMax = time.Second
+
+// A parked slot. Under a light load both receives long-poll, so a
+// handler that finishes finds none about to go out: its ack went alone,
+// with an fsync of its own, and the receive that ended the wait took the
+// next message without it. So a receive that brings messages and finds
+// the queue drained (fewer than it asked for) keeps its slot until the
+// handlers of its batch have returned, while the other slot's receive
+// long-polls for new messages; then the slot's next receive carries their
+// acks, and the server's next write covers them with its fsync. One slot
+// at most is parked; it leaves at once when a receive comes back full
+// (the load is back, and both slots are wanted), when the worker stops,
+// or after parkMax. The acks held meanwhile wait ackHold at most, as any.
+type parkedBatch struct {
+	left atomic.Int32 // handlers of the batch still running
+	done chan struct{}
+	cut  chan struct{} // closed by wakeParked
+	once sync.Once
+}
+
+// parkFor returns the batch of got messages a receive that was not full
+// parks its slot for, or nil when it does not park.
+func (w *Worker) parkFor(got int) *parkedBatch {
+	if got == 0 || w.noCarry.Load() || w.parked.Load() != nil {
+		return nil
+	}
+	b := &parkedBatch{done: make(chan struct{}), cut: make(chan struct{})}
+	b.left.Store(int32(got))
+	if !w.parked.CompareAndSwap(nil, b) {
+		return nil
+	}
+	return b
+}
+
+// handled notes that one handler of b returned; b may be nil.
+func (b *parkedBatch) handled() {
+	if b != nil && b.left.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// park holds the caller's slot until b's handlers have returned, the load
+// is back (wakeParked), ctx ends or parkMax has passed. b may be nil.
+func (w *Worker) park(ctx context.Context, b *parkedBatch) {
+	if b == nil {
+		return
+	}
+	defer w.parked.CompareAndSwap(b, nil)
+	t := time.NewTimer(parkMax)
+	defer t.Stop()
+	select {
+	case <-b.done:
+	case <-b.cut:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// wakeParked ends the wait of a parked slot, if there is one.
+func (w *Worker) wakeParked() {
+	if b := w.parked.Load(); b != nil {
+		b.once.Do(func() { close(b.cut) })
+	}
+}
+
 // gather takes, after the one token the caller holds, the tokens of the
 // handlers free now; if that is less than half of what one receive may
 // ask for, it waits up to w.linger (receiveLinger) for more. It returns
@@ -180,8 +257,11 @@ func (w *Worker) gather(ctx context.Context, linger *time.Timer) int {
 		}
 		break
 	}
-	want := max(1, min(w.opts.Concurrency, most)/2)
-	if n >= want {
+	want := w.want()
+	if n >= want || w.drained.Load() {
+		// Enough; or the queue is drained, so that this receive will
+		// long-poll whatever it asks for, and waiting for more handlers
+		// would only delay the acks it carries.
 		return n
 	}
 	linger.Reset(w.linger)
@@ -198,6 +278,12 @@ func (w *Worker) gather(ctx context.Context, linger *time.Timer) int {
 	}
 	return n
 }
+
+// want is how many messages a receive asks for at least, unless its
+// handlers are busy for longer than w.linger: half of what one may ask.
+// A receive asking for fewer that comes back full says nothing of the
+// load: it took what there was room for.
+func (w *Worker) want() int { return max(1, min(w.opts.Concurrency, w.opts.MaxBatch)/2) }
 
 // receiveRetry spaces out receives after failures: the wait doubles from
 // 50ms to 5s while they fail, and is gone after a success.

@@ -15,9 +15,9 @@ import (
 const maxErrorText = 4096
 
 // dispatch starts a handler for m, which holds one of w.sem's tokens.
-func (w *Worker) dispatch(m *Message, leasedAt time.Time) {
+func (w *Worker) dispatch(m *Message, leasedAt time.Time, b *parkedBatch) {
 	ctx, cancel := context.WithCancelCause(w.base)
-	d := &Delivery{Message: *m, queue: w.queue, c: w.c, visibility: w.opts.Visibility, cancel: cancel}
+	d := &Delivery{Message: *m, queue: w.queue, c: w.c, visibility: w.opts.Visibility, cancel: cancel, batch: b}
 	w.mu.Lock()
 	w.inflight[d] = struct{}{}
 	w.mu.Unlock()
@@ -44,8 +44,9 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
 	// receive the token lets start finds it and carries it.
-	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d)
+	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks())
 	<-w.sem // the handler is done: another may start while this one settles
+	d.batch.handled()
 	if !claimed || acking {
 		return
 	}
