@@ -84,6 +84,7 @@ type Params struct {
 	Backlog     int     `json:"backlog,omitempty"`    // w5: most messages sent and not yet acked
 	Tasks       bool    `json:"tasks,omitempty"`      // w2: jobs are tasks (durable records with a result), not plain messages
 	CarryAcks   bool    `json:"carry_acks,omitempty"` // consumers' receives carry the previous batch's acks
+	Worker      bool    `json:"worker,omitempty"`     // w3: the consumer is one SDK Worker with Consumers handlers
 }
 
 // Defaults and limits of Params.

@@ -199,7 +199,7 @@ func (r *runner) checkDrained(ctx context.Context, n int64) error {
 		return fmt.Errorf("check the queue: %w", err)
 	}
 	if s := q.Stats; s.AckedTotal < n || s.Ready != 0 || s.InFlight != 0 {
-		return fmt.Errorf("queue %s after the burn-down: acked %d of %d, %d ready, %d in flight",
+		return fmt.Errorf("queue %s after the run: acked %d of %d, %d ready, %d in flight",
 			r.p.Queue, s.AckedTotal, n, s.Ready, s.InFlight)
 	}
 	return nil

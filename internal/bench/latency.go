@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/courierhq/courier"
 )
 
 // warmUpMessages are sent, received and acked before w3's schedule starts,
@@ -38,6 +40,10 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 		send     = &Histogram{} // start → 2xx of each send
 	)
 	g.run(func() (err error) {
+		if r.p.Worker {
+			lat, err = r.workAll(gctx, m, n)
+			return err
+		}
 		lat, refused, err = r.receiveAll(gctx, m, n, r.p.Consumers, r.p.Batch, sendToReceive, nil)
 		return err
 	})
@@ -58,7 +64,15 @@ func runLatency(ctx context.Context, r *runner) (outcome, error) {
 		return outcome{}, err
 	}
 	r.extra["warmup_messages"] = warmUpMessages
-	r.extra["acks_refused_lease_expired"] = refused
+	if r.p.Worker {
+		// A Worker only logs an ack that failed: check that every message
+		// (the warm-up's too) was acked once its handler was done.
+		if err := r.checkDrained(ctx, n+warmUpMessages); err != nil {
+			return outcome{}, err
+		}
+	} else {
+		r.extra["acks_refused_lease_expired"] = refused
+	}
 	noteLag(r.extra, lag)
 	r.extra["send_p50_ms"] = ms(send.Percentile(0.5))
 	r.extra["send_p99_ms"] = ms(send.Percentile(0.99))
@@ -73,4 +87,28 @@ func noteLag(extra map[string]any, lag *Histogram) {
 	extra["send_lag_p90_ms"] = ms(lag.Percentile(0.9))
 	extra["send_lag_p99_ms"] = ms(lag.Percentile(0.99))
 	extra["send_lag_max_ms"] = ms(lag.Max())
+}
+
+// workAll takes n messages with one SDK Worker of Consumers handlers, as an
+// application would, counting them on m. A message's latency runs from its
+// scheduled send to the start of its handler.
+func (r *runner) workAll(ctx context.Context, m *meter, n int64) (*Histogram, error) {
+	var (
+		mu   sync.Mutex // guards lat
+		lat  = &Histogram{}
+		all  = make(chan struct{})
+		once sync.Once
+	)
+	w := courier.NewWorker(r.c, r.p.Queue, courier.HandlerFunc(func(_ context.Context, d *courier.Delivery) error {
+		if since, ok := r.bodies.since(&d.Message); ok {
+			mu.Lock()
+			lat.Record(since)
+			mu.Unlock()
+		}
+		if m.add(1) >= n {
+			once.Do(func() { close(all) })
+		}
+		return nil
+	}), courier.WorkerOptions{Concurrency: r.p.Consumers, MaxBatch: r.p.Batch, Wait: workerWait})
+	return lat, runWorkerUntil(ctx, w, all)
 }

@@ -169,6 +169,7 @@ func used(w Workload, p Params) Params {
 		p.Baseline = 0
 	}
 	p.Tasks = p.Tasks && w.Uses("tasks")
-	p.CarryAcks = p.CarryAcks && w.Uses("carry-acks") && p.Batch > 1
+	p.Worker = p.Worker && w.Uses("worker")
+	p.CarryAcks = p.CarryAcks && w.Uses("carry-acks") && p.Batch > 1 && !p.Worker
 	return p
 }

@@ -226,6 +226,25 @@ func TestLatencyOpenLoop(t *testing.T) {
 	}
 }
 
+// TestLatencyWorker: with --worker the consumer is one SDK Worker, whose
+// handlers take every message once and whose acks all land.
+func TestLatencyWorker(t *testing.T) {
+	t.Parallel()
+	res := runSmall(t, W3, Params{Count: 200, Rate: 2000, Consumers: 3, Worker: true, CarryAcks: true}, Target{})
+	if res.Extra["queue_acked_total"] != int64(200+warmUpMessages) || res.Extra["latency_samples"] != uint64(200) {
+		t.Errorf("acked %v, samples %v; want 200 (+%d warm-up)", res.Extra["queue_acked_total"], res.Extra["latency_samples"], warmUpMessages)
+	}
+	if !res.Params.Worker || res.Params.CarryAcks || res.Params.Consumers != 3 {
+		t.Errorf("params in effect %+v; want worker, 3 consumers, and no carry_acks (a Worker carries its own)", res.Params)
+	}
+	if _, ok := res.Extra["acks_refused_lease_expired"]; ok {
+		t.Errorf("extra %v: a Worker's run reports no refused acks of its own", res.Extra)
+	}
+	if res.LatencyMS.P50 <= 0 || res.LatencyMS.P99 < res.LatencyMS.P50 {
+		t.Errorf("latency %+v", res.LatencyMS)
+	}
+}
+
 // TestSyncProbe: the probe syncs as many times as asked, each taking some
 // time, and leaves nothing behind in the directory.
 func TestSyncProbe(t *testing.T) {

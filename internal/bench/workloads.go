@@ -29,7 +29,7 @@ var specs = map[Workload]spec{
 		uses:    "producers batch concurrency tasks", count: 100_000, concurrency: 100, run: runBurnDown},
 	W3: {alias: "latency", title: "latency at a fixed rate (open loop)", unit: "messages",
 		latency: "scheduled send→receive: from the moment the send was due on the fixed-rate schedule (late sends are charged) to the return of the receive that took the message",
-		uses:    "consumers batch rate carry-acks", count: 10_000, rate: DefaultRate, run: runLatency},
+		uses:    "consumers batch rate carry-acks worker", count: 10_000, rate: DefaultRate, run: runLatency},
 	W4: {alias: "backlog", title: "backlog", unit: "messages",
 		latency: "receive+ack round: the receive request that took the message, start to the 2xx of its ack, while draining the full backlog",
 		uses:    "producers consumers batch baseline carry-acks", count: 1_000_000, run: runBacklog},

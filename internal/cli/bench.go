@@ -53,7 +53,7 @@ See docs/cli.md for every figure of the output.`
 // benchParams are the flags that set bench.Params; the others select the
 // target.
 var benchParams = []string{"count", "size", "producers", "consumers", "batch", "concurrency",
-	"rate", "windows", "queue", "baseline", "backlog", "tasks", "carry-acks"}
+	"rate", "windows", "queue", "baseline", "backlog", "tasks", "carry-acks", "worker"}
 
 type benchFlags struct {
 	p       bench.Params
@@ -104,6 +104,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.IntVar(&f.p.Backlog, "backlog", 0, "w5: most messages sent and not yet acked (default max(1000, 2 × batch × max(producers, consumers)))")
 	fl.BoolVar(&f.p.Tasks, "tasks", false, "w2: the jobs are tasks (durable records finished with a result) rather than plain messages")
 	fl.BoolVar(&f.p.CarryAcks, "carry-acks", false, "w1, w3, w4, w5 with --batch above 1: each consumer's receive carries the acks of its previous batch (one request per batch, as the SDK's Worker does) instead of a separate ack request")
+	fl.BoolVar(&f.p.Worker, "worker", false, "w3: the consumer is one SDK Worker with --consumers handlers and --batch messages per receive at most (it carries acks on its receives), instead of --consumers receive loops")
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
