@@ -50,6 +50,7 @@ type serveFlags struct {
 	maxRequest          string
 	minFree             string
 	cache               string
+	taskCache           string
 	noAutoCreate        bool
 	shutdownTimeout     time.Duration
 	webhookAllow        []string
@@ -107,6 +108,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.maxRequest, "max-request-bytes", "32MiB", "largest request body accepted (413 beyond)")
 	fl.StringVar(&f.minFree, "min-free-disk", "256MiB", "disk space kept free: sends get 503 below it")
 	fl.StringVar(&f.cache, "cache", "64MiB", "store block cache size")
+	fl.StringVar(&f.taskCache, "task-cache", "32MiB", "memory for the embedded store's cache of recently written task records")
 	fl.BoolVar(&f.noAutoCreate, "no-auto-create", false, "answer 404 to sends and receives on missing queues instead of creating them")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests in flight")
 	fl.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "CIDR (like 10.0.0.0/8) or address that webhooks may reach although private or loopback; repeatable")
@@ -144,6 +146,10 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	taskCache, err := parseBytes("--task-cache", f.taskCache)
+	if err != nil {
+		return server.Config{}, err
+	}
 	allow, err := parsePrefixes("--webhook-allow", f.webhookAllow)
 	if err != nil {
 		return server.Config{}, err
@@ -165,7 +171,7 @@ func (f *serveFlags) config(logOut io.Writer) (server.Config, error) {
 	}
 	cfg := server.Config{Addr: f.addr, DataDir: f.data, Store: f.store, Migrate: f.migrate, PG: pg,
 		AllowUnsafeDurability: f.unsafe, MaxRequestBytes: int64(maxReq),
-		MinFreeBytes: minFree, CacheBytes: int64(cache), NoAutoCreate: f.noAutoCreate, Logger: logger,
+		MinFreeBytes: minFree, CacheBytes: int64(cache), TaskCacheBytes: int64(taskCache), NoAutoCreate: f.noAutoCreate, Logger: logger,
 		CORSOrigins: f.corsOrigins}
 	cfg.WebhookAllow = allow
 	return cfg, cfg.WithDefaults().Validate()

@@ -90,6 +90,8 @@ func TestServeBadFlags(t *testing.T) {
 		{"serve", "--min-free-disk", "-1"},
 		{"serve", "--shutdown-timeout", "0s"},
 		{"serve", "--gc-heap-floor", "lots"},
+		{"serve", "--task-cache", "-1"},
+		{"serve", "--task-cache", "1.5GiB"},
 		{"serve", "extra"},
 		{"serve", "--pg-max-conns", "4"}, // without --store
 		{"serve", "--store", "postgres://h/db", "--pg-max-conns", "-1"},
@@ -123,6 +125,21 @@ func TestServePGConfig(t *testing.T) {
 		got, err := c.f.pgConfig()
 		if err != nil || got != c.want {
 			t.Errorf("%+v: got %+v, %v; want %+v", c.f, got, err, c.want)
+		}
+	}
+}
+
+// TestServeTaskCache: --task-cache reaches the server's config; 0 means
+// the default, as for the other sizes.
+func TestServeTaskCache(t *testing.T) {
+	t.Parallel()
+	f := serveFlags{addr: "127.0.0.1:0", data: t.TempDir(), logLevel: "error", logFormat: "text",
+		maxRequest: "1MiB", minFree: "1MiB", cache: "1MiB", shutdownTimeout: 1}
+	for in, want := range map[string]int64{"256MiB": 256 << 20, "1048576": 1 << 20, "0": 32 << 20} {
+		f.taskCache = in
+		cfg, err := f.config(io.Discard)
+		if err != nil || cfg.WithDefaults().TaskCacheBytes != want {
+			t.Errorf("--task-cache %s: %d, %v; want %d", in, cfg.WithDefaults().TaskCacheBytes, err, want)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 func TestServeWebhookAllow(t *testing.T) {
 	t.Parallel()
 	f := serveFlags{addr: "127.0.0.1:0", data: t.TempDir(), logLevel: "error", logFormat: "text",
-		maxRequest: "1MiB", minFree: "1MiB", cache: "1MiB", shutdownTimeout: 1,
+		maxRequest: "1MiB", minFree: "1MiB", cache: "1MiB", taskCache: "1MiB", shutdownTimeout: 1,
 		webhookAllow: []string{"10.0.0.0/8", "127.0.0.1", "fd00::/8"}}
 	cfg, err := f.config(io.Discard)
 	if err != nil {

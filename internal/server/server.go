@@ -94,6 +94,9 @@ type Config struct {
 	MinFreeBytes uint64
 	// CacheBytes is the store's block cache; default 64 MiB.
 	CacheBytes int64
+	// TaskCacheBytes bounds the embedded store's cache of recently written
+	// task records; default 32 MiB.
+	TaskCacheBytes int64
 	// Logger receives the server's logs; default discards.
 	Logger *slog.Logger
 	// Clock tells time; default the wall clock, or with a PostgreSQL Store
@@ -133,6 +136,9 @@ func (c Config) WithDefaults() Config {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
 	}
+	if c.TaskCacheBytes == 0 {
+		c.TaskCacheBytes = 32 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -169,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("cache bytes %d: want 0 or more", c.CacheBytes)
+	}
+	if c.TaskCacheBytes < 0 {
+		return fmt.Errorf("task cache bytes %d: want 0 or more", c.TaskCacheBytes)
 	}
 	for _, o := range c.CORSOrigins {
 		if err := httpapi.CheckOrigin(o); err != nil {

@@ -26,7 +26,7 @@ func openStore(ctx context.Context, cfg *Config) (store.Store, stopper, error) {
 		if cfg.Clock == nil {
 			cfg.Clock = clock.Real()
 		}
-		st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes,
+		st, err := pebblestore.Open(pebblestore.Options{Dir: cfg.DataDir, CacheBytes: cfg.CacheBytes, TaskCacheBytes: cfg.TaskCacheBytes,
 			MinFreeBytes: cfg.MinFreeBytes, FreeBytes: cfg.FreeBytes, FS: cfg.FS, Logger: cfg.Logger})
 		return st, nil, err
 	}
