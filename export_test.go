@@ -9,3 +9,6 @@ func SetAckHold(w *Worker, hold, linger time.Duration) { w.hold, w.linger = hold
 
 // CarryWait is the long-poll of a worker's receive that carries acks.
 const CarryWait = carryWait
+
+// WorkerParked reports whether one of w's receive slots is parked.
+func WorkerParked(w *Worker) bool { return w.parked.Load() != nil }

@@ -445,6 +445,40 @@ func TestWorkerCarriesAcksUnderLightLoad(t *testing.T) {
 	t.Logf("%d receives carried acks; %d ack calls", carrying.Load(), acks.Load())
 }
 
+// TestWorkerDoesNotParkUnderBacklog: while the queue has a backlog every
+// receive comes back with all it asked for, however few that was (the
+// handlers are busy), and no slot parks: the worker keeps both receives
+// going. Found by a review: a receive asking for fewer than half a batch
+// used to park when it came back full.
+func TestWorkerDoesNotParkUnderBacklog(t *testing.T) {
+	t.Parallel()
+	plain, url := setupURL(t)
+	const n = 600
+	sendN(t, plain, "backlog", n, nil)
+	c, _, _ := countingClient(t, url)
+	var handled atomic.Int64
+	w := courier.NewWorker(c, "backlog", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		time.Sleep(time.Duration(5+handled.Load()%11) * time.Millisecond)
+		handled.Add(1)
+		return nil
+	}), courier.WorkerOptions{Concurrency: 10})
+	startWorker(t, w)
+	samples, parked := 0, 0
+	for handled.Load() < n*2/3 { // the backlog lasts beyond this
+		time.Sleep(200 * time.Microsecond)
+		samples++
+		if courier.WorkerParked(w) {
+			parked++
+		}
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if parked > 0 {
+		t.Errorf("a slot was parked in %d of %d samples while the queue had a backlog", parked, samples)
+	}
+}
+
 // TestWorkerStopWaitsForTooLargeTerminate: a result over the server's limit
 // is found out by the ack after the handler has returned; Stop, called
 // then, waits for the terminate that settles the task instead.

@@ -118,12 +118,20 @@ func (w *Worker) holdLoop() {
 	}
 }
 
-// holdAcks reports whether an ack queued now is to wait for a receive to
-// carry it: not when none will go out soon (the queue is drained, the
-// receives out are long-polls, and no slot is parked to send one), nor at
+// holdAcks reports whether d's ack, queued now, is to wait for a receive
+// to carry it: not when none will go out soon (the queue is drained and
+// the receives out are long-polls), unless d's handler is the last of a
+// parked slot's batch (its slot goes out as soon as it returns); nor at
 // all (noCarry).
-func (w *Worker) holdAcks() bool {
-	return (!w.drained.Load() || w.parked.Load() != nil) && !w.noCarry.Load()
+func (w *Worker) holdAcks(d *Delivery) bool {
+	if w.noCarry.Load() {
+		return false
+	}
+	if !w.drained.Load() {
+		return true
+	}
+	b := w.parked.Load()
+	return b != nil && d.batch == b && b.left.Load() == 1
 }
 
 // toAckers queues ds for the ackers, which run until after holdLoop ends.

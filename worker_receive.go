@@ -113,7 +113,7 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 		return nil, err
 	}
 	var b *parkedBatch
-	if !full {
+	if len(res.Messages) < n { // a receive that got all it asked for says the queue has more
 		b = w.parkFor(len(res.Messages))
 	}
 	for i := range res.Messages {
@@ -196,8 +196,8 @@ type parkedBatch struct {
 	once sync.Once
 }
 
-// parkFor returns the batch of got messages a receive that was not full
-// parks its slot for, or nil when it does not park.
+// parkFor returns the batch of got messages a short receive parks its
+// slot for, or nil when it does not park.
 func (w *Worker) parkFor(got int) *parkedBatch {
 	if got == 0 || w.noCarry.Load() || w.parked.Load() != nil {
 		return nil

@@ -44,7 +44,7 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
 	// receive the token lets start finds it and carries it.
-	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks())
+	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks(d))
 	<-w.sem // the handler is done: another may start while this one settles
 	d.batch.handled()
 	if !claimed || acking {

@@ -121,6 +121,9 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	if s.latencyOpen != "" && r.p.Rate > 0 {
 		result.LatencyIs = s.latencyOpen
 	}
+	if s.latencyWorker != "" && r.p.Worker {
+		result.LatencyIs = s.latencyWorker
+	}
 	if result.Windows == nil {
 		result.Windows = []Window{}
 	}

@@ -237,6 +237,9 @@ func TestLatencyWorker(t *testing.T) {
 	if !res.Params.Worker || res.Params.CarryAcks || res.Params.Consumers != 3 {
 		t.Errorf("params in effect %+v; want worker, 3 consumers, and no carry_acks (a Worker carries its own)", res.Params)
 	}
+	if !strings.Contains(res.LatencyIs, "Worker's handler") {
+		t.Errorf("latency_is %q; want it to end at the Worker's handler", res.LatencyIs)
+	}
 	if _, ok := res.Extra["acks_refused_lease_expired"]; ok {
 		t.Errorf("extra %v: a Worker's run reports no refused acks of its own", res.Extra)
 	}

@@ -12,7 +12,9 @@ type spec struct {
 	// latencyOpen replaces latency when the run is open loop (a rate
 	// given to a workload that is otherwise closed loop).
 	latencyOpen string
-	uses        string // parameters it uses beyond count, size, windows, queue
+	// latencyWorker replaces latency when an SDK Worker consumes (w3 --worker).
+	latencyWorker string
+	uses          string // parameters it uses beyond count, size, windows, queue
 	// Defaults of its own.
 	count       int64
 	concurrency int
@@ -28,8 +30,9 @@ var specs = map[Workload]spec{
 		latency: "enqueue: the send (or, with --tasks, submit) request that stored the job, start to 2xx",
 		uses:    "producers batch concurrency tasks", count: 100_000, concurrency: 100, run: runBurnDown},
 	W3: {alias: "latency", title: "latency at a fixed rate (open loop)", unit: "messages",
-		latency: "scheduled send→receive: from the moment the send was due on the fixed-rate schedule (late sends are charged) to the return of the receive that took the message",
-		uses:    "consumers batch rate carry-acks worker", count: 10_000, rate: DefaultRate, run: runLatency},
+		latency:       "scheduled send→receive: from the moment the send was due on the fixed-rate schedule (late sends are charged) to the return of the receive that took the message",
+		latencyWorker: "scheduled send→handler: from the moment the send was due on the fixed-rate schedule (late sends are charged) to the start of the SDK Worker's handler that took the message",
+		uses:          "consumers batch rate carry-acks worker", count: 10_000, rate: DefaultRate, run: runLatency},
 	W4: {alias: "backlog", title: "backlog", unit: "messages",
 		latency: "receive+ack round: the receive request that took the message, start to the 2xx of its ack, while draining the full backlog",
 		uses:    "producers consumers batch baseline carry-acks", count: 1_000_000, run: runBacklog},
