@@ -15,10 +15,10 @@ import (
 // — go to the ackers (worker_settle.go), which send them in batches of
 // their own. When the last receive found the queue drained (fewer messages
 // than it asked for), the receives out are long-polls that may wait for
-// the next message, so acks are held only while a slot is parked waiting
-// for them (worker_receive.go, park): otherwise, under a light load,
-// holding would add up to ackHold to every ack, and to every task's
-// result.
+// the next message, so the only ack held is that of the last handler of
+// the batch a parked slot waits for (worker_receive.go, park), which that
+// slot's next receive carries: any other, under a light load, would wait
+// ackHold for nothing, and so would every task's result.
 
 // ackHold is how long an ack waits for a receive to carry it before the
 // ackers send it.
