@@ -464,7 +464,11 @@ func TestWorkerDoesNotParkUnderBacklog(t *testing.T) {
 	}), courier.WorkerOptions{Concurrency: 10})
 	startWorker(t, w)
 	samples, parked := 0, 0
+	deadline := time.Now().Add(30 * time.Second)
 	for handled.Load() < n*2/3 { // the backlog lasts beyond this
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d handled in 30s", handled.Load(), n)
+		}
 		time.Sleep(200 * time.Microsecond)
 		samples++
 		if courier.WorkerParked(w) {

@@ -17,8 +17,9 @@ import (
 // than it asked for), the receives out are long-polls that may wait for
 // the next message, so the only ack held is that of the last handler of
 // the batch a parked slot waits for (worker_receive.go, park), which that
-// slot's next receive carries: any other, under a light load, would wait
-// ackHold for nothing, and so would every task's result.
+// slot's next receive carries, with any queued beside it: others, under a
+// light load, would wait ackHold for nothing, and so would every task's
+// result.
 
 // ackHold is how long an ack waits for a receive to carry it before the
 // ackers send it.
@@ -38,7 +39,8 @@ func newHeldAcks() *heldAcks { return &heldAcks{kick: make(chan struct{}, 1)} }
 // add queues d's ack, false if the queue is closed. hold says whether a
 // receive is expected to carry it: decided by the caller now, not when
 // holdLoop wakes, since by then the receive may have gone out (a parked
-// slot leaves as soon as its last handler is done).
+// slot leaves as soon as its last handler is done). The acks queued
+// together wait for a receive if any of them is to.
 func (h *heldAcks) add(d *Delivery, hold bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -46,12 +48,14 @@ func (h *heldAcks) add(d *Delivery, hold bool) bool {
 		return false
 	}
 	h.ds = append(h.ds, d)
-	if len(h.ds) == 1 {
-		h.hold = hold
-		select {
-		case h.kick <- struct{}{}:
-		default:
-		}
+	if len(h.ds) > 1 {
+		h.hold = h.hold || hold // one to carry keeps the round for the receive
+		return true
+	}
+	h.hold = hold
+	select {
+	case h.kick <- struct{}{}:
+	default:
 	}
 	return true
 }
@@ -121,17 +125,16 @@ func (w *Worker) holdLoop() {
 // holdAcks reports whether d's ack, queued now, is to wait for a receive
 // to carry it: not when none will go out soon (the queue is drained and
 // the receives out are long-polls), unless d's handler is the last of a
-// parked slot's batch (its slot goes out as soon as it returns); nor at
-// all (noCarry).
-func (w *Worker) holdAcks(d *Delivery) bool {
+// parked slot's batch to return (last; its slot goes out as soon as it
+// has); nor at all (noCarry).
+func (w *Worker) holdAcks(d *Delivery, last bool) bool {
 	if w.noCarry.Load() {
 		return false
 	}
 	if !w.drained.Load() {
 		return true
 	}
-	b := w.parked.Load()
-	return b != nil && d.batch == b && b.left.Load() == 1
+	return last && d.batch == w.parked.Load()
 }
 
 // toAckers queues ds for the ackers, which run until after holdLoop ends.

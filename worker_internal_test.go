@@ -168,3 +168,23 @@ func TestAckAfterAckersGone(t *testing.T) {
 			len(w.inflight), len(w.acks), ctx.Err() == nil)
 	}
 }
+
+// TestHeldAcksHoldForAny: acks queued together wait for a receive if any
+// of them is to (the last of a parked batch, queued just after another
+// that is not, must not go out with it at once), and a new round starts
+// from its own first ack.
+func TestHeldAcksHoldForAny(t *testing.T) {
+	h := newHeldAcks()
+	h.add(&Delivery{}, false)
+	h.add(&Delivery{}, true)
+	if !h.holding() {
+		t.Errorf("an ack to carry queued after one not to: holding() false; want true")
+	}
+	if got := h.take(-1); len(got) != 2 {
+		t.Fatalf("took %d acks, want 2", len(got))
+	}
+	h.add(&Delivery{}, false)
+	if h.holding() {
+		t.Errorf("a new round whose first ack is not to be carried: holding() true; want false")
+	}
+}

@@ -210,11 +210,11 @@ func (w *Worker) parkFor(got int) *parkedBatch {
 	return b
 }
 
-// handled notes that one handler of b returned; b may be nil.
-func (b *parkedBatch) handled() {
-	if b != nil && b.left.Add(-1) == 0 {
-		close(b.done)
-	}
+// leave notes that one handler of b returned, and reports whether it was
+// the last; b may be nil. The caller closes b.done then, once the ack is
+// queued and the token given back.
+func (b *parkedBatch) leave() bool {
+	return b != nil && b.left.Add(-1) == 0
 }
 
 // park holds the caller's slot until b's handlers have returned, the load

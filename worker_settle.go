@@ -44,9 +44,12 @@ func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
 	// receive the token lets start finds it and carries it.
-	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks(d))
+	last := d.batch.leave()
+	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks(d, last))
 	<-w.sem // the handler is done: another may start while this one settles
-	d.batch.handled()
+	if last {
+		close(d.batch.done) // the parked slot may go, and find the ack and the token
+	}
 	if !claimed || acking {
 		return
 	}
