@@ -167,7 +167,10 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 			fmt.Fprintf(e.stderr, "courier: note: --%s does not apply to %s; ignored\n", fl.Name, w)
 		}
 	})
-	if f.p.CarryAcks && f.p.Batch == 1 && w.Uses("carry-acks") {
+	switch {
+	case f.p.CarryAcks && f.p.Worker && w.Uses("worker"):
+		fmt.Fprintf(e.stderr, "courier: note: --carry-acks does not apply with --worker (the Worker carries its acks its own way); ignored\n")
+	case f.p.CarryAcks && f.p.Batch == 1 && w.Uses("carry-acks"):
 		fmt.Fprintf(e.stderr, "courier: note: --carry-acks does not apply with --batch 1 (a request per message); ignored\n")
 	}
 	floor, err := parseBytes("--gc-heap-floor", f.gcFloor)

@@ -184,6 +184,13 @@ func TestBenchNotes(t *testing.T) {
 	if p := parseBench(t, r.stdout).Params; p["producers"] != 0.0 || p["concurrency"] != 4.0 {
 		t.Errorf("params in effect %v; want producers 0, concurrency 4", p)
 	}
+	r = courierCmd(t.Context(), t, "", strings.NewReader(""), "--json", "bench", "w3", "--count", "20", "--rate", "2000", "--worker", "--carry-acks")
+	if r.code != 0 || !strings.Contains(r.stderr, "--carry-acks does not apply with --worker") {
+		t.Errorf("bench w3 --worker --carry-acks: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if p := parseBench(t, r.stdout).Params; p["carry_acks"] != nil || p["worker"] != true {
+		t.Errorf("params in effect %v; want worker and no carry_acks", p)
+	}
 	r = courierCmd(t.Context(), t, "", strings.NewReader(""), "--json", "bench", "w1", "--count", "20", "--batch", "1", "--carry-acks")
 	if r.code != 0 || !strings.Contains(r.stderr, "--carry-acks does not apply with --batch 1") {
 		t.Errorf("bench w1 --batch 1 --carry-acks: exit %d, stderr %q", r.code, r.stderr)
