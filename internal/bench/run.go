@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"time"
 
@@ -72,6 +73,12 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	if cfg.Target.Token != "" {
 		opts = append(opts, courier.WithToken(cfg.Target.Token))
 	}
+	// The SDK's own transport settings (a transport per client, many idle
+	// connections), under a counter of the requests.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = maxIdleConns, maxIdleConns
+	reqs := &requestCounter{next: t}
+	opts = append(opts, courier.WithHTTPClient(&http.Client{Transport: reqs}))
 	c := courier.NewClient(tg.url, opts...)
 	defer c.CloseIdleConnections()
 	r := &runner{p: used(cfg.Workload, cfg.Params), c: c,
@@ -83,6 +90,7 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	out, err := s.run(ctx, r)
 	cpu, cpuOK, peak := res.finish()
 	syncs.note(r.extra)
+	reqs.note(r.extra)
 	r.prog.stop()
 	if err != nil {
 		return nil, fmt.Errorf("bench %s: %w", cfg.Workload, err)

@@ -198,6 +198,11 @@ func TestLatencyOpenLoop(t *testing.T) {
 	if res.Params.Rate != 2000 || res.Params.Producers != 0 {
 		t.Errorf("params in effect %+v; want rate 2000 and no producers", res.Params)
 	}
+	// Single sends, and the receive loops' acks in calls of their own.
+	if reqs, _ := res.Extra["requests"].(map[string]int64); reqs["messages"] != 200+warmUpMessages ||
+		reqs["receive"] < 1 || reqs["ack"] < 1 || reqs["ack"] > reqs["receive"] {
+		t.Errorf("requests %v; want %d sends, and no more acks than receives", res.Extra["requests"], 200+warmUpMessages)
+	}
 	for _, k := range []string{"send_lag_p50_ms", "send_lag_p90_ms", "send_lag_p99_ms", "send_lag_max_ms"} {
 		if v, ok := res.Extra[k].(float64); !ok || v < 0 {
 			t.Errorf("send lag %s: %v", k, res.Extra[k])
@@ -236,6 +241,9 @@ func TestLatencyWorker(t *testing.T) {
 	}
 	if !res.Params.Worker || res.Params.CarryAcks || res.Params.Consumers != 3 {
 		t.Errorf("params in effect %+v; want worker, 3 consumers, and no carry_acks (a Worker carries its own)", res.Params)
+	}
+	if reqs, _ := res.Extra["requests"].(map[string]int64); reqs["messages"] != 200+warmUpMessages || reqs["receive"] < 1 {
+		t.Errorf("requests %v; want %d sends and some receives", res.Extra["requests"], 200+warmUpMessages)
 	}
 	if !strings.Contains(res.LatencyIs, "Worker's handler") {
 		t.Errorf("latency_is %q; want it to end at the Worker's handler", res.LatencyIs)
