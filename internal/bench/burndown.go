@@ -53,15 +53,7 @@ func runBurnDown(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["enqueue_per_second"] = perSecond(n, enq.elapsed())
 
 	burn := r.phase("burn down", n)
-	all := make(chan struct{})
-	var once sync.Once
-	w := courier.NewWorker(r.c, r.p.Queue, courier.HandlerFunc(func(context.Context, *courier.Delivery) error {
-		if burn.add(1) >= n {
-			once.Do(func() { close(all) })
-		}
-		return nil
-	}), courier.WorkerOptions{Concurrency: r.p.Concurrency, MaxBatch: r.p.Batch, Wait: workerWait})
-	if err := runWorkerUntil(ctx, w, all); err != nil {
+	if err := r.work(ctx, burn, n, r.p.Concurrency, nil); err != nil {
 		return outcome{}, err
 	}
 	took := time.Since(burn.start)
@@ -77,6 +69,25 @@ func runBurnDown(ctx context.Context, r *runner) (outcome, error) {
 		return outcome{}, err
 	}
 	return outcome{count: n, elapsed: took, lat: lat, windows: burn.windows()}, nil
+}
+
+// work runs one SDK Worker of concurrency no-op handlers (Batch messages
+// per receive at most) until n of them have counted on m; each calls
+// handled first, if not nil. Every 2xx it waits for is durable: it ends
+// with the Worker's graceful stop, once the last acks are answered.
+func (r *runner) work(ctx context.Context, m *meter, n int64, concurrency int, handled func(*courier.Delivery)) error {
+	all := make(chan struct{})
+	var once sync.Once
+	w := courier.NewWorker(r.c, r.p.Queue, courier.HandlerFunc(func(_ context.Context, d *courier.Delivery) error {
+		if handled != nil {
+			handled(d)
+		}
+		if m.add(1) >= n {
+			once.Do(func() { close(all) })
+		}
+		return nil
+	}), courier.WorkerOptions{Concurrency: concurrency, MaxBatch: r.p.Batch, Wait: workerWait})
+	return runWorkerUntil(ctx, w, all)
 }
 
 // runWorkerUntil runs w until done is closed, then stops it gracefully:

@@ -94,21 +94,15 @@ func noteLag(extra map[string]any, lag *Histogram) {
 // scheduled send to the start of its handler.
 func (r *runner) workAll(ctx context.Context, m *meter, n int64) (*Histogram, error) {
 	var (
-		mu   sync.Mutex // guards lat
-		lat  = &Histogram{}
-		all  = make(chan struct{})
-		once sync.Once
+		mu  sync.Mutex // guards lat
+		lat = &Histogram{}
 	)
-	w := courier.NewWorker(r.c, r.p.Queue, courier.HandlerFunc(func(_ context.Context, d *courier.Delivery) error {
+	err := r.work(ctx, m, n, r.p.Consumers, func(d *courier.Delivery) {
 		if since, ok := r.bodies.since(&d.Message); ok {
 			mu.Lock()
 			lat.Record(since)
 			mu.Unlock()
 		}
-		if m.add(1) >= n {
-			once.Do(func() { close(all) })
-		}
-		return nil
-	}), courier.WorkerOptions{Concurrency: r.p.Consumers, MaxBatch: r.p.Batch, Wait: workerWait})
-	return lat, runWorkerUntil(ctx, w, all)
+	})
+	return lat, err
 }
