@@ -287,7 +287,7 @@ func (s *Store) signal(name string) {
 // wrote by 9% and its CPU by 6% (docs/benchmarks.md).
 func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
-		FS:                 newWALFillFS(o.FS),
+		FS:                 newWALYieldFS(newWALFillFS(o.FS)),
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       o.MemTableBytes,
