@@ -15,10 +15,14 @@ package pebblestore
 // of waiting and 0.75 ms of being runnable (p50).
 //
 // So the log's first write after a sync yields the P (runtime.Gosched):
-// the requests that sync answered run, and the write and the sync follow.
-// Commits that arrive meanwhile join that next sync. The yield is in the
-// write rather than the sync, so that the WAL's sync latencies (which
-// `courier bench` reports as a measure of the disk) stay the disk's own.
+// the requests that sync answered run, then the write and its sync. Pebble
+// has already taken what that write carries, so a commit that comes during
+// the yield waits for the sync after; measured, the trade pays (w1 one
+// request per message, 4 and 16 clients: 8-10% more messages/s, less
+// CPU). The yield is in the write, not the sync, so that the WAL's sync
+// latencies (which `courier bench` reports as a measure of the disk) stay
+// the disk's own; Pebble writes without holding the log's lock, which
+// every commit needs, so the yield blocks no commit.
 
 import (
 	"runtime"
