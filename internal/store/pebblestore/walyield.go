@@ -7,12 +7,13 @@ package pebblestore
 // waiting for it, then writes and syncs what came in meanwhile. Go's
 // scheduler queues the goroutines it wakes on the waker's own P, and a
 // goroutine in a system call keeps its P until the runtime's monitor takes
-// it back, which it does late, or not at all while another P looks idle.
-// So the answered requests sat runnable behind the next fdatasync (about
-// 0.3 ms here), sometimes behind the one after. An execution trace of 16
-// producers and 16 consumers, one request per message
-// (docs/benchmarks.md), found a handler's wait for its fsync was 0.32 ms
-// of waiting and 0.75 ms of being runnable (p50).
+// it back, which takes two of the monitor's checks, 20 µs to 10 ms apart;
+// another P steals them only when it has nothing else to run. So on two
+// busy CPUs the answered requests sat runnable behind the next fdatasync
+// (about 0.3 ms here), sometimes behind the one after. An execution trace
+// of 16 producers and 16 consumers, one request per message
+// (docs/benchmarks.md), found a handler's wait for its fsync was 0.35 ms
+// of waiting and 0.84 ms of being runnable (p50); 0.61 and 0.08 with this.
 //
 // So the log's first write after a sync yields the P (runtime.Gosched):
 // the requests that sync answered run, then the write and its sync. Pebble
@@ -21,8 +22,10 @@ package pebblestore
 // request per message, 4 and 16 clients: 8-10% more messages/s, less
 // CPU). The yield is in the write, not the sync, so that the WAL's sync
 // latencies (which `courier bench` reports as a measure of the disk) stay
-// the disk's own; Pebble writes without holding the log's lock, which
-// every commit needs, so the yield blocks no commit.
+// the disk's own; Pebble writes with none of its locks held, so the yield
+// blocks no commit. SyncTo (sync_file_range, which Pebble would call
+// between writes if WALBytesPerSync were set) answers no commit, so it
+// does not count as a sync here.
 
 import (
 	"runtime"
@@ -61,7 +64,8 @@ func (fs walYieldFS) ReuseForWrite(oldname, newname string, category vfs.DiskWri
 // Unwrap is the FS under the yielding.
 func (fs walYieldFS) Unwrap() vfs.FS { return fs.FS }
 
-// walYieldFile is a WAL file that yields on its first write after a sync.
+// walYieldFile is a WAL file that yields on its first write after a sync
+// (Sync or SyncData: the syncs that answer commits).
 type walYieldFile struct {
 	vfs.File
 	yield  func()
@@ -83,9 +87,4 @@ func (f *walYieldFile) Sync() error {
 func (f *walYieldFile) SyncData() error {
 	defer f.synced.Store(true)
 	return f.File.SyncData()
-}
-
-func (f *walYieldFile) SyncTo(length int64) (bool, error) {
-	defer f.synced.Store(true)
-	return f.File.SyncTo(length)
 }
