@@ -20,10 +20,9 @@ package pebblestore
 // has already taken what that write carries, so a commit that comes during
 // the yield waits for the sync after; measured, the trade pays (w1 one
 // request per message, 4 or 16 producers and as many consumers: 8-10%
-// more messages/s, less
-// CPU). The yield is in the write, not the sync, so that the WAL's sync
-// latencies (which `courier bench` reports as a measure of the disk) stay
-// the disk's own; Pebble writes with none of its locks held, so the yield
+// more messages/s, less CPU). The yield is in the write, not the sync, so
+// that the WAL's sync latencies (which `courier bench` reports as a
+// measure of the disk) stay the disk's own; Pebble writes with none of its locks held, so the yield
 // blocks no commit. SyncTo (sync_file_range, which Pebble would call
 // between writes if WALBytesPerSync were set) answers no commit, so it
 // does not count as a sync here.
