@@ -22,10 +22,10 @@ package pebblestore
 // request per message, 4 or 16 producers and as many consumers: 8-10%
 // more messages/s, less CPU). The yield is in the write, not the sync, so
 // that the WAL's sync latencies (which `courier bench` reports as a
-// measure of the disk) stay the disk's own; Pebble writes with none of its locks held, so the yield
-// blocks no commit. SyncTo (sync_file_range, which Pebble would call
-// between writes if WALBytesPerSync were set) answers no commit, so it
-// does not count as a sync here.
+// measure of the disk) stay the disk's own; Pebble writes with none of
+// its locks held, so the yield blocks no commit. SyncTo (sync_file_range,
+// which Pebble would call between writes if WALBytesPerSync were set)
+// answers no commit, so it does not count as a sync here.
 
 import (
 	"runtime"
