@@ -105,7 +105,8 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	for k, v := range tg.notes {
 		r.extra[k] = v
 	}
-	r.extra["cpus"] = runtime.NumCPU()
+	// The Ps as well as the CPUs: figures move with GOMAXPROCS (docs/configuration.md).
+	r.extra["cpus"], r.extra["gomaxprocs"] = runtime.NumCPU(), runtime.GOMAXPROCS(0)
 	if !cpuOK {
 		r.extra["cpu"] = "unknown on this system (cpu_seconds 0)"
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,6 +97,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Errorf("the data directory given was not kept: %v", err)
+	}
+	if res.Extra["cpus"] != runtime.NumCPU() || res.Extra["gomaxprocs"] != runtime.GOMAXPROCS(0) {
+		t.Errorf("cpus %v, gomaxprocs %v; want %d and %d", res.Extra["cpus"], res.Extra["gomaxprocs"], runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	}
 }
 
