@@ -126,7 +126,11 @@ func TestWALYieldThroughPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	const commits = 20
 	seen := map[bool]bool{} // recycled → a round on such a log yielded
 	for round := range 6 {
