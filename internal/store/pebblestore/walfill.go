@@ -64,11 +64,14 @@ func newWALFillFS(fs vfs.FS) walFillFS {
 
 func (fs walFillFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, category)
-	if err != nil || !strings.HasSuffix(name, ".log") {
+	if err != nil || !isWAL(name) {
 		return f, err
 	}
 	return &walFillFile{File: f, chunk: fs.chunk, ahead: fs.ahead}, nil
 }
+
+// isWAL reports whether name is one of Pebble's WAL files (NNNNNN.log).
+func isWAL(name string) bool { return strings.HasSuffix(name, ".log") }
 
 // Unwrap is the FS under the filling.
 func (fs walFillFS) Unwrap() vfs.FS { return fs.FS }

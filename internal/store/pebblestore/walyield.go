@@ -29,7 +29,6 @@ package pebblestore
 
 import (
 	"runtime"
-	"strings"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -46,7 +45,7 @@ func newWALYieldFS(fs vfs.FS) walYieldFS { return walYieldFS{fs, runtime.Gosched
 
 func (fs walYieldFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := fs.FS.Create(name, category)
-	if err != nil || !strings.HasSuffix(name, ".log") {
+	if err != nil || !isWAL(name) {
 		return f, err
 	}
 	return &walYieldFile{File: f, yield: fs.yield}, nil

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -102,7 +101,7 @@ type openedFS struct {
 }
 
 func (fs *openedFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	if strings.HasSuffix(name, ".log") {
+	if isWAL(name) {
 		fs.recycled.Store(false)
 	}
 	return fs.FS.Create(name, c)
