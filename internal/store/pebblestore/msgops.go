@@ -187,7 +187,9 @@ func (t *txn) place(w *qwork, seq uint64, m *msg) {
 // (engineHealth.nondeterministic); the tests check the index itself after
 // compacting everything (singledel_test.go), which catches what it misses.
 func (t *txn) unindex(w *qwork, seq uint64, m *msg) {
-	t.b.SingleDelete(appendIndexKey(t.keys.key(), w.rec.ID, seq, m), nil)
+	k := appendIndexKey(t.keys.key(), w.rec.ID, seq, m)
+	t.b.SingleDelete(k, nil)
+	w.cur.forget(m.state, k)
 	w.count(m.state, -1)
 	w.touched = true
 }

@@ -22,7 +22,9 @@ import (
 // still, so that a lease is extended to the expiry it had, a nack with no
 // delay is leased again in its own batch by a waiting receive, and so on.
 // Checked: after every step, the lease memo (every entry is its record's
-// lease, memoN counts them: memoInvariant); every so often, and at the
+// lease, memoN counts them: memoInvariant) and the delayed and lease
+// cursors (nothing live below them, a live marker on one is the first live
+// key: cursorInvariant); every so often, and at the
 // end, the index after compacting everything (fsckIndex, and Pebble's
 // reports of broken single deletes: checkSingleDeletes).
 func TestRandomVerbs(t *testing.T) {
@@ -280,6 +282,7 @@ func randomVerbs(t *testing.T, seed uint64) {
 			}
 		}
 		memoInvariant(t, s, fmt.Sprintf("step %d (%s)", i, what))
+		cursorInvariant(t, s, fmt.Sprintf("step %d (%s)", i, what))
 		if t.Failed() {
 			t.Fatalf("failed at step %d (%s)", i, what)
 		}

@@ -25,7 +25,7 @@ func (d dueResult) total() int { return d.promoted + d.expired + d.dead + d.drop
 // leases (retried at once or dead-lettered), at most limit of each.
 func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error) {
 	var r dueResult
-	err := t.scanDue(w, tagDelayed, &w.cur.delayed, limit, func(seq uint64, m *msg) error {
+	err := t.scanDue(w, tagDelayed, limit, func(seq uint64, m *msg) error {
 		t.unindex(w, seq, m)
 		t.place(w, seq, m)
 		r.promoted++
@@ -37,7 +37,7 @@ func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error)
 	// An expired lease is a failed attempt like a nack without a delay: the
 	// policy decides (the broker's waits the queue's backoff, so a message
 	// that kills its workers does not cycle hot).
-	err = t.scanDue(w, tagLease, &w.cur.lease, limit, func(seq uint64, m *msg) error {
+	err = t.scanDue(w, tagLease, limit, func(seq uint64, m *msg) error {
 		res, err := t.fail(w, seq, m, retry, nil, "lease expired", m.leaseExp)
 		if res.DeadLettered {
 			r.dead++
@@ -51,7 +51,11 @@ func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error)
 
 // scanDue visits the messages of a time-ordered keyspace due by t.now, from
 // its cursor, and moves the cursor past them.
-func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq uint64, m *msg) error) error {
+func (t *txn) scanDue(w *qwork, tag byte, limit int, fn func(seq uint64, m *msg) error) error {
+	cur, _, live := w.timed(tag)
+	if live == 0 {
+		return nil // the counter says no key is live: none is due
+	}
 	hi := timeUpTo(tag, w.rec.ID, t.now)
 	if *cur != nil && string(*cur) >= string(hi) {
 		// No live key lies below the cursor, so none is due. The common
@@ -96,45 +100,54 @@ func (t *txn) scanDue(w *qwork, tag byte, cur *[]byte, limit int, fn func(seq ui
 
 // nextDue is when w next changes by itself: the first delayed message's due
 // time or the first lease's expiry, whichever is sooner; zero if neither.
-// It moves each cursor up to the first live key it finds: acked leases leave
-// tombstones in the lease index that no expiry scan consumes, and without
-// this every call would walk all of them again.
+// A keyspace its counter says is empty is not read at all.
 func (t *txn) nextDue(w *qwork) (time.Time, error) {
 	var next time.Time
-	for _, d := range []struct {
-		tag byte
-		cur *[]byte
-	}{{tagDelayed, &w.cur.delayed}, {tagLease, &w.cur.lease}} {
-		pre := qprefix(d.tag, w.rec.ID)
-		lo := *d.cur
-		if lo == nil {
-			lo = pre
-		}
-		it, err := t.iter(lo, prefixEnd(pre))
+	for _, tag := range []byte{tagDelayed, tagLease} {
+		at, err := t.firstDue(w, tag)
 		if err != nil {
 			return time.Time{}, err
 		}
-		if it.First() {
-			k := append([]byte(nil), it.Key()...)
-			pos := *d.cur
-			advance(d.cur, &pos, k)
-			at, err := keyTime(k)
-			if err != nil {
-				it.Close()
-				return time.Time{}, err
-			}
-			if next.IsZero() || at.Before(next) {
-				next = at
-			}
-		} else {
-			pos := *d.cur
-			advance(d.cur, &pos, prefixEnd(pre)) // nothing live: skip all of it next time
-		}
-		if err := it.Close(); err != nil {
-			return time.Time{}, err
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
 		}
 	}
 	return next, nil
+}
+
+// firstDue is the time of the first live key of w's time-ordered keyspace
+// tag; zero if it has none. It moves the keyspace's cursor up to that key,
+// and marks it live (cursors.liveLease): acked leases leave tombstones in
+// the lease index that no expiry scan consumes, and without this every
+// call would walk all of them again. While the marked key is live and the
+// cursor on it, no iterator is needed; nor when the counter says none is.
+func (t *txn) firstDue(w *qwork, tag byte) (time.Time, error) {
+	cur, live, n := w.timed(tag)
+	if n == 0 {
+		return time.Time{}, nil
+	}
+	if *cur != nil && *live != nil && string(*live) == string(*cur) {
+		return keyTime(*cur)
+	}
+	pre := qprefix(tag, w.rec.ID)
+	lo := *cur
+	if lo == nil {
+		lo = pre
+	}
+	it, err := t.iter(lo, prefixEnd(pre))
+	if err != nil {
+		return time.Time{}, err
+	}
+	pos := *cur
+	if !it.First() {
+		advance(cur, &pos, prefixEnd(pre)) // nothing live: skip all of it next time
+		return time.Time{}, it.Close()
+	}
+	k := append([]byte(nil), it.Key()...)
+	advance(cur, &pos, k)
+	*live = k
+	at, err := keyTime(k)
+	return at, errors.Join(err, it.Close())
 }
 
 // Tick does the time-driven work of every queue.

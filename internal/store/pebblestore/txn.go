@@ -30,6 +30,37 @@ type queue struct {
 // past keys the store itself deleted, and down when it inserts below them.
 type cursors struct {
 	ready, delayed, lease, retain, dedup []byte
+	// liveDelayed and liveLease are the key nextDue last found live at the
+	// delayed and lease cursors, until that key is deleted (unindex): while
+	// the cursor still holds it, it is the keyspace's first live key, and
+	// nextDue reads the time from it instead of opening an iterator (two
+	// per receive, each a seek in every memtable and level).
+	liveDelayed, liveLease []byte
+}
+
+// timed returns, for w's time-ordered keyspace tag (tagDelayed or
+// tagLease), its cursor, its live marker and how many live keys it holds.
+func (w *qwork) timed(tag byte) (cur, live *[]byte, n int64) {
+	if tag == tagDelayed {
+		return &w.cur.delayed, &w.cur.liveDelayed, w.c.delayed
+	}
+	return &w.cur.lease, &w.cur.liveLease, w.c.inFlight
+}
+
+// forget drops the live marker that k was, if it was one: k is deleted.
+func (c *cursors) forget(st msgState, k []byte) {
+	var live *[]byte
+	switch st {
+	case stDelayed:
+		live = &c.liveDelayed
+	case stInFlight:
+		live = &c.liveLease
+	default:
+		return
+	}
+	if *live != nil && string(*live) == string(k) {
+		*live = nil
+	}
 }
 
 // lower moves *cur down to (a copy of) k if k sorts before it.

@@ -1,0 +1,123 @@
+package pebblestore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// cursorInvariant: for every queue, no live key of the delayed or lease
+// keyspace lies below its cursor, and a live marker (cursors.liveLease) the
+// cursor still holds is the keyspace's first live key — what nextDue then
+// answers without reading.
+func cursorInvariant(t *testing.T, s *Store, when string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, q := range s.queues {
+		for _, d := range []struct {
+			what      string
+			tag       byte
+			cur, live []byte
+		}{{"delayed", tagDelayed, q.cur.delayed, q.cur.liveDelayed}, {"lease", tagLease, q.cur.lease, q.cur.liveLease}} {
+			pre := qprefix(d.tag, q.rec.ID)
+			it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: pre, UpperBound: prefixEnd(pre)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first []byte
+			if it.First() {
+				first = append([]byte(nil), it.Key()...)
+			}
+			if err := it.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if first != nil && d.cur != nil && string(first) < string(d.cur) {
+				t.Fatalf("%s: queue %s: live %s key %x below the cursor %x", when, name, d.what, first, d.cur)
+			}
+			if d.live != nil && d.cur != nil && string(d.live) == string(d.cur) && string(first) != string(d.live) {
+				t.Fatalf("%s: queue %s: %s marker %x on the cursor, first live key %x", when, name, d.what, d.live, first)
+			}
+		}
+	}
+}
+
+// TestNextDueTrustsItsMarker: once nextDue has found the first live lease,
+// it answers from the marked cursor without reading (shown by a marker whose
+// time no key has); deleting the marked key (an ack) makes it read again,
+// and a keyspace its counter says is empty is not read at all.
+func TestNextDueTrustsItsMarker(t *testing.T) {
+	t.Parallel()
+	s := handoffStore(t, vfs.NewMem())
+	sendBodies(t, s, `1`, `2`)
+	var leases []string
+	next := func(f func(w *qwork)) (at time.Time) {
+		t.Helper()
+		err := s.update(handoffNow, func(t *txn) error {
+			w, _ := t.queue("q")
+			if f != nil {
+				f(w)
+			}
+			var err error
+			at, err = t.nextDue(w)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if at := next(nil); !at.IsZero() {
+		t.Fatalf("nextDue with nothing in flight or delayed = %v, want zero", at)
+	}
+	for i, vis := range []time.Duration{time.Minute, 2 * time.Minute} {
+		err := s.update(handoffNow, func(t *txn) error {
+			w, _ := t.queue("q")
+			ms, err := t.lease(w, 1, 0, vis)
+			if err == nil && len(ms) == 1 {
+				leases = append(leases, ms[0].Lease)
+			}
+			return err
+		})
+		if err != nil || len(leases) != i+1 {
+			t.Fatalf("lease %d: %v, %d leases", i, err, len(leases))
+		}
+	}
+	if at := next(nil); !at.Equal(handoffNow.Add(time.Minute)) {
+		t.Fatalf("nextDue = %v, want the first lease's expiry %v", at, handoffNow.Add(time.Minute))
+	}
+	// A marker on the cursor is believed: one a minute earlier than any key.
+	fake := handoffNow.Add(30 * time.Second)
+	at := next(func(w *qwork) {
+		k := timeKey(tagLease, w.rec.ID, fake, 1)
+		w.cur.lease, w.cur.liveLease = k, k
+	})
+	if !at.Equal(fake) {
+		t.Fatalf("nextDue with the cursor marked = %v, want the marker's %v", at, fake)
+	}
+	// Unmarked, the same cursor is read from: the first lease again.
+	at = next(func(w *qwork) { w.cur.liveLease = nil })
+	if !at.Equal(handoffNow.Add(time.Minute)) {
+		t.Fatalf("nextDue unmarked = %v, want %v", at, handoffNow.Add(time.Minute))
+	}
+	// The ack of the first lease deletes the marked key: the second's expiry.
+	if errs := ackLeases(t, s, handoffNow, leases[0]); errs[0] != nil {
+		t.Fatalf("ack 0: %v", errs[0])
+	}
+	if at := next(nil); !at.Equal(handoffNow.Add(2 * time.Minute)) {
+		t.Fatalf("nextDue after the first ack = %v, want %v", at, handoffNow.Add(2*time.Minute))
+	}
+	if errs := ackLeases(t, s, handoffNow, leases[1]); errs[0] != nil {
+		t.Fatalf("ack 1: %v", errs[0])
+	}
+	// Nothing in flight: the counter says so, and a marker is not read.
+	at = next(func(w *qwork) {
+		k := timeKey(tagLease, w.rec.ID, fake, 1)
+		w.cur.lease, w.cur.liveLease = k, k
+	})
+	if !at.IsZero() {
+		t.Fatalf("nextDue with nothing in flight = %v, want zero", at)
+	}
+}
