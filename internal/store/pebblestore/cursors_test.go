@@ -9,9 +9,9 @@ import (
 )
 
 // cursorInvariant: for every queue, no live key of the delayed or lease
-// keyspace lies below its cursor, and a live marker (cursors.liveLease) the
-// cursor still holds is the keyspace's first live key — what nextDue then
-// answers without reading.
+// keyspace lies below its cursor, a live marker (cursors.liveLease) is a
+// live key, and one the cursor still holds is the keyspace's first live
+// key — what nextDue then answers without reading.
 func cursorInvariant(t *testing.T, s *Store, when string) {
 	t.Helper()
 	s.mu.Lock()
@@ -36,6 +36,13 @@ func cursorInvariant(t *testing.T, s *Store, when string) {
 			}
 			if first != nil && d.cur != nil && string(first) < string(d.cur) {
 				t.Fatalf("%s: queue %s: live %s key %x below the cursor %x", when, name, d.what, first, d.cur)
+			}
+			if d.live != nil {
+				if _, closer, err := s.db.Get(d.live); err != nil {
+					t.Fatalf("%s: queue %s: %s marker %x is not live: %v", when, name, d.what, d.live, err)
+				} else {
+					closer.Close()
+				}
 			}
 			if d.live != nil && d.cur != nil && string(d.live) == string(d.cur) && string(first) != string(d.live) {
 				t.Fatalf("%s: queue %s: %s marker %x on the cursor, first live key %x", when, name, d.what, d.live, first)
@@ -112,12 +119,56 @@ func TestNextDueTrustsItsMarker(t *testing.T) {
 	if errs := ackLeases(t, s, handoffNow, leases[1]); errs[0] != nil {
 		t.Fatalf("ack 1: %v", errs[0])
 	}
-	// Nothing in flight: the counter says so, and a marker is not read.
+	// Nothing in flight: the cursor skips the whole lease index.
+	next(func(w *qwork) {
+		if string(w.cur.lease) == string(prefixEnd(qprefix(tagLease, w.rec.ID))) {
+			t.Fatalf("the lease cursor was at the end before the check")
+		}
+	})
+	next(func(w *qwork) {})
+	s.mu.Lock()
+	q := s.queues["q"]
+	atEnd := string(q.cur.lease) == string(prefixEnd(qprefix(tagLease, q.rec.ID)))
+	s.mu.Unlock()
+	if !atEnd {
+		t.Fatalf("with nothing in flight, nextDue left the lease cursor at %x, want the keyspace's end", q.cur.lease)
+	}
+	// And a marker is not read.
 	at = next(func(w *qwork) {
 		k := timeKey(tagLease, w.rec.ID, fake, 1)
 		w.cur.lease, w.cur.liveLease = k, k
 	})
 	if !at.IsZero() {
 		t.Fatalf("nextDue with nothing in flight = %v, want zero", at)
+	}
+}
+
+// TestNextDueAfterAnEarlierLease: a lease that expires before the marked
+// first one moves the cursor below it (lower), and nextDue answers the
+// earlier expiry, not the marker's.
+func TestNextDueAfterAnEarlierLease(t *testing.T) {
+	t.Parallel()
+	s := handoffStore(t, vfs.NewMem())
+	sendBodies(t, s, `1`, `2`)
+	for _, c := range []struct {
+		vis  time.Duration
+		want time.Duration
+	}{{2 * time.Minute, 2 * time.Minute}, {time.Minute, time.Minute}} {
+		var at time.Time
+		err := s.update(handoffNow, func(t *txn) error {
+			w, _ := t.queue("q")
+			if _, err := t.lease(w, 1, 0, c.vis); err != nil {
+				return err
+			}
+			var err error
+			at, err = t.nextDue(w)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !at.Equal(handoffNow.Add(c.want)) {
+			t.Fatalf("after a lease of %v: nextDue %v, want %v", c.vis, at, handoffNow.Add(c.want))
+		}
 	}
 }

@@ -69,12 +69,14 @@ func appendQPrefix(b []byte, tag byte, qid uint32) []byte {
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] != 0xff {
-			end[i]++
-			return end[:i+1]
+func prefixEnd(p []byte) []byte { return toPrefixEnd(append([]byte(nil), p...)) }
+
+// toPrefixEnd is prefixEnd, made in p's own bytes.
+func toPrefixEnd(p []byte) []byte {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != 0xff {
+			p[i]++
+			return p[:i+1]
 		}
 	}
 	return nil // every byte is 0xff: no upper bound

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,6 +125,14 @@ func (t *txn) nextDue(w *qwork) (time.Time, error) {
 func (t *txn) firstDue(w *qwork, tag byte) (time.Time, error) {
 	cur, live, n := w.timed(tag)
 	if n == 0 {
+		// Nothing is live: the cursor skips the whole keyspace, or the
+		// tombstones of leases taken and acked without a nextDue between
+		// (a long-poll's handoff, then acks) would wait for the next
+		// scan. An insert lowers it again.
+		var b [8]byte
+		if end := toPrefixEnd(appendQPrefix(b[:0], tag, w.rec.ID)); string(*cur) != string(end) {
+			*cur = bytes.Clone(end)
+		}
 		return time.Time{}, nil
 	}
 	if *cur != nil && *live != nil && string(*live) == string(*cur) {
