@@ -96,10 +96,13 @@ type Worker struct {
 	opts  WorkerOptions
 	log   *slog.Logger
 
-	sem    chan struct{}  // a token per running handler; capacity Concurrency
-	linger time.Duration  // receiveLinger; tests change it
-	hold   time.Duration  // ackHold; tests change it
-	acks   chan *Delivery // successful deliveries, for the ackers to batch
+	sem chan struct{} // a token per running handler; capacity Concurrency
+	// running counts the handlers that hold a token of sem; the others are
+	// held by receives (for the messages they may bring) and by the loop.
+	running atomic.Int32
+	linger  time.Duration  // receiveLinger; tests change it
+	hold    time.Duration  // ackHold; tests change it
+	acks    chan *Delivery // successful deliveries, for the ackers to batch
 	// ackQuit tells the ackers to ack what is queued and end; ackersGone
 	// is closed when they have. The acks channel is never closed: a handler
 	// that outlived Stop's grace may still try to queue its ack.
@@ -302,12 +305,16 @@ func (w *Worker) stop(ctx context.Context) error {
 	late.Stop()
 	w.stopCarry()
 
+	// No receive will carry an ack now: the held acks go to the ackers, and
+	// later ones straight to them. Before the wait for the handlers, which
+	// counts the deliveries whose acks are held: else Stop would wait out
+	// the hold (an hour, in a test that set it so).
+	close(w.holdQuit)
+	<-w.holdDone
 	var err error
 	if !waitGroup(ctx, &w.handlers) {
 		err = w.abandon(ctx)
 	}
-	close(w.holdQuit) // the held acks go to the ackers, and later ones straight to them
-	<-w.holdDone
 	close(w.ackQuit)
 	w.ackers.Wait()
 	close(w.ackersGone)

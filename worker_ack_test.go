@@ -556,3 +556,40 @@ func TestWorkerStopLetsCarryingReceiveFinish(t *testing.T) {
 		t.Errorf("warnings after a clean Stop: %q", ws)
 	}
 }
+
+// TestWorkerStopSendsHeldAcks: an ack waiting for a receive to carry it
+// when Stop begins (here the hold is an hour) is sent at once by the
+// ackers, since no receive will go out again: Stop does not wait out the
+// hold, and the message is acked, not left to come back.
+func TestWorkerStopSendsHeldAcks(t *testing.T) {
+	t.Parallel()
+	plain, url := setupURL(t)
+	sendN(t, plain, "held", 3, nil) // more than one: the receive comes back full, so acks are held
+	c, _, _ := countingClient(t, url)
+	started, release := make(chan struct{}, 3), make(chan struct{})
+	w := courier.NewWorker(c, "held", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}), courier.WorkerOptions{Concurrency: 1})
+	courier.SetAckHold(w, time.Hour, time.Hour)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Stop(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // Stop is under way: the handler's ack comes after it began
+	close(release)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop still waiting after 20s: it waits out the held ack's hour")
+	}
+	if s := stats(t, plain, "held"); s.AckedTotal != 1 || s.InFlight != 0 {
+		t.Errorf("after Stop: %d acked, %d in flight; want the handled message acked, none in flight", s.AckedTotal, s.InFlight)
+	}
+}

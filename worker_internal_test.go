@@ -43,7 +43,8 @@ func TestErrorText(t *testing.T) {
 }
 
 // TestGather: a receive asks for every free handler; when fewer than half
-// of a batch are free it waits (up to the linger) for that many.
+// of a batch are free it waits (up to the linger) for that many, unless no
+// handler is running to free one.
 func TestGather(t *testing.T) {
 	t.Parallel()
 	w := NewWorker(NewClient("http://127.0.0.1:1"), "q", HandlerFunc(nil), WorkerOptions{Concurrency: 10, MaxBatch: 8})
@@ -68,9 +69,11 @@ func TestGather(t *testing.T) {
 
 	w.linger = time.Hour // only enough free handlers end the wait
 	take(10)             // every handler busy, the caller holding one
+	w.running.Store(9)
 	freed := make(chan struct{})
 	go func() {
 		give(4) // four handlers finish while gather waits
+		w.running.Add(-4)
 		close(freed)
 	}()
 	// Half a batch is 4: the caller's token and three more, or the four
@@ -79,6 +82,26 @@ func TestGather(t *testing.T) {
 		t.Errorf("gather = %d, want half a batch (4, or 5)", n)
 	}
 	<-freed
+
+	// The tokens not free are another receive's (a long-poll's), no
+	// handler's: waiting would not free any, so gather does not wait.
+	for len(w.sem) < cap(w.sem) {
+		w.sem <- struct{}{} // the caller's and the other receive's
+	}
+	w.running.Store(0)
+	done := make(chan int, 1)
+	go func() { done <- w.gather(t.Context(), linger) }()
+	select {
+	case n := <-done:
+		if n != 1 {
+			t.Errorf("no handler running: gather = %d, want the caller's 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no handler running, yet gather waits for free handlers")
+	}
+	for len(w.sem) > 0 {
+		<-w.sem
+	}
 
 	w.linger = time.Millisecond
 	for len(w.sem) < cap(w.sem) {

@@ -243,8 +243,8 @@ func (w *Worker) wakeParked() {
 
 // gather takes, after the one token the caller holds, the tokens of the
 // handlers free now; if that is less than half of what one receive may
-// ask for, it waits up to w.linger (receiveLinger) for more. It returns
-// the count.
+// ask for, and handlers are running, it waits up to w.linger
+// (receiveLinger) for more. It returns the count.
 func (w *Worker) gather(ctx context.Context, linger *time.Timer) int {
 	most := w.opts.MaxBatch
 	n := 1
@@ -258,10 +258,12 @@ func (w *Worker) gather(ctx context.Context, linger *time.Timer) int {
 		break
 	}
 	want := w.want()
-	if n >= want || w.drained.Load() {
+	if n >= want || w.drained.Load() || w.running.Load() == 0 {
 		// Enough; or the queue is drained, so that this receive will
 		// long-poll whatever it asks for, and waiting for more handlers
-		// would only delay the acks it carries.
+		// would only delay the acks it carries; or no handler is running,
+		// and the tokens not free are the other receive's, which come
+		// back only when it does (a long-poll's, after its wait).
 		return n
 	}
 	linger.Reset(w.linger)
