@@ -153,6 +153,8 @@ func decodeAnswerUpTo(body io.Reader, out any, limit int) error {
 	case *receiveInto:
 		fast = func(data []byte) bool { return decodeReceive(data, res.res, res.room) }
 		out = res.res
+	case *SendResult:
+		fast = func(data []byte) bool { return decodeSend(data, res) }
 	case *SendBatchResult:
 		fast = func(data []byte) bool { return decodeSendBatch(data, res) }
 		body = io.LimitReader(body, maxSendAnswer) // a thousand ids: a misbehaving server must not fill memory

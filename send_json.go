@@ -16,14 +16,7 @@ func decodeSendBatch(data []byte, res *SendBatchResult) bool {
 		sent = []SendResult{} // [] is an empty list, as encoding/json makes it
 		return 1, r.array(func() bool {
 			var s SendResult
-			ok := r.object(func(name []byte) (int, bool) {
-				if string(name) != `"id"` {
-					return 0, false
-				}
-				var ok bool
-				s.ID, ok = r.str()
-				return 1, ok
-			})
+			ok := r.sendResult(&s)
 			sent = append(sent, s)
 			return ok
 		})
@@ -33,4 +26,31 @@ func decodeSendBatch(data []byte, res *SendBatchResult) bool {
 	}
 	res.Messages = sent
 	return true
+}
+
+// decodeSend is the same fast path for the answer of a single send,
+// {"id":"…"}: the one answer of every send of one message, where
+// encoding/json's decoder was 1.5% of the CPU of a round trip of one
+// request per message. FuzzDecodeSend checks it as FuzzDecodeSendBatch
+// does decodeSendBatch.
+func decodeSend(data []byte, res *SendResult) bool {
+	r := jsonText{b: data}
+	var s SendResult
+	if !r.sendResult(&s) || !r.end() {
+		return false
+	}
+	*res = s
+	return true
+}
+
+// sendResult reads {"id":"…"}, the server's form of a SendResult.
+func (r *jsonText) sendResult(s *SendResult) bool {
+	return r.object(func(name []byte) (int, bool) {
+		if string(name) != `"id"` {
+			return 0, false
+		}
+		var ok bool
+		s.ID, ok = r.str()
+		return 1, ok
+	})
 }

@@ -54,3 +54,54 @@ func FuzzDecodeSendBatch(f *testing.F) {
 		checkSendLikeStdlib(t, data)
 	})
 }
+
+// checkSendOneLikeStdlib is checkSendLikeStdlib for decodeSend.
+func checkSendOneLikeStdlib(t *testing.T, data []byte) bool {
+	t.Helper()
+	_, ok := decidesLikeStdlib(t, "decodeSend", data, decodeSend)
+	return ok
+}
+
+func TestDecodeSend(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{
+		`{"id":"1HTSM8PJYJ194"}` + "\n",
+		" { \"id\" : \"a\" } ",
+		`{}`,
+	} {
+		if !checkSendOneLikeStdlib(t, []byte(data)) {
+			t.Errorf("decodeSend refused %q, which it should read", data)
+		}
+	}
+	got, _ := decidesLikeStdlib(t, "decodeSend", []byte(`{"id":"1HTSM8PJYJ194"}`), decodeSend)
+	if got.ID != "1HTSM8PJYJ194" {
+		t.Errorf("decodeSend read id %q, want 1HTSM8PJYJ194", got.ID)
+	}
+	for _, data := range []string{
+		`{"id":"a\"b"}`,       // an escape
+		`{"id":"a","id":"b"}`, // a repeated key
+		`{"ID":"a"}`,          // a key matched case-insensitively
+		`{"id":"a","x":1}`,    // an unknown key
+		`{"id":null}`,
+		`{"id":1}`,
+		`{"id":"a"} x`,
+		`{"messages":[]}`,
+		`[]`,
+		``,
+	} {
+		if checkSendOneLikeStdlib(t, []byte(data)) {
+			t.Errorf("decodeSend accepted %q; it should leave it to encoding/json", data)
+		}
+	}
+}
+
+// FuzzDecodeSend: whatever the text, decodeSend either declines or decides
+// as encoding/json does.
+func FuzzDecodeSend(f *testing.F) {
+	f.Add([]byte(`{"id":"1HTSM8PJYJ194"}`))
+	f.Add([]byte(`{"id":"\u0041"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSendOneLikeStdlib(t, data)
+	})
+}
