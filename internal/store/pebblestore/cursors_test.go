@@ -1,11 +1,18 @@
 package pebblestore
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/courierhq/courier/internal/store"
 )
 
 // cursorInvariant: for every queue, no live key of the delayed or lease
@@ -170,5 +177,68 @@ func TestNextDueAfterAnEarlierLease(t *testing.T) {
 		if !at.Equal(handoffNow.Add(c.want)) {
 			t.Fatalf("after a lease of %v: nextDue %v, want %v", c.vis, at, handoffNow.Add(c.want))
 		}
+	}
+}
+
+// TestOpenCorrectsTimedCounts: a directory whose counters say no message
+// is delayed or in flight while the index holds one of each (no path
+// writes that; a bug of some older build could have) opens with the
+// counters counted again from the index, says so in the log, and the
+// delayed message still comes due, which nextDue's and the due scans'
+// trust in the counters would otherwise prevent for good.
+func TestOpenCorrectsTimedCounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	s, err := Open(Options{Dir: "db", FS: fs, FreeBytes: plenty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: handoffNow}); err != nil {
+		t.Fatal(err)
+	}
+	sendBodies(t, s, `1`)
+	sendMessages(t, s, store.NewMessage{Body: []byte(`2`), Kind: store.BodyJSON, NotBefore: handoffNow.Add(10 * time.Second)})
+	if res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 1, Now: handoffNow}); err != nil || len(res.Messages) != 1 {
+		t.Fatalf("lease: %v, %d messages", err, len(res.Messages))
+	}
+	s.mu.Lock()
+	qid, c := s.queues["q"].rec.ID, s.queues["q"].c
+	s.mu.Unlock()
+	if c.delayed != 1 || c.inFlight != 1 {
+		t.Fatalf("counters %+v, want one delayed and one in flight", c)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Break the counters with Pebble alone.
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := c
+	broken.delayed, broken.inFlight = 0, 0
+	if err := errors.Join(db.Set(statsKey(qid), broken.encode(), pebble.Sync), db.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	var logged bytes.Buffer
+	s, err = Open(Options{Dir: "db", FS: fs, FreeBytes: plenty, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st := queueStats(t, s); st.Delayed != 1 || st.InFlight != 1 {
+		t.Errorf("after reopening: %d delayed, %d in flight; want 1 and 1", st.Delayed, st.InFlight)
+	}
+	for _, want := range []string{"messages=delayed stored=0 counted=1", `messages="in flight" stored=0 counted=1`} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("log %q does not say %q", logged.String(), want)
+		}
+	}
+	res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 2, Now: handoffNow.Add(11 * time.Second)})
+	if err != nil || len(res.Messages) != 1 || string(res.Messages[0].Body) != `2` {
+		t.Fatalf("lease once the delayed message is due: %v, %+v", err, res.Messages)
 	}
 }

@@ -58,11 +58,54 @@ func (s *Store) load() error {
 		if err != nil {
 			return fmt.Errorf("%w: counters of queue %q", errCorrupt, q.name)
 		}
+		if err := s.checkTimedCounts(q); err != nil {
+			return fmt.Errorf("counters of queue %q: %w", q.name, err)
+		}
 		s.queues[q.name], s.byID[q.rec.ID] = q, q
 		s.nextQID = max(s.nextQID, q.rec.ID+1)
 	}
 	s.nextQID = max(s.nextQID, 1)
 	return it.Error()
+}
+
+// checkTimedCounts makes sure that q's counters of delayed and in-flight
+// messages agree with their index keys on whether there are any: nextDue
+// and the due scans skip a keyspace whose counter is zero, so a counter
+// wrongly zero would leave a delayed message unpromoted, or a lease
+// unexpired, for good. Every change writes the counters in the batch of
+// the keys they count, so they agree unless some bug broke them; then the
+// keys are counted again, the counter corrected in memory (and written
+// with the queue's next change), and the disagreement logged.
+func (s *Store) checkTimedCounts(q *queue) error {
+	for _, d := range []struct {
+		tag  byte
+		n    *int64
+		what string
+	}{{tagDelayed, &q.c.delayed, "delayed"}, {tagLease, &q.c.inFlight, "in flight"}} {
+		pre := qprefix(d.tag, q.rec.ID)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: pre, UpperBound: prefixEnd(pre)})
+		if err != nil {
+			return err
+		}
+		ok := it.First()
+		if ok == (*d.n > 0) {
+			if err := it.Close(); err != nil {
+				return err
+			}
+			continue
+		}
+		n := int64(0)
+		for ; ok; ok = it.Next() {
+			n++
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return err
+		}
+		s.opts.Logger.Error("a queue's counter disagreed with its index; corrected from the index",
+			"queue", q.name, "messages", d.what, "stored", *d.n, "counted", n)
+		*d.n = n
+	}
+	return nil
 }
 
 // formatVersion names the layout of keys and records this build reads and
