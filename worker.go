@@ -96,7 +96,7 @@ type Worker struct {
 	opts  WorkerOptions
 	log   *slog.Logger
 
-	sem chan struct{} // a token per running handler; capacity Concurrency
+	sem chan struct{} // a token per running handler, or per message a receive out may bring; capacity Concurrency
 	// running counts the handlers that hold a token of sem; the others are
 	// held by receives (for the messages they may bring) and by the loop.
 	running atomic.Int32
