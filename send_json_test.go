@@ -5,12 +5,18 @@ import (
 	"testing"
 )
 
-// checkSendLikeStdlib fails t if decodeSendBatch accepts data and decides
-// anything other than encoding/json would.
+// likeStdlib fails t if fast (a fast-path decoder named name) accepts data
+// and decides anything other than encoding/json would; it reports whether
+// fast accepted data.
+func likeStdlib[T any](t *testing.T, name string, data []byte, fast func([]byte, *T) bool) bool {
+	t.Helper()
+	_, ok := decidesLikeStdlib(t, name, data, fast)
+	return ok
+}
+
 func checkSendLikeStdlib(t *testing.T, data []byte) bool {
 	t.Helper()
-	_, ok := decidesLikeStdlib(t, "decodeSendBatch", data, decodeSendBatch)
-	return ok
+	return likeStdlib(t, "decodeSendBatch", data, decodeSendBatch)
 }
 
 func TestDecodeSendBatch(t *testing.T) {
@@ -55,13 +61,6 @@ func FuzzDecodeSendBatch(f *testing.F) {
 	})
 }
 
-// checkSendOneLikeStdlib is checkSendLikeStdlib for decodeSend.
-func checkSendOneLikeStdlib(t *testing.T, data []byte) bool {
-	t.Helper()
-	_, ok := decidesLikeStdlib(t, "decodeSend", data, decodeSend)
-	return ok
-}
-
 func TestDecodeSend(t *testing.T) {
 	t.Parallel()
 	for _, data := range []string{
@@ -69,7 +68,7 @@ func TestDecodeSend(t *testing.T) {
 		" { \"id\" : \"a\" } ",
 		`{}`,
 	} {
-		if !checkSendOneLikeStdlib(t, []byte(data)) {
+		if !likeStdlib(t, "decodeSend", []byte(data), decodeSend) {
 			t.Errorf("decodeSend refused %q, which it should read", data)
 		}
 	}
@@ -89,7 +88,7 @@ func TestDecodeSend(t *testing.T) {
 		`[]`,
 		``,
 	} {
-		if checkSendOneLikeStdlib(t, []byte(data)) {
+		if likeStdlib(t, "decodeSend", []byte(data), decodeSend) {
 			t.Errorf("decodeSend accepted %q; it should leave it to encoding/json", data)
 		}
 	}
@@ -102,6 +101,6 @@ func FuzzDecodeSend(f *testing.F) {
 	f.Add([]byte(`{"id":"\u0041"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkSendOneLikeStdlib(t, data)
+		likeStdlib(t, "decodeSend", data, decodeSend)
 	})
 }

@@ -53,8 +53,8 @@ func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error)
 // scanDue visits the messages of a time-ordered keyspace due by t.now, from
 // its cursor, and moves the cursor past them.
 func (t *txn) scanDue(w *qwork, tag byte, limit int, fn func(seq uint64, m *msg) error) error {
-	cur, _, live := w.timed(tag)
-	if live == 0 {
+	cur, _, count := w.timed(tag)
+	if count == 0 {
 		return nil // the counter says no key is live: none is due
 	}
 	hi := timeUpTo(tag, w.rec.ID, t.now)
