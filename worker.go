@@ -15,9 +15,16 @@ import (
 type WorkerOptions struct {
 	// Concurrency is how many handlers run at once. Default 10.
 	Concurrency int
-	// MaxBatch is the most messages one receive asks for; a receive never
-	// asks for more than there are free handlers. Default 100, at most 1000.
+	// MaxBatch is the most messages one receive asks for. Default 100, at
+	// most 1000.
 	MaxBatch int
+	// NoPrefetch makes a receive ask only for as many messages as there are
+	// free handlers. By default it also asks for those the busy handlers
+	// are expected to be ready for when it answers: with handlers quicker
+	// than a round trip to the server, up to Concurrency more, which wait
+	// here for a free handler (their leases kept alive); with slow ones, a
+	// few or none. See worker_prefetch.go.
+	NoPrefetch bool
 	// Wait is how long a receive long-polls for messages. Default 20s, at
 	// most 60s (the server's limit).
 	Wait time.Duration
@@ -120,6 +127,7 @@ type Worker struct {
 	// the next ones are likely to long-poll and carry no ack soon: acks then
 	// go out at once (worker_ackhold.go).
 	drained atomic.Bool
+	pre     prefetch // what a receive may ask for beyond its free handlers (worker_prefetch.go)
 	// parked is the batch a receive slot waits for, to carry its acks
 	// (worker_receive.go, park); nil when no slot is parked.
 	parked atomic.Pointer[parkedBatch]

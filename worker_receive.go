@@ -76,11 +76,16 @@ func (w *Worker) receiveLoop(ctx context.Context) {
 	}
 }
 
-// receive asks for n messages, carrying the acks waiting (worker_ackhold.go),
-// gives back the tokens of those that did not come, and starts a handler
-// for each that did. It returns the batch its slot is to park for, if any.
+// receive asks for n messages, and for those the busy handlers are
+// expected to be ready for (worker_prefetch.go), carrying the acks waiting
+// (worker_ackhold.go); it gives back the tokens of those that did not
+// come, and starts a handler for each that did, the prefetched ones as
+// handlers become free. It returns the batch its slot is to park for, if
+// any.
 func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
-	req := ReceiveRequest{Max: n, Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
+	extra := w.reserve(n)
+	ask := n + extra
+	req := ReceiveRequest{Max: ask, Wait: w.opts.Wait.String(), Visibility: w.opts.Visibility.String()}
 	var carried []*Delivery
 	if ctx.Err() == nil && !w.noCarry.Load() {
 		carried = w.held.take(maxReceive)
@@ -92,39 +97,48 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 	}
 	sent := time.Now()
 	res, err := w.c.ReceiveAcking(callCtx, w.queue, req)
-	leasedAt := leaseStart(sent, time.Now(), w.opts.Visibility)
+	answered := time.Now()
+	leasedAt := leaseStart(sent, answered, w.opts.Visibility)
 	if len(carried) > 0 {
 		err = w.carried(callCtx, carried, res, err)
 	}
-	full := len(res.Messages) == n && n >= w.want()
+	got := len(res.Messages)
+	w.unreserve(extra - max(got-n, 0))
+	full := got == ask && ask >= w.want()
 	if err == nil {
-		w.drained.Store(len(res.Messages) < n)
+		w.drained.Store(got < ask)
 		if full {
-			w.wakeParked() // load: both slots are wanted
+			average(&w.pre.trip, answered.Sub(sent)) // answered at once
+			w.wakeParked()                           // load: both slots are wanted
 		}
 	}
-	for range n - len(res.Messages) {
+	for i := got; i < n; i++ {
 		<-w.sem
 	}
-	if ctx.Err() != nil && len(res.Messages) > 0 {
+	if ctx.Err() != nil && got > 0 {
 		// Stop began while this receive was out (one that carries acks,
 		// which Stop lets finish): the worker takes no new messages.
-		w.releaseUnstarted(res.Messages)
+		w.unreserve(max(got-n, 0))
+		w.releaseUnstarted(res.Messages, min(got, n))
 		return nil, err
 	}
 	var b *parkedBatch
-	if len(res.Messages) < n { // a receive that got all it asked for says the queue has more
-		b = w.parkFor(len(res.Messages))
+	if got < ask { // a receive that got all it asked for says the queue has more
+		b = w.parkFor(got)
 	}
-	for i := range res.Messages {
+	for i := range min(got, n) {
 		w.dispatch(&res.Messages[i], leasedAt, b)
+	}
+	if got > n {
+		w.startPrefetched(res.Messages[n:], leasedAt, b)
 	}
 	return b, err
 }
 
 // releaseUnstarted hands back messages a stopping worker received, as
-// Stop releases those it could not wait for, and gives back their tokens.
-func (w *Worker) releaseUnstarted(ms []Message) {
+// Stop releases those it could not wait for, and gives back the tokens of
+// the first tokens of them (the others, prefetched, hold none).
+func (w *Worker) releaseUnstarted(ms []Message, tokens int) {
 	ctx, cancel := w.settleContext()
 	defer cancel()
 	var wg sync.WaitGroup
@@ -132,7 +146,9 @@ func (w *Worker) releaseUnstarted(ms []Message) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-w.sem }()
+			if i < tokens {
+				defer func() { <-w.sem }()
+			}
 			w.release(ctx, &Delivery{Message: ms[i]})
 		}()
 	}

@@ -16,31 +16,40 @@ const maxErrorText = 4096
 
 // dispatch starts a handler for m, which holds one of w.sem's tokens.
 func (w *Worker) dispatch(m *Message, leasedAt time.Time, b *parkedBatch) {
+	p := w.prepare(m, leasedAt, b)
+	w.running.Add(1)
+	go w.process(p.ctx, p.d)
+}
+
+// prepare makes m's delivery, counted among the handlers Stop waits for,
+// and keeps its lease alive from now until its handler returns.
+func (w *Worker) prepare(m *Message, leasedAt time.Time, b *parkedBatch) prepared {
 	ctx, cancel := context.WithCancelCause(w.base)
 	d := &Delivery{Message: *m, queue: w.queue, c: w.c, visibility: w.opts.Visibility, cancel: cancel, batch: b}
 	w.mu.Lock()
 	w.inflight[d] = struct{}{}
 	w.mu.Unlock()
 	w.handlers.Add(1)
-	w.running.Add(1)
-	go w.process(ctx, d, leasedAt)
+	w.keepLease(ctx, d, leasedAt)
+	return prepared{ctx, d}
 }
 
-// process runs the handler of d, keeping d's lease alive meanwhile, and
+// process runs the handler of d, whose lease is kept alive meanwhile, and
 // settles d by the handler's outcome. A success goes to the acks: then the
 // ack's outcome, not this goroutine, finishes d (ackDone), and the
 // goroutine ends without waiting for it. Waking tens of thousands of
 // goroutines a second only to hear "acked" left dozens of them runnable
 // at every moment of a burn-down, ahead of the receives and the server.
-func (w *Worker) process(ctx context.Context, d *Delivery, leasedAt time.Time) {
+func (w *Worker) process(ctx context.Context, d *Delivery) {
 	acking := false
 	defer func() {
 		if !acking {
 			w.finish(d)
 		}
 	}()
-	w.keepLease(ctx, d, leasedAt)
+	start := time.Now()
 	err := w.call(ctx, d)
+	average(&w.pre.handler, time.Since(start))
 	d.keep.stop()
 	claimed := d.claim() // false: released by Stop
 	// A success's ack is queued before the token goes back, so that the
