@@ -17,7 +17,8 @@ import (
 // the tokens spent half their time idle (a burn-down of no-op jobs at
 // Concurrency 100 ran at 26,000/s, each receive taking 1.7ms). So up to
 // receivesInFlight receives run side by side, each with the tokens free
-// when it starts.
+// when it starts, and each asks for more, prefetched, when the busy
+// handlers are quick (worker_prefetch.go).
 const receivesInFlight = 2
 
 // carryWait is the long-poll of a receive that carries acks. The server
