@@ -143,6 +143,8 @@ type Worker struct {
 	loopDone  chan struct{}  // closed when the receive loop has ended
 	handlers  sync.WaitGroup // deliveries, from dispatch until settled: handler returned, and its ack (if any) answered
 	ackers    sync.WaitGroup
+	// leaseQuit ends watchLeases, which closes leaseWatchDone (worker_lease.go).
+	leaseQuit, leaseWatchDone chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	state    workerState
@@ -250,6 +252,8 @@ func (w *Worker) start(base context.Context) error {
 		go w.ackLoop()
 	}
 	go w.holdLoop()
+	w.leaseQuit, w.leaseWatchDone = make(chan struct{}), make(chan struct{})
+	go w.watchLeases(w.leaseQuit)
 	go w.receiveLoop(recvCtx)
 	return nil
 }
@@ -323,6 +327,8 @@ func (w *Worker) stop(ctx context.Context) error {
 	if !waitGroup(ctx, &w.handlers) {
 		err = w.abandon(ctx)
 	}
+	close(w.leaseQuit) // handlers that outlive the grace keep their leases no longer
+	<-w.leaseWatchDone
 	close(w.ackQuit)
 	w.ackers.Wait()
 	close(w.ackersGone)

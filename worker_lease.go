@@ -7,15 +7,17 @@ import (
 	"time"
 )
 
-// keepLease extends d's lease while its handler runs, each time a third of
-// what is left of it has passed, so that a slow answer or two still leaves
-// time. It cancels the handler's context when the lease is lost
-// (ErrLeaseExpired) or the task was cancelled (ErrTaskCancelled).
+// keepLease has d's lease extended while its handler runs, each time a
+// third of what is left of it has passed, so that a slow answer or two
+// still leaves time. It cancels the handler's context when the lease is
+// lost (ErrLeaseExpired) or the task was cancelled (ErrTaskCancelled).
 // d.keep.stop stops it and waits until it has stopped.
 //
-// Nothing runs until the first third has passed (a timer, not a goroutine):
-// most handlers are done long before, and a goroutine and a timer each for
-// thousands of quick handlers a second were a cost of their own.
+// Nothing runs for d until the first third has passed: one goroutine per
+// worker (watchLeases) looks over the deliveries now and then, and starts
+// extending those whose time has come. Most handlers are done long
+// before; a timer for each of tens of thousands of quick handlers a second
+// was 3% of a burn-down's CPU.
 //
 // The expiry is reckoned on this machine's clock from leasedAt (see
 // leaseStart) and then from just before each extend was sent, never from the
@@ -23,38 +25,43 @@ import (
 // reckoning errs on the early side.
 func (w *Worker) keepLease(ctx context.Context, d *Delivery, leasedAt time.Time) {
 	k := &d.keep
-	expires := leasedAt.Add(w.opts.Visibility)
-	k.t = time.AfterFunc(time.Until(expires)/3, func() {
-		k.mu.Lock()
-		if k.stopped {
-			k.mu.Unlock()
-			return
-		}
-		var lctx context.Context
-		lctx, k.cancel = context.WithCancel(ctx)
-		done := make(chan struct{})
-		k.done = done
-		k.mu.Unlock()
-		defer close(done)
-		w.extendLoop(lctx, d, expires)
-	})
+	k.ctx = ctx
+	k.expires = leasedAt.Add(w.opts.Visibility)
+	k.due = time.Now().Add(time.Until(k.expires) / 3)
 }
 
-// leaseKeeper is keepLease's state for one delivery, kept in the Delivery:
-// as variables shared by closures it took five allocations per message.
+// leaseKeeper is keepLease's state for one delivery, kept in the Delivery.
 type leaseKeeper struct {
-	t       *time.Timer
-	mu      sync.Mutex // guards stopped, cancel, done
-	stopped bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	ctx          context.Context // the handler's
+	expires, due time.Time       // set by keepLease, read-only after
+	mu           sync.Mutex      // guards the fields below
+	started      bool
+	stopped      bool
+	cancel       context.CancelFunc
+	done         chan struct{}
+}
+
+// startExtending starts extending d's lease, unless that started or stopped before.
+func (w *Worker) startExtending(d *Delivery) {
+	k := &d.keep
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.started || k.stopped {
+		return
+	}
+	k.started = true
+	var lctx context.Context
+	lctx, k.cancel = context.WithCancel(k.ctx)
+	done := make(chan struct{})
+	k.done = done
+	go func() {
+		defer close(done)
+		w.extendLoop(lctx, d, k.expires)
+	}()
 }
 
 // stop stops keepLease and waits until it has stopped.
 func (k *leaseKeeper) stop() {
-	if k.t.Stop() {
-		return // it never started
-	}
 	k.mu.Lock()
 	k.stopped = true
 	if k.cancel != nil {
@@ -64,6 +71,40 @@ func (k *leaseKeeper) stop() {
 	k.mu.Unlock()
 	if ch != nil {
 		<-ch
+	}
+}
+
+// leaseWatchMax bounds how long a delivery's first extend may come after
+// its time (a third of its lease): watchLeases looks every sixth of the
+// visibility, and at least this often.
+const leaseWatchMax = time.Second
+
+// watchLeases starts extending the leases of deliveries whose time has
+// come, until quit is closed.
+func (w *Worker) watchLeases(quit <-chan struct{}) {
+	defer close(w.leaseWatchDone)
+	t := time.NewTicker(max(min(w.opts.Visibility/6, leaseWatchMax), time.Millisecond))
+	defer t.Stop()
+	var due []*Delivery
+	for {
+		select {
+		case <-t.C:
+		case <-quit:
+			return
+		}
+		now := time.Now()
+		w.mu.Lock()
+		for d := range w.inflight {
+			if !d.keep.due.After(now) {
+				due = append(due, d)
+			}
+		}
+		w.mu.Unlock()
+		for _, d := range due {
+			w.startExtending(d)
+		}
+		clear(due)
+		due = due[:0]
 	}
 }
 

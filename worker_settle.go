@@ -26,11 +26,11 @@ func (w *Worker) dispatch(m *Message, leasedAt time.Time, b *parkedBatch) {
 func (w *Worker) prepare(m *Message, leasedAt time.Time, b *parkedBatch) prepared {
 	ctx, cancel := context.WithCancelCause(w.base)
 	d := &Delivery{Message: *m, queue: w.queue, c: w.c, visibility: w.opts.Visibility, cancel: cancel, batch: b}
+	w.keepLease(ctx, d, leasedAt) // before watchLeases may see d
 	w.mu.Lock()
 	w.inflight[d] = struct{}{}
 	w.mu.Unlock()
 	w.handlers.Add(1)
-	w.keepLease(ctx, d, leasedAt)
 	return prepared{ctx, d}
 }
 
