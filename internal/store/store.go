@@ -443,8 +443,10 @@ type Message struct {
 	LeaseExpiresAt time.Time
 }
 
-// LeaseResult is what Lease handed out, and when the queue next changes by
-// itself (a delayed message comes due or a lease expires); zero if never.
+// LeaseResult is what Lease handed out, and, when it handed out nothing,
+// when the queue next changes by itself (a delayed message comes due or a
+// lease expires; zero if never): the time a receive waiting for messages
+// wakes up by. With messages it may be zero.
 type LeaseResult struct {
 	Messages []Message
 	NextDue  time.Time
