@@ -51,8 +51,22 @@ func (t *txn) records(w *qwork) (*recReader, error) {
 }
 
 // seek positions the iterator at seq's record; false if there is none.
+// From a record before it, it first steps to the next: a lease takes
+// messages in seq order, so that is often the one, and a step is cheaper
+// than a seek in every level (the seeks were 4% of a burn-down's CPU).
 func (r *recReader) seek(seq uint64) bool {
 	k := appendSeqKey(r.keys.key(), tagMsg, r.w.rec.ID, seq)
+	if r.it.Valid() && bytes.Compare(r.it.Key(), k) < 0 {
+		if !r.it.Next() {
+			return false // nothing after a key below k: no record k
+		}
+		switch c := bytes.Compare(r.it.Key(), k); {
+		case c == 0:
+			return true
+		case c > 0:
+			return false // the next record after one below k is above it
+		}
+	}
 	return r.it.SeekGE(k) && bytes.Equal(r.it.Key(), k)
 }
 
