@@ -12,3 +12,9 @@ const CarryWait = carryWait
 
 // WorkerParked reports whether one of w's receive slots is parked.
 func WorkerParked(w *Worker) bool { return w.parked.Load() != nil }
+
+// PrefetchTrip is w's estimate of a receive's round trip (worker_prefetch.go).
+func PrefetchTrip(w *Worker) time.Duration { return time.Duration(w.pre.trip.Load()) }
+
+// PrefetchPending counts w's prefetched messages reserved or waiting.
+func PrefetchPending(w *Worker) int64 { return w.pre.pending.Load() }

@@ -316,6 +316,11 @@ func (w *Worker) stop(ctx context.Context) error {
 	cut()
 	late.Stop()
 	w.stopCarry()
+	// No receive is out: the prefetched messages still waiting for a
+	// handler go back unhandled, as a stopping worker's receive's do.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	w.releaseWaiting(rctx)
+	cancel()
 
 	// No receive will carry an ack now: the held acks go to the ackers, and
 	// later ones straight to them. Before the wait for the handlers, which

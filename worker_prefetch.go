@@ -13,23 +13,34 @@ import (
 // round trips, and each one brings few messages (a burn-down of no-op jobs
 // at Concurrency 100 got about 50 per receive and ran at 75,000/s; asking
 // for 100, at about 110,000/s with a fifth less CPU per job). So a receive
-// also asks for the messages the busy handlers are expected to be ready
-// for by the time it answers: by Little's law, busy × round trip / handler
-// time, less those already waiting, with at most Concurrency waiting. Those wait, in order, for a handler; the
-// receive's slot waits with them, so a worker holds at most twice
-// Concurrency messages. With handlers slower than a round trip the
-// prefetch is a handler or two; with handlers a hundred times slower,
-// none: a message is not held here while another worker could run it.
+// also asks for the messages the busy handlers (and those of the other
+// receive out) are expected to be ready for by the time it answers: by
+// Little's law, busy × round trip / handler time, less those already
+// waiting, with at most Concurrency waiting, and none while the queue
+// looks drained. Those wait in one queue, in order, for a handler: a
+// handler that returns passes its token to the first of them before any
+// receive may take it. With handlers slower than a round trip the prefetch
+// is a handler or two; with handlers a hundred times slower, none.
+//
+// A handler that waits for another message of its own queue (a parent for
+// its child) should run in a worker with NoPrefetch: the child may be
+// prefetched behind busy parents, and wait there while another worker
+// is idle.
 //
 // The estimates are moving averages of the handlers' run times and of the
-// round trips of receives that came back full (those answered at once; a
-// long-poll's would count its wait).
+// round trips of receives that came back full (answered at once, as a
+// rule; one that took far longer than the average is taken for a
+// long-poll's wait and left out).
 type prefetch struct {
 	handler atomic.Int64 // average handler run time, ns; 0 until one ran
 	trip    atomic.Int64 // average round trip of a full receive, ns; 0 until one came
 	// pending counts the messages receives out may bring beyond their free
-	// handlers, and those brought that wait for one: at most Concurrency.
+	// handlers, and those brought that wait for one: at most Concurrency
+	// (more only from a server that answers more than asked).
 	pending atomic.Int64
+
+	mu      sync.Mutex // guards waiting
+	waiting []prepared // prefetched deliveries, oldest first
 }
 
 // average moves the moving average a by one sample x (1/8 of the way;
@@ -43,11 +54,24 @@ func average(a *atomic.Int64, x time.Duration) {
 	a.Store(max(old+(int64(x)-old)/8, 1))
 }
 
+// firstTripMax bounds the first round trip sample: a full receive that
+// took longer is more likely a long-poll that waited than a slow server.
+const firstTripMax = 100 * time.Millisecond
+
+// noteTrip takes d, the round trip of a receive that came back full, as a
+// sample of the round trip, unless it is too long to be one (see above).
+func (p *prefetch) noteTrip(d time.Duration) {
+	if cur := time.Duration(p.trip.Load()); (cur == 0 && d > firstTripMax) || (cur > 0 && d > 4*cur) {
+		return
+	}
+	average(&p.trip, d)
+}
+
 // reserve returns how many messages a receive with free handlers may ask
 // for beyond them, and counts them as pending; unreserve gives back those
 // that did not come.
 func (w *Worker) reserve(free int) int {
-	if w.opts.NoPrefetch {
+	if w.opts.NoPrefetch || w.drained.Load() {
 		return 0
 	}
 	h, trip := w.pre.handler.Load(), w.pre.trip.Load()
@@ -70,51 +94,106 @@ func (w *Worker) reserve(free int) int {
 	}
 }
 
-func (w *Worker) unreserve(n int) {
-	if n > 0 {
-		w.pre.pending.Add(-int64(n))
+func (w *Worker) unreserve(n int) { w.pre.pending.Add(-int64(n)) }
+
+// prefetched queues, in order, the deliveries of messages a receive
+// brought beyond its free handlers, and starts those that find a free
+// handler; their leases are kept from now on (prepare). It runs before the
+// receive starts its other messages' handlers, so that one of those, or
+// an earlier one, finds them when it returns.
+func (w *Worker) prefetched(ms []Message, leasedAt time.Time, b *parkedBatch) {
+	ps := make([]prepared, len(ms))
+	for i := range ms {
+		ps[i] = w.prepare(&ms[i], leasedAt, b)
+	}
+	w.pre.mu.Lock()
+	w.pre.waiting = append(w.pre.waiting, ps...)
+	w.pre.mu.Unlock()
+	w.startWaiting()
+}
+
+// takeWaiting removes and returns the first prefetched delivery still to
+// be handled; false if there is none, or Stop has begun (stop hands them
+// back). One whose lease was lost, or whose task was cancelled, while it
+// waited is finished here, unhandled.
+func (w *Worker) takeWaiting() (prepared, bool) {
+	for {
+		select {
+		case <-w.stopping:
+			return prepared{}, false
+		default:
+		}
+		w.pre.mu.Lock()
+		if len(w.pre.waiting) == 0 {
+			w.pre.mu.Unlock()
+			return prepared{}, false
+		}
+		p := w.pre.waiting[0]
+		w.pre.waiting[0] = prepared{}
+		w.pre.waiting = w.pre.waiting[1:]
+		w.pre.mu.Unlock()
+		w.unreserve(1)
+		if p.ctx.Err() == nil {
+			return p, true
+		}
+		w.log.Info("courier worker: a prefetched message was lost while it waited for a handler",
+			"id", p.d.ID, "cause", context.Cause(p.ctx))
+		p.d.keep.stop()
+		w.leave(p.d)
+		w.finish(p.d)
 	}
 }
 
-// startPrefetched starts, in order, a handler for each message a receive
-// brought beyond its free handlers, as handlers become free, while the
-// caller's receive slot waits. Their leases are kept from the start (a
-// timer each, see keepLease). If Stop begins meanwhile, those not started
-// are handed back, as a stopping worker's receive's messages are.
-func (w *Worker) startPrefetched(ms []Message, leasedAt time.Time, b *parkedBatch) {
-	ds := make([]prepared, len(ms))
-	for i := range ms {
-		ds[i] = w.prepare(&ms[i], leasedAt, b)
-	}
-	for i, p := range ds {
-		select {
-		case <-w.stopping: // before a token that is free too
-		default:
-			select {
-			case w.sem <- struct{}{}:
-				w.unreserve(1)
-				w.running.Add(1)
-				go w.process(p.ctx, p.d)
-				continue
-			case <-w.stopping:
-			}
-		}
-		w.unreserve(len(ds) - i)
-		w.releasePrepared(ds[i:])
+// handOn passes the token of a handler that returned to the first
+// prefetched delivery waiting, or gives it back.
+func (w *Worker) handOn() {
+	if p, ok := w.takeWaiting(); ok {
+		go w.process(p.ctx, p.d) // the token, and its count in running, pass on
 		return
 	}
+	w.running.Add(-1)
+	<-w.sem
+	w.startWaiting() // one queued after the look above
 }
 
-// releasePrepared hands back deliveries whose handlers never started.
-func (w *Worker) releasePrepared(ds []prepared) {
-	ctx, cancel := w.settleContext()
-	defer cancel()
+// startWaiting starts prefetched deliveries while there are free handlers.
+func (w *Worker) startWaiting() {
+	for {
+		w.pre.mu.Lock()
+		none := len(w.pre.waiting) == 0
+		w.pre.mu.Unlock()
+		if none {
+			return
+		}
+		select {
+		case w.sem <- struct{}{}:
+		default:
+			return // every handler busy: the next to return starts one
+		}
+		p, ok := w.takeWaiting()
+		if !ok {
+			<-w.sem // taken meanwhile, or Stop began
+			return
+		}
+		w.running.Add(1)
+		go w.process(p.ctx, p.d)
+	}
+}
+
+// releaseWaiting hands back the prefetched deliveries that never started:
+// Stop calls it once no receive is out. ctx bounds the releases.
+func (w *Worker) releaseWaiting(ctx context.Context) {
+	w.pre.mu.Lock()
+	ps := w.pre.waiting
+	w.pre.waiting = nil
+	w.pre.mu.Unlock()
+	w.unreserve(len(ps))
 	var wg sync.WaitGroup
-	for _, p := range ds {
+	for _, p := range ps {
 		p.d.keep.stop()
 		if !p.d.claim() {
 			w.leave(p.d)
-			w.finish(p.d) // Stop's abandon released it
+			w.finish(p.d)
 			continue
 		}
 		wg.Add(1)

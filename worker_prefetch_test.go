@@ -91,6 +91,9 @@ func burnDown(t *testing.T, n int, opts courier.WorkerOptions) []int {
 	if s := stats(t, plain, "q"); s.AckedTotal != int64(n) || s.InFlight != 0 {
 		t.Errorf("stats = %+v, want %d acked, none in flight", s, n)
 	}
+	if p := courier.PrefetchPending(w); p != 0 {
+		t.Errorf("%d prefetched messages still counted pending after Stop", p)
+	}
 	return asks()
 }
 

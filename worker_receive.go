@@ -109,8 +109,8 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 	if err == nil {
 		w.drained.Store(got < ask)
 		if full {
-			average(&w.pre.trip, answered.Sub(sent)) // answered at once
-			w.wakeParked()                           // load: both slots are wanted
+			w.pre.noteTrip(answered.Sub(sent))
+			w.wakeParked() // load: both slots are wanted
 		}
 	}
 	for i := got; i < n; i++ {
@@ -127,11 +127,11 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 	if got < ask { // a receive that got all it asked for says the queue has more
 		b = w.parkFor(got)
 	}
+	if got > n {
+		w.prefetched(res.Messages[n:], leasedAt, b)
+	}
 	for i := range min(got, n) {
 		w.dispatch(&res.Messages[i], leasedAt, b)
-	}
-	if got > n {
-		w.startPrefetched(res.Messages[n:], leasedAt, b)
 	}
 	return b, err
 }

@@ -56,8 +56,7 @@ func (w *Worker) process(ctx context.Context, d *Delivery) {
 	// receive the token lets start finds it and carries it.
 	last := d.batch.leave()
 	acking = claimed && err == nil && ctx.Err() == nil && w.held.add(d, w.holdAcks(d, last))
-	w.running.Add(-1)
-	<-w.sem // the handler is done: another may start while this one settles
+	w.handOn() // the handler is done: another may start while this one settles
 	if last {
 		close(d.batch.done) // the parked slot may go, and find the ack and the token
 	}
