@@ -23,7 +23,10 @@ type WorkerOptions struct {
 	// are expected to be ready for when it answers: with handlers quicker
 	// than a round trip to the server, up to Concurrency more, which wait
 	// here for a free handler (their leases kept alive); with slow ones, a
-	// few or none. See worker_prefetch.go.
+	// few or none. Set it when a handler waits for another message of the
+	// same queue (a parent for its child): the child could be prefetched
+	// behind busy parents while another worker is idle. See
+	// worker_prefetch.go.
 	NoPrefetch bool
 	// Wait is how long a receive long-polls for messages. Default 20s, at
 	// most 60s (the server's limit).
