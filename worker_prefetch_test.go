@@ -144,32 +144,18 @@ func prefetchedWorker(t *testing.T, opts courier.WorkerOptions, hold <-chan stru
 	c, asks := askingClient(t, url)
 	sendN(t, plain, "q", 5, nil)
 	handled = new(sync.Map)
-	var count atomic.Int32
 	started := make(chan struct{}, 5)
 	opts.Concurrency, opts.MaxBatch, opts.Wait = 2, 10, time.Second
-	w = courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+	w = courier.NewWorker(c, "q", quickThenHeld(hold, func(d *courier.Delivery) {
 		if _, dup := handled.LoadOrStore(d.ID, d.Attempt); dup {
 			t.Errorf("%s handled twice", d.ID)
 		}
 		started <- struct{}{}
-		if count.Add(1) == 1 {
-			return nil
-		}
-		select {
-		case <-hold:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}), opts)
 	if err := w.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { // the tests check their own Stop; this one ends a failed test's worker
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		w.Stop(ctx)
-	})
+	stopSoon(t, w)
 	for range 3 {
 		select {
 		case <-started:
@@ -181,6 +167,25 @@ func prefetchedWorker(t *testing.T, opts courier.WorkerOptions, hold <-chan stru
 		t.Fatalf("receives asked for %v; want 2, then 3 (one free handler, two prefetched)", a)
 	}
 	return w, plain, asks, handled
+}
+
+// quickThenHeld is a handler that calls onStart, then returns at once
+// the first time, and the other times when hold is closed (or its
+// context ends).
+func quickThenHeld(hold <-chan struct{}, onStart func(*courier.Delivery)) courier.HandlerFunc {
+	var count atomic.Int32
+	return func(ctx context.Context, d *courier.Delivery) error {
+		onStart(d)
+		if count.Add(1) == 1 {
+			return nil
+		}
+		select {
+		case <-hold:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // TestWorkerStopReleasesPrefetched: messages prefetched and waiting for a

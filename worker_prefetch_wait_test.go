@@ -136,19 +136,8 @@ func TestWorkerSkipsLostPrefetched(t *testing.T) {
 	}
 	hold := make(chan struct{})
 	started := make(chan string, 10)
-	var count atomic.Int32
-	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
-		started <- string(d.Body)
-		if count.Add(1) == 1 {
-			return nil
-		}
-		select {
-		case <-hold:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 600 * time.Millisecond})
+	w := courier.NewWorker(c, "q", quickThenHeld(hold, func(d *courier.Delivery) { started <- string(d.Body) }),
+		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 600 * time.Millisecond})
 	startWorker(t, w)
 	for range 3 {
 		<-started
