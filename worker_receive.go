@@ -137,8 +137,8 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 }
 
 // releaseUnstarted hands back messages a stopping worker received, as
-// Stop releases those it could not wait for, and gives back the tokens of
-// the first tokens of them (the others, prefetched, hold none).
+// Stop releases those it could not wait for, and gives back a token for
+// each of the first tokens of them (the others, prefetched, held none).
 func (w *Worker) releaseUnstarted(ms []Message, tokens int) {
 	ctx, cancel := w.settleContext()
 	defer cancel()
