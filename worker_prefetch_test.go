@@ -219,9 +219,11 @@ func TestWorkerKeepsPrefetchedLeases(t *testing.T) {
 	t.Parallel()
 	hold := make(chan struct{})
 	var warned warnings
-	w, plain, _, handled := prefetchedWorker(t, courier.WorkerOptions{Visibility: 500 * time.Millisecond,
+	// A lease long enough that a loaded machine's stalls do not lose it
+	// (see TestWorkerExtendsLease), waited out more than twice.
+	w, plain, _, handled := prefetchedWorker(t, courier.WorkerOptions{Visibility: 1500 * time.Millisecond,
 		Logger: slog.New(&warned)}, hold)
-	time.Sleep(1500 * time.Millisecond) // three leases' worth of waiting
+	time.Sleep(3500 * time.Millisecond)
 	close(hold)
 	deadline := time.Now().Add(10 * time.Second)
 	for stats(t, plain, "q").AckedTotal < 5 && time.Now().Before(deadline) {

@@ -137,7 +137,7 @@ func TestWorkerSkipsLostPrefetched(t *testing.T) {
 	hold := make(chan struct{})
 	started := make(chan string, 10)
 	w := courier.NewWorker(c, "q", quickThenHeld(hold, func(d *courier.Delivery) { started <- string(d.Body) }),
-		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 600 * time.Millisecond})
+		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 1500 * time.Millisecond})
 	startWorker(t, w)
 	for range 3 {
 		<-started
@@ -148,7 +148,7 @@ func TestWorkerSkipsLostPrefetched(t *testing.T) {
 	if _, err := plain.CancelTask(t.Context(), ids[3]); err != nil { // "1111", prefetched
 		t.Fatal(err)
 	}
-	time.Sleep(800 * time.Millisecond) // an extend of the waiting message hears of it
+	time.Sleep(2 * time.Second) // an extend of the waiting message, due at 0.5s, hears of it
 	close(hold)
 	// The two held ones return: "11111" runs, "1111" must not.
 	select {
