@@ -94,7 +94,12 @@ func queuePath(name string, action ...string) (string, error) {
 // out (if not nil). An error answer becomes an *Error.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if a, ok := in.(jsonAppender); ok {
+		if b, ok := a.appendJSON(nil); ok {
+			body = bytes.NewReader(b) // request_json.go
+		}
+	}
+	if in != nil && body == nil {
 		// Not json.Marshal: it would rewrite < > & in bodies as \u003c…,
 		// and a body should arrive as it was written.
 		var buf bytes.Buffer
