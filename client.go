@@ -96,7 +96,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	var body io.Reader
 	if a, ok := in.(jsonAppender); ok {
 		if b, ok := a.appendJSON(nil); ok {
-			body = bytes.NewReader(b) // request_json.go
+			body = bytes.NewReader(append(b, '\n')) // request_json.go
 		}
 	}
 	if in != nil && body == nil {

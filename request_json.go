@@ -5,12 +5,12 @@ import "strconv"
 // Requests the Worker sends by the thousand are written without
 // encoding/json when every string in them is plain: encoding a receive
 // that carries a hundred acks was 2.5% of a burn-down's CPU (w2). The
-// bytes are encoding/json's, newline included (as its Encoder writes
-// them); anything else (a result to carry, a string to escape) goes to
+// bytes are encoding/json's (Client.call adds the newline its Encoder
+// writes); anything else (a result to carry, a string to escape) goes to
 // encoding/json.
 
-// jsonAppender is a request that can append its own JSON; false if it
-// cannot, and encoding/json should.
+// jsonAppender is a request that can append its own JSON object; false if
+// it cannot, and encoding/json should.
 type jsonAppender interface {
 	appendJSON(b []byte) ([]byte, bool)
 }
@@ -29,11 +29,8 @@ func (r ReceiveRequest) appendJSON(b []byte) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b, ok = r.Ack.appendJSON(append(b, `"ack":`...))
-		if ok {
-			b = b[:len(b)-1] // the ack's newline
-		}
 	}
-	return append(b, "}\n"...), ok
+	return append(b, '}'), ok
 }
 
 func (a AckRequest) appendJSON(b []byte) ([]byte, bool) {
@@ -58,7 +55,7 @@ func (a AckRequest) appendJSON(b []byte) ([]byte, bool) {
 		}
 		b = append(b, ']')
 	}
-	return append(b, "}\n"...), ok
+	return append(b, '}'), ok
 }
 
 // appendPlainField appends `"name":"v"` unless v is empty (omitempty), with

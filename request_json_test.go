@@ -27,6 +27,7 @@ func checkRequestJSON(t *testing.T, in jsonAppender) bool {
 	if !ok {
 		return false
 	}
+	got = append(got, '\n') // as Client.call sends it
 	if want := stdlibRequest(t, in); !bytes.Equal(got, want) {
 		t.Fatalf("%#v:\n own JSON %s\nencoding/json %s", in, got, want)
 	}
