@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/courierhq/courier/internal/cli"
+	"github.com/courierhq/courier/internal/hugepages"
 	"github.com/courierhq/courier/internal/server"
 )
 
@@ -20,7 +22,16 @@ func main() {
 	// kills the process the default way should that take too long.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
-	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, startWithHugePages)
 	stop()
 	os.Exit(code)
+}
+
+// startWithHugePages starts courier again with the C allocator asking for
+// huge pages, where that helps, before a command opens the embedded store
+// (see internal/hugepages); if that fails, the command goes on without.
+func startWithHugePages() {
+	if _, err := hugepages.Reexec(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "courier: warning: %v; going on without huge pages\n", err)
+	}
 }

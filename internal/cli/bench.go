@@ -76,6 +76,9 @@ func newBenchCmd(e *env) *cobra.Command {
   courier --url http://10.0.0.5:7070 bench tasks --concurrency 64`,
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !urlGiven(cmd, e) && f.store == "" {
+				e.openingStore() // first: config prints notes
+			}
 			cfg, err := f.config(cmd, e, args[0])
 			if err != nil {
 				return err
@@ -179,7 +182,7 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 	}
 	t := bench.Target{Token: e.token, DataDir: f.dataDir, Store: f.store, AllowUnsafeDurability: f.unsafe,
 		GCHeapFloor: floor, Getenv: e.getenv}
-	if fs.Changed("url") || e.getenv("COURIER_URL") != "" {
+	if urlGiven(cmd, e) {
 		if _, err := e.client(); err != nil { // checks the URL
 			return bench.Config{}, err
 		}
@@ -216,4 +219,10 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// urlGiven tells whether bench targets a running server (--url or
+// COURIER_URL) rather than one in this process.
+func urlGiven(cmd *cobra.Command, e *env) bool {
+	return cmd.Flags().Changed("url") || e.getenv("COURIER_URL") != ""
 }

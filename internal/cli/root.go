@@ -44,13 +44,28 @@ type env struct {
 	json  bool
 
 	c *courier.Client // made on first use by client; closed by run
+
+	// beforeStore runs when serve, or bench with a server in this process,
+	// is about to open an embedded store, before anything else of theirs;
+	// main has it start the process again with huge pages for the store
+	// (internal/hugepages). Tests leave it nil.
+	beforeStore func()
 }
 
 // Main runs the courier command line with args (without the program name)
 // and returns the process's exit code. Canceling ctx (main does on SIGINT
 // and SIGTERM) interrupts the command.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return run(ctx, args, &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv})
+// beforeStore, if not nil, runs before an embedded store is opened in this
+// process (see env.beforeStore).
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, beforeStore func()) int {
+	return run(ctx, args, &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, beforeStore: beforeStore})
+}
+
+// openingStore calls e.beforeStore if there is one.
+func (e *env) openingStore() {
+	if e.beforeStore != nil {
+		e.beforeStore()
+	}
 }
 
 func run(ctx context.Context, args []string, e *env) int {

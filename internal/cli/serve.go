@@ -75,6 +75,9 @@ func newServeCmd(e *env) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if cfg.Store == "" {
+				e.openingStore()
+			}
 			floor, err := parseBytes("--gc-heap-floor", f.gcFloor)
 			if err != nil {
 				return usageError{err}

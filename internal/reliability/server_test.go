@@ -43,9 +43,17 @@ func startNode(t testing.TB, dsn string) (*server, error) {
 
 // startProcess starts `courier serve` with args besides the common ones.
 func startProcess(t testing.TB, args ...string) (*server, error) {
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with env added to the test's environment.
+func startProcessEnv(t testing.TB, env []string, args ...string) (*server, error) {
 	s := &server{stdout: newLineWriter(), stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	s.cmd = exec.Command(courierBin, append([]string{"serve", "--addr", "127.0.0.1:0",
 		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "warn"}, args...)...)
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start courier: %w", err)

@@ -1,0 +1,32 @@
+//go:build linux && cgo
+
+package hugepages
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// thpEnabled is where Linux says which mappings get transparent huge pages.
+const thpEnabled = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+// Reexec starts this program again with args (os.Args) and glibc's tunable
+// asking for huge pages, if that helps here and was not done yet; on
+// success it does not return. Otherwise it returns why not, or the error
+// that stopped it, and the process goes on as it is. Call it before
+// anything the new process would repeat or conflict with (a listener, an
+// open store); it is meant for the process's main command only, never a
+// test binary.
+func Reexec(args []string) (skipped string, err error) {
+	mode, _ := os.ReadFile(thpEnabled)
+	value, why, ok := plan(os.Getenv, string(mode))
+	if !ok {
+		return why, nil
+	}
+	env := withEnv(withEnv(os.Environ(), tunables, value), started, "1")
+	if err := syscall.Exec("/proc/self/exe", args, env); err != nil {
+		return "", fmt.Errorf("start again with %s=%s: %w", tunables, value, err)
+	}
+	return "", nil // not reached: Exec replaced the process
+}
