@@ -78,26 +78,26 @@ func benchReceive(b *testing.B, s *Store, tick func() time.Time) {
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 }
 
-func send(b *testing.B, s *Store, msgs []store.NewMessage, now time.Time) {
+func send(tb testing.TB, s *Store, msgs []store.NewMessage, now time.Time) {
 	if _, err := s.Send(context.Background(), &store.SendParams{Queue: "q", Messages: msgs, Now: now}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
 // drain leases and acks n messages, max at a time.
-func drain(b *testing.B, s *Store, n, max int, tick func() time.Time) {
+func drain(tb testing.TB, s *Store, n, max int, tick func() time.Time) {
 	ctx := context.Background()
 	for got := 0; got < n; {
 		res, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: max, Now: tick(), Retry: retryNow})
 		if err != nil || len(res.Messages) == 0 {
-			b.Fatalf("lease after %d of %d: %d messages, %v", got, n, len(res.Messages), err)
+			tb.Fatalf("lease after %d of %d: %d messages, %v", got, n, len(res.Messages), err)
 		}
 		leases := make([]string, len(res.Messages))
 		for i, m := range res.Messages {
 			leases[i] = m.Lease
 		}
 		if _, err := s.Ack(ctx, &store.AckParams{Queue: "q", Leases: leases, Now: tick()}); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		got += len(res.Messages)
 	}

@@ -59,7 +59,13 @@ func TestCorruptFiles(t *testing.T) {
 					got := corruptAndOpen(t, img, live, f.name, off, skip)
 					counts[got]++
 				}
-				if counts["refused"]+counts["read failed"] == 0 {
+				// A table of queue counters alone is shadowed by the
+				// newer counters every change writes (in the WAL or a
+				// newer table): no read opens it, so without the check
+				// at open its damage shows only when a compaction reads
+				// it. Every flip must still leave the store correct.
+				noticeable := !skip || !f.countersOnly
+				if noticeable && counts["refused"]+counts["read failed"] == 0 {
 					t.Errorf("%s (SkipVerify %v): no flip was noticed: %v", f.name, skip, counts)
 				}
 				key := fmt.Sprintf("%s (%s, SkipVerify %v)", f.kind, f.name, skip)
@@ -188,8 +194,9 @@ func corruptFixture(t *testing.T) (*vfs.MemFS, map[string]bool) {
 
 // corruptTarget is a file to damage.
 type corruptTarget struct {
-	kind, name string
-	size       int
+	kind, name   string
+	size         int
+	countersOnly bool // a table of queue counters ('S') only
 }
 
 // offsets picks the offsets to flip: 30 at random, and for the MANIFEST 5
@@ -238,8 +245,8 @@ func corruptTargets(t *testing.T, fs *vfs.MemFS) []corruptTarget {
 		{kind: "WAL", name: newestWAL(t, fs)},
 		{kind: "MANIFEST", name: manifest},
 	}
-	for _, name := range liveTables(t, fs) {
-		out = append(out, corruptTarget{kind: "table", name: name})
+	for _, tb := range liveTables(t, fs) {
+		out = append(out, corruptTarget{kind: "table", name: tb.name, countersOnly: tb.lo == tagStats && tb.hi == tagStats})
 	}
 	for i := range out {
 		out[i].size = size(out[i].name)
@@ -250,8 +257,15 @@ func corruptTargets(t *testing.T, fs *vfs.MemFS) []corruptTarget {
 	return out
 }
 
-// liveTables names the tables of the store's current version.
-func liveTables(t *testing.T, fs *vfs.MemFS) []string {
+// liveTable is a table of the store's current version: its file name and
+// the tags of its first and last keys.
+type liveTable struct {
+	name   string
+	lo, hi byte
+}
+
+// liveTables lists the tables of the store's current version, by name.
+func liveTables(t *testing.T, fs *vfs.MemFS) []liveTable {
 	t.Helper()
 	db, err := pebble.Open("db", &pebble.Options{FS: copyMem(t, fs), ReadOnly: true, Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
 	if err != nil {
@@ -262,13 +276,14 @@ func liveTables(t *testing.T, fs *vfs.MemFS) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []liveTable
 	for _, level := range levels {
 		for _, table := range level {
-			out = append(out, fmt.Sprintf("%s.sst", table.FileNum))
+			out = append(out, liveTable{name: fmt.Sprintf("%s.sst", table.FileNum),
+				lo: table.Smallest.UserKey[0], hi: table.Largest.UserKey[0]})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b liveTable) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
