@@ -315,7 +315,7 @@ func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 // backlog between; a compaction that picked one pulled every table of the
 // level within those bounds into it, and rewrote hundreds of MiB of live
 // records one level down. With tables split by tag, a 10-million-message
-// backlog's fill and drain took a fifth less CPU (docs/benchmarks.md).
+// backlog's fill and drain took about a sixth less CPU (docs/benchmarks.md).
 // Only where tables end changes: keys, values and their order do not.
 func tablesWithinTag(start []byte) (pebble.SpanPolicy, []byte, error) {
 	if len(start) == 0 || start[0] == 0xff {
