@@ -22,7 +22,7 @@ func main() {
 	// kills the process the default way should that take too long.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
-	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, startWithHugePages)
+	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, func() { startWithHugePages(ctx) })
 	stop()
 	os.Exit(code)
 }
@@ -30,7 +30,12 @@ func main() {
 // startWithHugePages starts courier again with the C allocator asking for
 // huge pages, where that helps, before a command opens the embedded store
 // (see internal/hugepages); if that fails, the command goes on without.
-func startWithHugePages() {
+// Not once a signal has arrived: the new process would not see it (the
+// command ends on its own, as ctx is done).
+func startWithHugePages(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
 	if _, err := hugepages.Reexec(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "courier: warning: %v; going on without huge pages\n", err)
 	}

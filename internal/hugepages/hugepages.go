@@ -15,7 +15,10 @@
 // store opens.
 package hugepages
 
-import "strings"
+import (
+	"path"
+	"strings"
+)
 
 // Env is the environment variable that turns the re-execution off: set
 // it to "off" to keep the C allocator's default.
@@ -33,13 +36,27 @@ const (
 	hugetlb  = "glibc.malloc.hugetlb"
 )
 
+// host is what plan needs to know of the machine and the process.
+type host struct {
+	thpMode string // /sys/kernel/mm/transparent_hugepage/enabled; "" if unreadable
+	exe     string // the program /proc/self/exe names
+	traced  bool   // a debugger or tracer is attached (TracerPid)
+}
+
 // plan decides whether the process should start again, and with which
-// value of GLIBC_TUNABLES. thpMode is the content of
-// /sys/kernel/mm/transparent_hugepage/enabled ("" if unreadable). The
-// second result says why not when the first is false.
-func plan(getenv func(string) string, thpMode string) (value string, why string, ok bool) {
+// value of GLIBC_TUNABLES. The second result says why not when the third
+// is false.
+func plan(getenv func(string) string, h host) (value string, why string, ok bool) {
 	if strings.EqualFold(getenv(Env), "off") {
 		return "", Env + "=off", false
+	}
+	if strings.HasPrefix(path.Base(h.exe), "ld-") {
+		// Run through the dynamic loader (ld-linux… courier serve):
+		// starting the loader again would not start courier.
+		return "", "started through the dynamic loader", false
+	}
+	if h.traced {
+		return "", "a debugger is attached", false // keep it on this process
 	}
 	if getenv(started) != "" {
 		return "", "started with huge pages already", false
@@ -48,7 +65,7 @@ func plan(getenv func(string) string, thpMode string) (value string, why string,
 	if strings.Contains(cur, hugetlb) {
 		return "", tunables + " already sets " + hugetlb, false
 	}
-	if !strings.Contains(thpMode, "[madvise]") {
+	if !strings.Contains(h.thpMode, "[madvise]") {
 		// "[always]": every mapping gets huge pages already; "[never]",
 		// or no such file: there are none to ask for.
 		return "", "transparent huge pages are not in madvise mode", false

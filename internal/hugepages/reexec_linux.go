@@ -5,6 +5,7 @@ package hugepages
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -20,7 +21,8 @@ const thpEnabled = "/sys/kernel/mm/transparent_hugepage/enabled"
 // test binary.
 func Reexec(args []string) (skipped string, err error) {
 	mode, _ := os.ReadFile(thpEnabled)
-	value, why, ok := plan(os.Getenv, string(mode))
+	exe, _ := os.Readlink("/proc/self/exe")
+	value, why, ok := plan(os.Getenv, host{thpMode: string(mode), exe: exe, traced: traced()})
 	if !ok {
 		return why, nil
 	}
@@ -29,4 +31,19 @@ func Reexec(args []string) (skipped string, err error) {
 		return "", fmt.Errorf("start again with %s=%s: %w", tunables, value, err)
 	}
 	return "", nil // not reached: Exec replaced the process
+}
+
+// traced tells whether a tracer (a debugger, strace) is attached, from
+// /proc/self/status.
+func traced() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			return strings.TrimSpace(v) != "0"
+		}
+	}
+	return false
 }

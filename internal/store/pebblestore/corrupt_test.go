@@ -59,11 +59,12 @@ func TestCorruptFiles(t *testing.T) {
 					got := corruptAndOpen(t, img, live, f.name, off, skip)
 					counts[got]++
 				}
-				// A table of queue counters alone is shadowed by the
-				// newer counters every change writes (in the WAL or a
-				// newer table): no read opens it, so without the check
-				// at open its damage shows only when a compaction reads
-				// it. Every flip must still leave the store correct.
+				// A table of queue counters alone is, in this fixture,
+				// shadowed by the newer counters each later change wrote
+				// (in the WAL or a newer table): no read opens it, so
+				// without the check at open its damage shows only when a
+				// compaction reads it. Every flip must still leave the
+				// store correct.
 				noticeable := !skip || !f.countersOnly
 				if noticeable && counts["refused"]+counts["read failed"] == 0 {
 					t.Errorf("%s (SkipVerify %v): no flip was noticed: %v", f.name, skip, counts)
