@@ -1,11 +1,8 @@
 package pebblestore
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/courierhq/courier/internal/store"
 )
 
 // BenchmarkBacklogWrites fills a queue with b.N messages of 128 bytes, then
@@ -18,16 +15,8 @@ import (
 //
 //	go test -run '^$' -bench BacklogWrites -benchtime 1000000x ./internal/store/pebblestore/
 func BenchmarkBacklogWrites(b *testing.B) {
-	s, err := Open(Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, tick := openWithQueue(b, Options{Dir: b.TempDir()})
 	defer s.Close()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tick := func() time.Time { now = now.Add(time.Microsecond); return now }
-	if _, err := s.CreateQueue(context.Background(), &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
-		b.Fatal(err)
-	}
 	b.ResetTimer()
 	w0 := tableBytesWritten(b, s)
 	for left := b.N; left > 0; left -= 1000 {

@@ -31,21 +31,30 @@ func BenchmarkReceiveAfterChurn(b *testing.B) {
 		// One store per size, churned once: the testing package runs a
 		// sub-benchmark more than once (b.N=1 first), and each run drains
 		// what it filled, so the store is ready for the next.
-		s, err := Open(Options{Dir: b.TempDir()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		tick := func() time.Time { now = now.Add(time.Microsecond); return now }
-		if _, err := s.CreateQueue(context.Background(), &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
-			b.Fatal(err)
-		}
+		s, tick := openWithQueue(b, Options{Dir: b.TempDir()})
 		churn(b, s, c, tick)
 		b.Run(fmt.Sprintf("cycles=%d", c), func(b *testing.B) { benchReceive(b, s, tick) })
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// openWithQueue opens a store with o and creates queue "q" in it; tick
+// is a clock that moves a microsecond at each call. The caller closes s.
+func openWithQueue(tb testing.TB, o Options) (s *Store, tick func() time.Time) {
+	tb.Helper()
+	s, err := Open(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tick = func() time.Time { now = now.Add(time.Microsecond); return now }
+	if _, err := s.CreateQueue(context.Background(), &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
+		s.Close()
+		tb.Fatal(err)
+	}
+	return s, tick
 }
 
 func batchOf(n int) []store.NewMessage {

@@ -1,12 +1,6 @@
 package pebblestore
 
-import (
-	"context"
-	"testing"
-	"time"
-
-	"github.com/courierhq/courier/internal/store"
-)
+import "testing"
 
 // TestTablesStayWithinTag fills a queue, drains most of it, and checks
 // that no table the store wrote (by flushes and compactions, with
@@ -14,16 +8,8 @@ import (
 // a table from the drain's deletes must not span the live records between
 // the head of one keyspace and the next (see tablesWithinTag).
 func TestTablesStayWithinTag(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), MemTableBytes: 256 << 10, CacheBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tick := openWithQueue(t, Options{Dir: t.TempDir(), MemTableBytes: 256 << 10, CacheBytes: 1 << 20})
 	defer s.Close()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tick := func() time.Time { now = now.Add(time.Microsecond); return now }
-	if _, err := s.CreateQueue(context.Background(), &store.CreateQueueParams{Name: "q", Config: store.DefaultConfig("q"), Now: now}); err != nil {
-		t.Fatal(err)
-	}
 	const n = 20000
 	for left := n; left > 0; left -= 1000 {
 		send(t, s, batchOf(1000), tick())
