@@ -46,7 +46,8 @@ func TestCatchesALyingServer(t *testing.T) {
 
 	r := h.report()
 	sends, acks := p.sends.Load(), p.acks.Load()
-	t.Logf("summary liar: seed=%d faked sends=%d faked acks=%d; %v", seed, sends, acks, r)
+	t.Logf("summary liar: seed=%d faked sends=%d of %d, faked acks=%d of %d single acks; %v",
+		seed, sends, p.seenSends.Load(), acks, p.seenAcks.Load(), r)
 	if sends == 0 || acks == 0 {
 		t.Fatalf("the proxy faked %d sends and %d acks: the control controls nothing", sends, acks)
 	}
@@ -62,11 +63,13 @@ func TestCatchesALyingServer(t *testing.T) {
 }
 
 // liar is a reverse proxy that, while lying, fakes the answers to one in
-// fifteen single sends and one in ten single-lease acks.
+// fifteen single sends and one in five single-lease acks. Each kind has its
+// own count: on one shared count of every request, the few single acks of a
+// run could all miss the faked positions.
 type liar struct {
-	lying       atomic.Bool
-	sends, acks atomic.Int64 // answers faked
-	n           atomic.Int64 // requests seen
+	lying               atomic.Bool
+	sends, acks         atomic.Int64 // answers faked
+	seenSends, seenAcks atomic.Int64 // requests of each kind seen while lying
 
 	mu         sync.Mutex // guards servers and transports
 	servers    []*httptest.Server
@@ -103,14 +106,19 @@ func (p *liar) fake(w http.ResponseWriter, r *http.Request) bool {
 	if json.Unmarshal(body, &fields) != nil {
 		return false
 	}
-	n := p.n.Add(1)
 	switch {
-	case strings.HasSuffix(r.URL.Path, "/messages") && fields["body"] != nil && n%15 == 0:
+	case strings.HasSuffix(r.URL.Path, "/messages") && fields["body"] != nil:
+		if p.seenSends.Add(1)%15 != 0 {
+			return false
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"FAKE%d"}`, p.sends.Add(1))
 		return true
-	case strings.HasSuffix(r.URL.Path, "/ack") && fields["lease"] != nil && n%10 == 0:
+	case strings.HasSuffix(r.URL.Path, "/ack") && fields["lease"] != nil:
+		if p.seenAcks.Add(1)%5 != 0 {
+			return false
+		}
 		p.acks.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"acked":1}`)
