@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courierhq/courier/internal/store"
 )
 
 // runBacklog is w4, the backlog. Its baseline: Baseline messages are sent
@@ -27,11 +29,11 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 		return outcome{}, err
 	}
 	empty := r.phase("baseline: receive+ack", base)
-	emptyCPU := startCPU()
+	emptyCost := r.startCost()
 	if _, _, err := r.receiveAll(ctx, empty, base, c, b, noLatency, nil); err != nil {
 		return outcome{}, err
 	}
-	emptyCPU.stop()
+	emptyCost.stop()
 
 	fill := r.phase("fill the backlog", q)
 	if err := r.sendAll(ctx, q, p, b, false, nil, fill, nil); err != nil {
@@ -43,11 +45,11 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["go_heap_after_fill_bytes"] = heapInUse()
 
 	drain := r.phaseAt("drain the backlog", withEnd(windowEnds(q, r.p.Windows), base))
-	fullCPU := startCPU()
+	fullCost := r.startCost()
 	var settled atomic.Int64
 	lat, refused, err := r.receiveAll(ctx, drain, q, c, b, receiveAckRound, func(n int) {
 		if settled.Add(int64(n)) >= base {
-			fullCPU.stop() // the first call past base counts; later ones do nothing
+			fullCost.stop() // the first call past base counts; later ones do nothing
 		}
 	})
 	if err != nil {
@@ -64,46 +66,75 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["acks_refused_lease_expired"] = refused
 	// CPU per message of the same two phases, which tells a machine that
 	// was slower in one phase (same CPU, different rates) from a backlog
-	// that cost more (compactions of what the drain deletes, table reads).
-	if e, ok := emptyCPU.perMessage(base); ok {
+	// that cost more (compactions of what the drain deletes, table reads);
+	// and the engine's flushes and compactions in each, which tell whose.
+	if e, ok := emptyCost.perMessage(base); ok {
 		r.extra["empty_cpu_us_per_message"] = e
 	}
-	if f, ok := fullCPU.perMessage(base); ok {
+	if f, ok := fullCost.perMessage(base); ok {
 		r.extra["backlog_cpu_us_per_message"] = f
+	}
+	if e, ok := emptyCost.engineSeconds(); ok {
+		r.extra["empty_engine_seconds"] = e
+	}
+	if f, ok := fullCost.engineSeconds(); ok {
+		r.extra["backlog_engine_seconds"] = f
 	}
 	return outcome{count: drain.count(), elapsed: drain.elapsed(), lat: lat, windows: drain.windows()}, nil
 }
 
-// phaseCPU is the process's CPU time over a phase; stop may be called
-// from several goroutines, and only its first call counts.
-type phaseCPU struct {
+// phaseCost is the process's CPU time over a phase, and the storage
+// engine's flushes and compactions in it when there is an engine to read;
+// stop may be called from several goroutines, and only its first call
+// counts.
+type phaseCost struct {
 	start   time.Duration
 	ok      bool
+	engine  engineReader
+	before  store.EngineWork
 	once    sync.Once
 	stopped bool
 	elapsed time.Duration
+	work    store.EngineWork
 }
 
-func startCPU() *phaseCPU {
+func (r *runner) startCost() *phaseCost {
 	t, ok := cpuTime()
-	return &phaseCPU{start: t, ok: ok}
+	p := &phaseCost{start: t, ok: ok, engine: r.engine}
+	if p.engine != nil {
+		p.before = p.engine()
+	}
+	return p
 }
 
-func (p *phaseCPU) stop() {
+func (p *phaseCost) stop() {
 	p.once.Do(func() {
 		t, ok := cpuTime()
 		p.ok, p.stopped, p.elapsed = p.ok && ok, true, t-p.start
+		if p.engine != nil {
+			p.work = p.engine().Since(p.before)
+		}
 	})
 }
 
 // perMessage is the phase's CPU in microseconds per message; false if the
 // CPU time is unknown here or the phase never ended. Call it once every
 // stop has returned.
-func (p *phaseCPU) perMessage(n int64) (float64, bool) {
+func (p *phaseCost) perMessage(n int64) (float64, bool) {
 	if !p.ok || !p.stopped || n <= 0 {
 		return 0, false
 	}
 	return float64(p.elapsed.Nanoseconds()) / 1e3 / float64(n), true
+}
+
+// engineSeconds is the time of the flushes and compactions in the phase
+// (of a flush once it has ended, of a compaction as far as it got); false
+// without an engine to read or if the phase never ended.
+func (p *phaseCost) engineSeconds() (float64, bool) {
+	if p.engine == nil || !p.stopped {
+		return 0, false
+	}
+	return p.work.Time().Seconds(), true
 }
 
 func perSecond(n int64, d time.Duration) float64 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier"
+	"github.com/courierhq/courier/internal/store"
 )
 
 // runner is what a workload runs with: its parameters, a client of the
@@ -22,6 +23,7 @@ type runner struct {
 	extra  map[string]any
 	// ownQueue: the run named the queue itself (no --queue).
 	ownQueue bool
+	engine   engineReader // nil: no engine of this process to read
 }
 
 // phase starts a meter of total items and shows it on the progress bar.
@@ -82,14 +84,22 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	c := courier.NewClient(tg.url, opts...)
 	defer c.CloseIdleConnections()
 	r := &runner{p: used(cfg.Workload, cfg.Params), c: c,
-		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue}
+		bodies: newBodies(cfg.Params.Size, time.Now()), extra: map[string]any{}, ownQueue: ownQueue,
+		engine: engineOf(tg)}
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
 	syncs := startWALSyncs(tg)
+	var engineBefore store.EngineWork
+	if r.engine != nil {
+		engineBefore = r.engine()
+	}
 	res := startResources()
 	out, err := s.run(ctx, r)
 	cpu, cpuOK, peak := res.finish()
 	syncs.note(r.extra)
+	if r.engine != nil {
+		noteEngineWork(r.extra, r.engine().Since(engineBefore))
+	}
 	reqs.note(r.extra)
 	r.prog.stop()
 	if err != nil {

@@ -300,6 +300,21 @@ func TestBacklog(t *testing.T) {
 	if v, _ := res.Extra["rss_after_fill_bytes"].(int64); v <= 0 {
 		t.Errorf("rss after fill %v", res.Extra["rss_after_fill_bytes"])
 	}
+	// Too little data for a flush, but the in-process engine is read: its
+	// figures are there, and none is negative.
+	for _, k := range []string{"empty_engine_seconds", "backlog_engine_seconds", "engine_flush_seconds", "engine_compaction_seconds"} {
+		if v, ok := res.Extra[k].(float64); !ok || v < 0 {
+			t.Errorf("%s = %v", k, res.Extra[k])
+		}
+	}
+	for _, k := range []string{"engine_flushes", "engine_compactions"} {
+		if v, ok := res.Extra[k].(int64); !ok || v < 0 {
+			t.Errorf("%s = %v", k, res.Extra[k])
+		}
+	}
+	if _, ok := res.Extra["engine_bytes_written"].(uint64); !ok {
+		t.Errorf("engine_bytes_written = %v", res.Extra["engine_bytes_written"])
+	}
 }
 
 func TestChurn(t *testing.T) {
@@ -335,6 +350,9 @@ func TestExternalServer(t *testing.T) {
 	res := runSmall(t, W1, Params{Count: 100, Batch: 10}, Target{URL: s.URL()})
 	if res.Target != "url" || res.DiskBytes != 0 || res.Extra["disk"] != "unknown" {
 		t.Errorf("target %q, disk %d (%v)", res.Target, res.DiskBytes, res.Extra["disk"])
+	}
+	if v, ok := res.Extra["engine_flushes"]; ok {
+		t.Errorf("engine work of a server elsewhere: engine_flushes %v", v)
 	}
 	c := courier.NewClient(s.URL())
 	defer c.CloseIdleConnections()

@@ -355,6 +355,16 @@ func (s *Server) WALSyncs() (store.SyncHistogram, bool) {
 	return r.WALSyncs(), true
 }
 
+// EngineWork reports the storage engine's flushes and compactions so far;
+// false when the store does not report them (PostgreSQL).
+func (s *Server) EngineWork() (store.EngineWork, bool) {
+	r, ok := s.st.(store.EngineReporter)
+	if !ok {
+		return store.EngineWork{}, false
+	}
+	return r.EngineWork(), true
+}
+
 // Closed answers, once Stop has closed the store, with the outcome of the
 // close: at once after Stop unless Stop gave up waiting for it
 // (ErrNotClosed). It answers once: one receiver gets the outcome.
