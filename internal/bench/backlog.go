@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,8 +27,10 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	if err := r.sendAll(ctx, base, p, b, false, nil, r.phase("baseline: fill", base), nil); err != nil {
 		return outcome{}, err
 	}
-	empty := r.phase("baseline: receive+ack", base)
+	// Each phase's cost starts before its meter: reading the engine takes
+	// Pebble's mutex, which must not count in the rate.
 	emptyCost := r.startCost()
+	empty := r.phase("baseline: receive+ack", base)
 	if _, _, err := r.receiveAll(ctx, empty, base, c, b, noLatency, nil); err != nil {
 		return outcome{}, err
 	}
@@ -44,8 +45,8 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 	r.extra["rss_after_fill_bytes"] = currentRSS()
 	r.extra["go_heap_after_fill_bytes"] = heapInUse()
 
-	drain := r.phaseAt("drain the backlog", withEnd(windowEnds(q, r.p.Windows), base))
 	fullCost := r.startCost()
+	drain := r.phaseAt("drain the backlog", withEnd(windowEnds(q, r.p.Windows), base))
 	var settled atomic.Int64
 	lat, refused, err := r.receiveAll(ctx, drain, q, c, b, receiveAckRound, func(n int) {
 		if settled.Add(int64(n)) >= base {
@@ -84,57 +85,64 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 }
 
 // phaseCost is the process's CPU time over a phase, and the storage
-// engine's flushes and compactions in it when there is an engine to read;
-// stop may be called from several goroutines, and only its first call
-// counts.
+// engine's flushes and compactions in it when there is an engine to read.
 type phaseCost struct {
 	start   time.Duration
 	ok      bool
 	engine  engineReader
 	before  store.EngineWork
-	once    sync.Once
-	stopped bool
+	stopped atomic.Bool
 	elapsed time.Duration
-	work    store.EngineWork
+	work    chan store.EngineWork // the phase's engine work; nil without an engine
 }
 
 func (r *runner) startCost() *phaseCost {
-	t, ok := cpuTime()
-	p := &phaseCost{start: t, ok: ok, engine: r.engine}
-	if p.engine != nil {
-		p.before = p.engine()
-	}
+	p := &phaseCost{engine: r.engine}
+	p.before, _ = r.engine.read()
+	p.start, p.ok = cpuTime()
 	return p
 }
 
+// stop ends the phase at its first call; later calls, from other
+// goroutines too, return at once. It may run inside a measured window (the
+// drain's, from a consumer), so the engine is read on a goroutine of its
+// own: its metrics take Pebble's mutex, which a manifest write can hold.
 func (p *phaseCost) stop() {
-	p.once.Do(func() {
-		t, ok := cpuTime()
-		p.ok, p.stopped, p.elapsed = p.ok && ok, true, t-p.start
-		if p.engine != nil {
-			p.work = p.engine().Since(p.before)
-		}
-	})
+	if !p.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	t, ok := cpuTime()
+	p.ok, p.elapsed = p.ok && ok, t-p.start
+	if p.engine != nil {
+		p.work = make(chan store.EngineWork, 1)
+		go func() {
+			w, _ := p.engine.read()
+			p.work <- w.Since(p.before)
+		}()
+	}
 }
 
 // perMessage is the phase's CPU in microseconds per message; false if the
 // CPU time is unknown here or the phase never ended. Call it once every
 // stop has returned.
 func (p *phaseCost) perMessage(n int64) (float64, bool) {
-	if !p.ok || !p.stopped || n <= 0 {
+	if !p.ok || !p.stopped.Load() || n <= 0 {
 		return 0, false
 	}
 	return float64(p.elapsed.Nanoseconds()) / 1e3 / float64(n), true
 }
 
 // engineSeconds is the time of the flushes and compactions in the phase
-// (of a flush once it has ended, of a compaction as far as it got); false
-// without an engine to read or if the phase never ended.
+// (of a flush in the phase it ended in, of a compaction as far as it got);
+// false without an engine to read or if the phase never ended. Call it
+// once every stop has returned.
 func (p *phaseCost) engineSeconds() (float64, bool) {
-	if p.engine == nil || !p.stopped {
+	if !p.stopped.Load() || p.work == nil {
 		return 0, false
 	}
-	return p.work.Time().Seconds(), true
+	w := <-p.work
+	p.work <- w // for a later call
+	return w.Time().Seconds(), true
 }
 
 func perSecond(n int64, d time.Duration) float64 {

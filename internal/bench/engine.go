@@ -9,6 +9,14 @@ import "github.com/courierhq/courier/internal/store"
 // run's spread: W4's two compared phases are each about a second long.
 type engineReader func() store.EngineWork
 
+// read is the engine's work so far; false with no engine to read.
+func (e engineReader) read() (store.EngineWork, bool) {
+	if e == nil {
+		return store.EngineWork{}, false
+	}
+	return e(), true
+}
+
 func engineOf(tg *target) engineReader {
 	if tg.srv == nil {
 		return nil

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/courierhq/courier"
-	"github.com/courierhq/courier/internal/store"
 )
 
 // runner is what a workload runs with: its parameters, a client of the
@@ -89,16 +88,13 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
 	syncs := startWALSyncs(tg)
-	var engineBefore store.EngineWork
-	if r.engine != nil {
-		engineBefore = r.engine()
-	}
+	engineBefore, _ := r.engine.read()
 	res := startResources()
 	out, err := s.run(ctx, r)
 	cpu, cpuOK, peak := res.finish()
 	syncs.note(r.extra)
-	if r.engine != nil {
-		noteEngineWork(r.extra, r.engine().Since(engineBefore))
+	if now, ok := r.engine.read(); ok {
+		noteEngineWork(r.extra, now.Since(engineBefore))
 	}
 	reqs.note(r.extra)
 	r.prog.stop()

@@ -62,10 +62,11 @@ func TestCatchesALyingServer(t *testing.T) {
 	}
 }
 
-// liar is a reverse proxy that, while lying, fakes the answers to one in
-// fifteen single sends and one in five single-lease acks. Each kind has its
-// own count: on one shared count of every request, the few single acks of a
-// run could all miss the faked positions.
+// liar is a reverse proxy that, while lying, fakes the answers to the first
+// single send and every fifteenth after it, and to the first single-lease
+// ack and every fifth after it. Each kind has its own count, starting with a
+// faked one: on one shared count of every request, the single acks of a run
+// could all miss the faked positions.
 type liar struct {
 	lying               atomic.Bool
 	sends, acks         atomic.Int64 // answers faked
@@ -108,7 +109,7 @@ func (p *liar) fake(w http.ResponseWriter, r *http.Request) bool {
 	}
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/messages") && fields["body"] != nil:
-		if p.seenSends.Add(1)%15 != 0 {
+		if (p.seenSends.Add(1)-1)%15 != 0 {
 			return false
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -116,7 +117,7 @@ func (p *liar) fake(w http.ResponseWriter, r *http.Request) bool {
 		fmt.Fprintf(w, `{"id":"FAKE%d"}`, p.sends.Add(1))
 		return true
 	case strings.HasSuffix(r.URL.Path, "/ack") && fields["lease"] != nil:
-		if p.seenAcks.Add(1)%5 != 0 {
+		if (p.seenAcks.Add(1)-1)%5 != 0 {
 			return false
 		}
 		p.acks.Add(1)

@@ -11,16 +11,18 @@ type EngineReporter interface {
 }
 
 // EngineWork counts a storage engine's background work since it opened.
-// Durations are wall time: about one CPU's time each, since a flush or a
-// compaction runs on one goroutine and mostly computes.
+// Durations are wall time, an upper bound on the CPU time: a flush or a
+// compaction runs on one goroutine, which also waits for its writes, its
+// fsyncs and, on busy CPUs, its turn.
 type EngineWork struct {
 	Flushes   int64
 	FlushTime time.Duration // of the flushes that have ended
-	// Compactions that wrote tables; those that only moved whole tables to
-	// another level or deleted them change metadata alone, and are not
-	// counted.
-	Compactions    int64
-	CompactionTime time.Duration // including the running compactions' time so far
+	// Compactions other than those that only moved whole tables to another
+	// level or deleted them (which change metadata alone); cancelled and
+	// failed ones count.
+	Compactions int64
+	// CompactionTime is every compaction's, the running ones' so far.
+	CompactionTime time.Duration
 	// BytesWritten is what flushes and compactions wrote to tables.
 	BytesWritten uint64
 }

@@ -8,6 +8,7 @@ import (
 // TestEngineWorkSince: the difference of two snapshots is the work between
 // them; a before that is not an earlier snapshot counted none of it.
 func TestEngineWorkSince(t *testing.T) {
+	t.Parallel()
 	before := EngineWork{Flushes: 2, FlushTime: time.Second, Compactions: 5, CompactionTime: 3 * time.Second, BytesWritten: 100}
 	after := EngineWork{Flushes: 3, FlushTime: 1500 * time.Millisecond, Compactions: 9, CompactionTime: 4 * time.Second, BytesWritten: 160}
 	want := EngineWork{Flushes: 1, FlushTime: 500 * time.Millisecond, Compactions: 4, CompactionTime: time.Second, BytesWritten: 60}

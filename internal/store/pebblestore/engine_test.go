@@ -9,6 +9,7 @@ import (
 // TestEngineWork: a flush and a compaction of a store's tables show in its
 // engine work, and nothing before them does.
 func TestEngineWork(t *testing.T) {
+	t.Parallel()
 	s, tick := openWithQueue(t, Options{Dir: t.TempDir(), MemTableBytes: 1 << 20, CacheBytes: 1 << 20})
 	defer s.Close()
 	start := s.EngineWork()
