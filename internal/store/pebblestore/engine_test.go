@@ -7,7 +7,7 @@ import (
 )
 
 // TestEngineWork: a flush and a compaction of a store's tables show in its
-// engine work, and nothing before them does.
+// engine work, nothing before them does, and nothing after Close.
 func TestEngineWork(t *testing.T) {
 	t.Parallel()
 	s, tick := openWithQueue(t, Options{Dir: t.TempDir(), MemTableBytes: 1 << 20, CacheBytes: 1 << 20})
@@ -37,5 +37,15 @@ func TestEngineWork(t *testing.T) {
 	w := s.EngineWork().Since(flushed)
 	if w.Compactions < 1 || w.CompactionTime <= 0 || w.BytesWritten == 0 || w.Flushes < 1 {
 		t.Errorf("the drain's flush and a compaction: %+v", w)
+	}
+	// A report asked for after Close reads no engine.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w := s.EngineWork(); w != (store.EngineWork{}) {
+		t.Errorf("a closed store's engine work: %+v, want none", w)
+	}
+	if h := s.WALSyncs(); h.Count != 0 {
+		t.Errorf("a closed store's WAL syncs: %d, want none", h.Count)
 	}
 }

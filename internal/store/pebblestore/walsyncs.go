@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/courierhq/courier/internal/store"
@@ -11,10 +12,13 @@ import (
 var _ store.SyncReporter = (*Store)(nil)
 
 // WALSyncs reports the WAL's fsyncs so far, from the latency histogram
-// Pebble keeps of them (100 µs buckets up to 5 ms, then exponential).
+// Pebble keeps of them (100 µs buckets up to 5 ms, then exponential);
+// none once the store is closed.
 func (s *Store) WALSyncs() store.SyncHistogram {
 	m := &dto.Metric{}
-	if h := s.db.Metrics().LogWriter.FsyncLatency; h == nil || h.Write(m) != nil || m.Histogram == nil {
+	var h prometheus.Histogram
+	s.whileOpen(func() { h = s.db.Metrics().LogWriter.FsyncLatency })
+	if h == nil || h.Write(m) != nil || m.Histogram == nil {
 		return store.SyncHistogram{}
 	}
 	var out store.SyncHistogram
