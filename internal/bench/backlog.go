@@ -89,7 +89,7 @@ func runBacklog(ctx context.Context, r *runner) (outcome, error) {
 type phaseCost struct {
 	start   time.Duration
 	ok      bool
-	engine  engineReader
+	engine  engineReader // nil: no engine to read
 	before  store.EngineWork
 	stopped atomic.Bool
 	elapsed time.Duration
@@ -97,8 +97,10 @@ type phaseCost struct {
 }
 
 func (r *runner) startCost() *phaseCost {
-	p := &phaseCost{engine: r.engine}
-	p.before, _ = r.engine.read()
+	p := &phaseCost{}
+	if before, ok := r.engine.read(); ok {
+		p.engine, p.before = r.engine, before
+	}
 	p.start, p.ok = cpuTime()
 	return p
 }

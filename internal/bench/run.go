@@ -88,12 +88,12 @@ func runOn(ctx context.Context, cfg Config, tg *target, ownQueue bool) (*Result,
 	r.prog = startProgress(cfg.Progress, string(cfg.Workload))
 
 	syncs := startWALSyncs(tg)
-	engineBefore, _ := r.engine.read()
+	engineBefore, engineOK := r.engine.read()
 	res := startResources()
 	out, err := s.run(ctx, r)
 	cpu, cpuOK, peak := res.finish()
 	syncs.note(r.extra)
-	if now, ok := r.engine.read(); ok {
+	if now, ok := r.engine.read(); ok && engineOK {
 		noteEngineWork(r.extra, now.Since(engineBefore))
 	}
 	reqs.note(r.extra)
