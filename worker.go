@@ -21,13 +21,19 @@ type WorkerOptions struct {
 	// NoPrefetch makes a receive ask only for as many messages as there are
 	// free handlers. By default it also asks for those the busy handlers
 	// are expected to be ready for when it answers: with handlers quicker
-	// than a round trip to the server, up to Concurrency more, which wait
+	// than a round trip to the server, up to MaxPrefetch more, which wait
 	// here for a free handler (their leases kept alive); with slow ones, a
 	// few or none. Set it when a handler waits for another message of the
 	// same queue (a parent for its child): the child could be prefetched
 	// behind busy parents while another worker is idle. See
 	// worker_prefetch.go.
 	NoPrefetch bool
+	// MaxPrefetch is the most prefetched messages that may wait for a free
+	// handler at once. Default DefaultPrefetchPerHandler × Concurrency: with
+	// handlers far quicker than a round trip, each receive then brings
+	// several rounds of work for them. Lower it to bound how long a
+	// prefetched message can wait if the handlers turn slow.
+	MaxPrefetch int
 	// Wait is how long a receive long-polls for messages. Default 20s, at
 	// most 60s (the server's limit).
 	Wait time.Duration
@@ -53,11 +59,13 @@ type WorkerOptions struct {
 const (
 	DefaultWorkerConcurrency = 10
 	DefaultWorkerMaxBatch    = 100
-	DefaultWorkerWait        = 20 * time.Second
-	DefaultWorkerVisibility  = 30 * time.Second
-	DefaultReleaseDelay      = time.Second
-	DefaultShutdownTimeout   = 30 * time.Second
-	maxWait                  = 60 * time.Second // the server's longest long-poll
+	// DefaultPrefetchPerHandler × Concurrency is the default MaxPrefetch.
+	DefaultPrefetchPerHandler = 4
+	DefaultWorkerWait         = 20 * time.Second
+	DefaultWorkerVisibility   = 30 * time.Second
+	DefaultReleaseDelay       = time.Second
+	DefaultShutdownTimeout    = 30 * time.Second
+	maxWait                   = 60 * time.Second // the server's longest long-poll
 )
 
 // WithDefaults returns o with its unset fields set to their defaults.
@@ -69,6 +77,9 @@ func (o WorkerOptions) WithDefaults() WorkerOptions {
 		o.MaxBatch = DefaultWorkerMaxBatch
 	}
 	o.MaxBatch = min(o.MaxBatch, maxReceive)
+	if o.MaxPrefetch <= 0 {
+		o.MaxPrefetch = DefaultPrefetchPerHandler * o.Concurrency
+	}
 	if o.Wait <= 0 {
 		o.Wait = DefaultWorkerWait
 	}

@@ -16,11 +16,21 @@ import (
 // also asks for the messages the busy handlers (and those of the other
 // receive out) are expected to be ready for by the time it answers: by
 // Little's law, busy × round trip / handler time, less those already
-// waiting, with at most Concurrency waiting, and none while the queue
+// waiting, with at most MaxPrefetch waiting, and none while the queue
 // looks drained. Those wait in one queue, in order, for a handler: a
 // handler that returns passes its token to the first of them before any
 // receive may take it. With handlers slower than a round trip the prefetch
 // is a handler or two; with handlers a hundred times slower, none.
+//
+// MaxPrefetch is four times Concurrency by default. With quick handlers
+// the bound, not the estimate, sets a receive's size, and each receive
+// costs a round trip and an fsync: at Concurrency 100 and MaxBatch 1000, a
+// burn-down of no-op jobs with at most Concurrency waiting took about 95
+// per receive; with four times as many, about 200, for a quarter more jobs
+// a second and less CPU per job (docs/benchmarks.md). The bound is what a
+// wrong estimate can cost: if quick handlers turn slow, at most four
+// rounds of their work wait here, leases kept, while another worker might
+// have taken them.
 //
 // A handler that waits for another message of its own queue (a parent for
 // its child) should run in a worker with NoPrefetch: the child may be
@@ -35,7 +45,7 @@ type prefetch struct {
 	handler atomic.Int64 // average handler run time, ns; 0 until one ran
 	trip    atomic.Int64 // average round trip of a full receive, ns; 0 until one came
 	// pending counts the messages receives out may bring beyond their free
-	// handlers, and those brought that wait for one: at most Concurrency
+	// handlers, and those brought that wait for one: at most MaxPrefetch
 	// (more only from a server that answers more than asked).
 	pending atomic.Int64
 
@@ -80,8 +90,9 @@ func (w *Worker) reserve(free int) int {
 	}
 	// In one round trip each busy handler gets through trip/h messages (the
 	// free ones are this receive's own); those already waiting go first.
-	limit := int64(w.opts.Concurrency)
-	expect := int64(min(float64(limit-int64(free))*float64(trip)/float64(h), float64(limit)))
+	limit := int64(w.opts.MaxPrefetch)
+	busy := w.opts.Concurrency - free
+	expect := int64(min(float64(busy)*float64(trip)/float64(h), float64(limit)))
 	for {
 		p := w.pre.pending.Load()
 		n := min(expect-p, limit-p, int64(w.opts.MaxBatch-free))

@@ -7,8 +7,8 @@ import (
 
 // TestReserve: what a receive asks for beyond its free handlers follows
 // the busy handlers, the round trip and the handlers' run time, less what
-// already waits; never more than Concurrency wait, nor MaxBatch go in
-// one receive.
+// already waits; never more than MaxPrefetch wait (by default four
+// times Concurrency), nor MaxBatch go in one receive.
 func TestReserve(t *testing.T) {
 	t.Parallel()
 	newW := func(o WorkerOptions) *Worker {
@@ -33,9 +33,9 @@ func TestReserve(t *testing.T) {
 	check("nothing measured yet", 4, 0)
 	set(time.Microsecond, time.Millisecond)
 	check("all handlers free", 10, 0)
-	check("quick handlers, six busy", 4, 10) // up to Concurrency waiting
-	check("Concurrency already pending", 3, 0)
-	w.unreserve(10)
+	check("quick handlers, six busy", 4, 40) // up to MaxPrefetch waiting
+	check("MaxPrefetch already pending", 3, 0)
+	w.unreserve(40)
 
 	set(10*time.Millisecond, 5*time.Millisecond)
 	check("handlers twice a round trip, eight busy", 2, 4)
@@ -44,6 +44,13 @@ func TestReserve(t *testing.T) {
 
 	set(100*time.Millisecond, time.Millisecond)
 	check("handlers a hundred round trips, eight busy", 2, 0)
+
+	w = newW(WorkerOptions{Concurrency: 10, MaxBatch: 100, MaxPrefetch: 7})
+	set(time.Microsecond, time.Millisecond)
+	check("MaxPrefetch bounds those waiting", 4, 7)
+	check("MaxPrefetch already pending", 4, 0)
+	w.unreserve(3)
+	check("room for three more", 4, 3)
 
 	w = newW(WorkerOptions{Concurrency: 10, MaxBatch: 8})
 	set(time.Microsecond, time.Millisecond)

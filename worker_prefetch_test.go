@@ -98,17 +98,17 @@ func burnDown(t *testing.T, n int, opts courier.WorkerOptions) []int {
 }
 
 // TestWorkerPrefetchesForQuickHandlers: with handlers far quicker than a
-// round trip, receives ask for more than the handlers free, up to twice
-// Concurrency, and every message is still handled once, by Concurrency
-// handlers at most.
+// round trip, receives ask for more than the handlers free, up to
+// Concurrency and MaxPrefetch together, and every message is still handled
+// once, by Concurrency handlers at most.
 func TestWorkerPrefetchesForQuickHandlers(t *testing.T) {
 	t.Parallel()
-	const conc = 10
-	asks := burnDown(t, 600, courier.WorkerOptions{Concurrency: conc, MaxBatch: 100, Wait: time.Second})
+	const conc, most = 10, 15
+	asks := burnDown(t, 600, courier.WorkerOptions{Concurrency: conc, MaxBatch: 100, MaxPrefetch: most, Wait: time.Second})
 	beyond := 0
 	for _, a := range asks {
-		if a > 2*conc {
-			t.Errorf("a receive asked for %d, over twice Concurrency %d", a, conc)
+		if a > conc+most {
+			t.Errorf("a receive asked for %d, over Concurrency %d and MaxPrefetch %d", a, conc, most)
 		}
 		if a > conc {
 			beyond++
@@ -136,8 +136,8 @@ func TestWorkerNoPrefetch(t *testing.T) {
 // messages. The first handler returns at once, the others wait for hold
 // (or their context): so the second receive goes out with one handler free
 // and one busy, and, the first having been quick, asks for three: one
-// for the free handler and two prefetched, which wait. It returns once
-// three handlers have started.
+// for the free handler and two prefetched (MaxPrefetch 2), which wait. It
+// returns once three handlers have started.
 func prefetchedWorker(t *testing.T, opts courier.WorkerOptions, hold <-chan struct{}) (w *courier.Worker, plain *courier.Client, asks func() []int, handled *sync.Map) {
 	t.Helper()
 	plain, url := setupURL(t)
@@ -145,7 +145,7 @@ func prefetchedWorker(t *testing.T, opts courier.WorkerOptions, hold <-chan stru
 	sendN(t, plain, "q", 5, nil)
 	handled = new(sync.Map)
 	started := make(chan struct{}, 5)
-	opts.Concurrency, opts.MaxBatch, opts.Wait = 2, 10, time.Second
+	opts.Concurrency, opts.MaxBatch, opts.MaxPrefetch, opts.Wait = 2, 10, 2, time.Second
 	w = courier.NewWorker(c, "q", quickThenHeld(hold, func(d *courier.Delivery) {
 		if _, dup := handled.LoadOrStore(d.ID, d.Attempt); dup {
 			t.Errorf("%s handled twice", d.ID)

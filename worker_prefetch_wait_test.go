@@ -51,7 +51,7 @@ func TestWorkerPrefetchedGoFirst(t *testing.T) {
 		case <-ctx.Done():
 		}
 		return courier.RetryAfter(time.Hour, errors.New("failed")) // no ack to carry
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: 20 * time.Second})
+	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: 20 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestWorkerTripIgnoresLongPolls(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		done <- struct{}{}
 		return nil
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: 5 * time.Second})
+	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: 5 * time.Second})
 	startWorker(t, w)
 	sendN(t, plain, "q", 1, nil)
 	for count.Load() < 1 {
@@ -137,8 +137,10 @@ func TestWorkerSkipsLostPrefetched(t *testing.T) {
 	hold := make(chan struct{})
 	started := make(chan string, 10)
 	w := courier.NewWorker(c, "q", quickThenHeld(hold, func(d *courier.Delivery) { started <- string(d.Body) }),
-		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 1500 * time.Millisecond})
+		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: time.Second, Visibility: 1500 * time.Millisecond})
 	startWorker(t, w)
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // runs before the worker's stop: a failure must not leave handlers held
 	for range 3 {
 		<-started
 	}
@@ -149,7 +151,7 @@ func TestWorkerSkipsLostPrefetched(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // an extend of the waiting message, due at 0.5s, hears of it
-	close(hold)
+	release()
 	// The two held ones return: "11111" runs, "1111" must not.
 	select {
 	case b := <-started:
@@ -187,7 +189,7 @@ func TestWorkerStopBoundsPrefetchedReleases(t *testing.T) {
 		}
 		<-ctx.Done()
 		return ctx.Err()
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, Visibility: 20 * time.Second})
+	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: time.Second, Visibility: 20 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +263,7 @@ func TestWorkerStopReleasesPrefetchedOfCarryingReceive(t *testing.T) {
 		}
 		<-ctx.Done()
 		return ctx.Err()
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, Wait: time.Second, ReleaseDelay: time.Hour})
+	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: time.Second, ReleaseDelay: time.Hour})
 	courier.SetAckHold(w, time.Hour, time.Millisecond)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
