@@ -29,10 +29,11 @@ type WorkerOptions struct {
 	// worker_prefetch.go.
 	NoPrefetch bool
 	// MaxPrefetch is the most prefetched messages that may wait for a free
-	// handler at once. Default DefaultPrefetchPerHandler × Concurrency: with
-	// handlers far quicker than a round trip, each receive then brings
+	// handler at once. Default (0) DefaultPrefetchPerHandler × Concurrency:
+	// with handlers far quicker than a round trip, each receive then brings
 	// several rounds of work for them. Lower it to bound how long a
-	// prefetched message can wait if the handlers turn slow.
+	// prefetched message can wait if the handlers turn slow; NoPrefetch,
+	// not a zero, turns prefetch off.
 	MaxPrefetch int
 	// Wait is how long a receive long-polls for messages. Default 20s, at
 	// most 60s (the server's limit).

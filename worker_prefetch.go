@@ -28,9 +28,9 @@ import (
 // burn-down of no-op jobs with at most Concurrency waiting took about 95
 // per receive; with four times as many, about 200, for a quarter more jobs
 // a second and less CPU per job (docs/benchmarks.md). The bound is what a
-// wrong estimate can cost: if quick handlers turn slow, at most four
-// rounds of their work wait here, leases kept, while another worker might
-// have taken them.
+// wrong estimate can cost: if quick handlers turn slow, at most
+// MaxPrefetch / Concurrency rounds of their work (four by default) wait
+// here, leases kept, while another worker might have taken them.
 //
 // A handler that waits for another message of its own queue (a parent for
 // its child) should run in a worker with NoPrefetch: the child may be
@@ -191,6 +191,11 @@ func (w *Worker) startWaiting() {
 	}
 }
 
+// releasesAtOnce bounds the releases releaseWaiting has out at a time:
+// up to MaxPrefetch messages may wait (hundreds), and a request each at
+// once would outnumber the client's idle connections and open new ones.
+const releasesAtOnce = 32
+
 // releaseWaiting hands back the prefetched deliveries that never started:
 // Stop calls it once no receive is out. ctx bounds the releases.
 func (w *Worker) releaseWaiting(ctx context.Context) {
@@ -200,6 +205,7 @@ func (w *Worker) releaseWaiting(ctx context.Context) {
 	w.pre.mu.Unlock()
 	w.unreserve(len(ps))
 	var wg sync.WaitGroup
+	out := make(chan struct{}, releasesAtOnce)
 	for _, p := range ps {
 		p.d.keep.stop()
 		if !p.d.claim() {
@@ -208,8 +214,10 @@ func (w *Worker) releaseWaiting(ctx context.Context) {
 			continue
 		}
 		wg.Add(1)
+		out <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-out }()
 			w.release(ctx, p.d)
 			w.leave(p.d)
 			w.finish(p.d)

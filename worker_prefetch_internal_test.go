@@ -56,6 +56,10 @@ func TestReserve(t *testing.T) {
 	set(time.Microsecond, time.Millisecond)
 	check("MaxBatch bounds the receive", 6, 2)
 
+	if got := (WorkerOptions{Concurrency: 7}).WithDefaults().MaxPrefetch; got != 28 {
+		t.Errorf("default MaxPrefetch at Concurrency 7: %d, want 28", got)
+	}
+
 	w = newW(WorkerOptions{Concurrency: 10, MaxBatch: 100, NoPrefetch: true})
 	set(time.Microsecond, time.Millisecond)
 	check("NoPrefetch", 4, 0)

@@ -100,22 +100,24 @@ func burnDown(t *testing.T, n int, opts courier.WorkerOptions) []int {
 // TestWorkerPrefetchesForQuickHandlers: with handlers far quicker than a
 // round trip, receives ask for more than the handlers free, up to
 // Concurrency and MaxPrefetch together, and every message is still handled
-// once, by Concurrency handlers at most.
+// once, by Concurrency handlers at most. MaxPrefetch is three times
+// Concurrency here, and some receive must ask for more than twice
+// Concurrency: what a bound of Concurrency would never allow.
 func TestWorkerPrefetchesForQuickHandlers(t *testing.T) {
 	t.Parallel()
-	const conc, most = 10, 15
+	const conc, most = 10, 30
 	asks := burnDown(t, 600, courier.WorkerOptions{Concurrency: conc, MaxBatch: 100, MaxPrefetch: most, Wait: time.Second})
 	beyond := 0
 	for _, a := range asks {
 		if a > conc+most {
 			t.Errorf("a receive asked for %d, over Concurrency %d and MaxPrefetch %d", a, conc, most)
 		}
-		if a > conc {
+		if a > 2*conc {
 			beyond++
 		}
 	}
 	if beyond == 0 {
-		t.Errorf("no receive asked for more than Concurrency %d (asks: %v)", conc, asks)
+		t.Errorf("no receive asked for more than twice Concurrency %d (asks: %v)", conc, asks)
 	}
 }
 
