@@ -377,8 +377,7 @@ func (w *Worker) abandon(ctx context.Context) error {
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 	defer cancel()
-	var wg sync.WaitGroup
-	released := 0
+	claimed := held[:0]
 	for _, d := range held {
 		// Claim before cancelling: cancelled first, a handler that watches
 		// its context could return and claim the message itself (and
@@ -387,14 +386,10 @@ func (w *Worker) abandon(ctx context.Context) error {
 			continue // its handler returned meanwhile and settles it
 		}
 		d.cancel(ErrWorkerStopped)
-		released++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.release(rctx, d)
-		}()
+		claimed = append(claimed, d)
 	}
-	wg.Wait()
+	released := len(claimed)
+	releaseEach(released, func(i int) { w.release(rctx, claimed[i]) })
 	// Cancelled handlers usually return at once; one that ignores its
 	// context is not waited for beyond the grace.
 	if !waitGroup(rctx, &w.handlers) {

@@ -191,11 +191,6 @@ func (w *Worker) startWaiting() {
 	}
 }
 
-// releasesAtOnce bounds the releases releaseWaiting has out at a time:
-// up to MaxPrefetch messages may wait (hundreds), and a request each at
-// once would outnumber the client's idle connections and open new ones.
-const releasesAtOnce = 32
-
 // releaseWaiting hands back the prefetched deliveries that never started:
 // Stop calls it once no receive is out. ctx bounds the releases.
 func (w *Worker) releaseWaiting(ctx context.Context) {
@@ -204,26 +199,22 @@ func (w *Worker) releaseWaiting(ctx context.Context) {
 	w.pre.waiting = nil
 	w.pre.mu.Unlock()
 	w.unreserve(len(ps))
-	var wg sync.WaitGroup
-	out := make(chan struct{}, releasesAtOnce)
+	claimed := ps[:0]
 	for _, p := range ps {
 		p.d.keep.stop()
-		if !p.d.claim() {
-			w.leave(p.d)
-			w.finish(p.d)
+		if p.d.claim() {
+			claimed = append(claimed, p)
 			continue
 		}
-		wg.Add(1)
-		out <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-out }()
-			w.release(ctx, p.d)
-			w.leave(p.d)
-			w.finish(p.d)
-		}()
+		w.leave(p.d)
+		w.finish(p.d)
 	}
-	wg.Wait()
+	releaseEach(len(claimed), func(i int) {
+		d := claimed[i].d
+		w.release(ctx, d)
+		w.leave(d)
+		w.finish(d)
+	})
 }
 
 // leave counts d's handler as done for the parked batch d belongs to.

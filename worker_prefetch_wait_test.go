@@ -297,3 +297,68 @@ func TestWorkerStopReleasesPrefetchedOfCarryingReceive(t *testing.T) {
 		t.Errorf("%d prefetched messages still counted pending after Stop", p)
 	}
 }
+
+// TestWorkerStopReleasesManyPrefetched: at Stop, a worker holds more
+// unstarted messages than releasesAtOnce (prefetched ones waiting, or
+// those of a receive out when Stop began); every one is handed back, with
+// at most that many releases out at once.
+func TestWorkerStopReleasesManyPrefetched(t *testing.T) {
+	t.Parallel()
+	const n, atOnce = 60, 32 // atOnce: releasesAtOnce (worker_prefetch.go)
+	plain, url := setupURL(t)
+	var out, most, nacks atomic.Int32
+	c := watchedClient(t, url, func(r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/nack") {
+			return
+		}
+		nacks.Add(1)
+		now := out.Add(1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // so that releases not bounded would overlap
+		out.Add(-1)
+	})
+	sendN(t, plain, "q", n, nil)
+	var count atomic.Int32
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		if count.Add(1) == 1 {
+			return nil // quick: the worker learns its handlers are, and prefetches
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 100, MaxPrefetch: 80, Wait: time.Second, Visibility: 20 * time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopSoon(t, w)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := plain.GetQueue(t.Context(), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Stats.Ready == 0 && q.Stats.InFlight == n-1 {
+			break // one acked, one held by its handler, the rest prefetched
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not take every message: %+v", q.Stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_ = w.Stop(ctx) // the held handler outlives ctx: an error is expected
+	if got := nacks.Load(); got != n-1 {
+		t.Errorf("%d releases, want %d (every message not acked)", got, n-1)
+	}
+	if m := most.Load(); m > atOnce || m < 2 {
+		t.Errorf("at most %d releases were out at once, want 2 to %d", m, atOnce)
+	}
+	q, err := plain.GetQueue(t.Context(), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Stats; s.InFlight != 0 || s.Ready+s.Delayed != n-1 {
+		t.Errorf("after Stop: %+v; want none in flight, %d back in the queue", s, n-1)
+	}
+}

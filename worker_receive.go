@@ -142,18 +142,12 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 func (w *Worker) releaseUnstarted(ms []Message, tokens int) {
 	ctx, cancel := w.settleContext()
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if i < tokens {
-				defer func() { <-w.sem }()
-			}
-			w.release(ctx, &Delivery{Message: ms[i]})
-		}()
-	}
-	wg.Wait()
+	releaseEach(len(ms), func(i int) {
+		if i < tokens {
+			defer func() { <-w.sem }()
+		}
+		w.release(ctx, &Delivery{Message: ms[i]})
+	})
 }
 
 // carried tells the deliveries whose acks a receive carried their outcome,

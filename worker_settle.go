@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -196,6 +197,30 @@ func (w *Worker) release(ctx context.Context, d *Delivery) {
 	if err != nil {
 		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
 	}
+}
+
+// releasesAtOnce bounds the releases a stopping worker has out at a time:
+// it may hand back hundreds of messages at once (those prefetched, up to
+// MaxPrefetch; a receive's, up to MaxBatch; the running handlers', up to
+// Concurrency), and a request each at the same moment would outnumber
+// the client's idle connections and open as many new ones.
+const releasesAtOnce = 32
+
+// releaseEach calls release(i) for each i below n, on goroutines, at most
+// releasesAtOnce at a time, and returns once every call has.
+func releaseEach(n int, release func(i int)) {
+	var wg sync.WaitGroup
+	out := make(chan struct{}, releasesAtOnce)
+	for i := range n {
+		out <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-out }()
+			release(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // errorText is err's text as a nack carries it: cut to maxErrorText bytes,
