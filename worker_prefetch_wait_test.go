@@ -181,15 +181,8 @@ func TestWorkerStopBoundsPrefetchedReleases(t *testing.T) {
 	})
 	sendN(t, plain, "q", 5, nil)
 	started := make(chan struct{}, 5)
-	var count atomic.Int32
-	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
-		started <- struct{}{}
-		if count.Add(1) == 1 {
-			return nil
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: time.Second, Visibility: 20 * time.Second})
+	w := courier.NewWorker(c, "q", quickThenHeld(nil, func(*courier.Delivery) { started <- struct{}{} }),
+		courier.WorkerOptions{Concurrency: 2, MaxBatch: 10, MaxPrefetch: 2, Wait: time.Second, Visibility: 20 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,13 +291,13 @@ func TestWorkerStopReleasesPrefetchedOfCarryingReceive(t *testing.T) {
 	}
 }
 
-// TestWorkerStopReleasesManyPrefetched: at Stop, a worker holds more
-// unstarted messages than releasesAtOnce (prefetched ones waiting, or
-// those of a receive out when Stop began); every one is handed back, with
-// at most that many releases out at once.
-func TestWorkerStopReleasesManyPrefetched(t *testing.T) {
+// TestWorkerStopBoundsReleasesAtOnce: a stopping worker hands back more
+// messages than releasesAtOnce (here, those of handlers still running at
+// Stop's deadline; prefetched ones and a receive's go by the same helper);
+// every one is handed back, with at most that many releases out at once.
+func TestWorkerStopBoundsReleasesAtOnce(t *testing.T) {
 	t.Parallel()
-	const n, atOnce = 60, 32 // atOnce: releasesAtOnce (worker_prefetch.go)
+	const n, atOnce = 60, 32 // atOnce: releasesAtOnce (worker_settle.go)
 	plain, url := setupURL(t)
 	var out, most, nacks atomic.Int32
 	c := watchedClient(t, url, func(r *http.Request) {
@@ -319,37 +312,30 @@ func TestWorkerStopReleasesManyPrefetched(t *testing.T) {
 		out.Add(-1)
 	})
 	sendN(t, plain, "q", n, nil)
-	var count atomic.Int32
-	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
-		if count.Add(1) == 1 {
-			return nil // quick: the worker learns its handlers are, and prefetches
-		}
-		<-ctx.Done()
+	started := make(chan struct{}, n)
+	w := courier.NewWorker(c, "q", courier.HandlerFunc(func(ctx context.Context, _ *courier.Delivery) error {
+		started <- struct{}{}
+		<-ctx.Done() // until Stop gives up waiting
 		return ctx.Err()
-	}), courier.WorkerOptions{Concurrency: 2, MaxBatch: 100, MaxPrefetch: 80, Wait: time.Second, Visibility: 20 * time.Second})
+	}), courier.WorkerOptions{Concurrency: n, MaxBatch: 100, Wait: time.Second, Visibility: 20 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	stopSoon(t, w)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q, err := plain.GetQueue(t.Context(), "q")
-		if err != nil {
-			t.Fatal(err)
+	for range n {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every handler started")
 		}
-		if q.Stats.Ready == 0 && q.Stats.InFlight == n-1 {
-			break // one acked, one held by its handler, the rest prefetched
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not take every message: %+v", q.Stats)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	_ = w.Stop(ctx) // the held handler outlives ctx: an error is expected
-	if got := nacks.Load(); got != n-1 {
-		t.Errorf("%d releases, want %d (every message not acked)", got, n-1)
+	if err := w.Stop(ctx); err == nil {
+		t.Error("Stop returned nil with its handlers still running at its deadline")
+	}
+	if got := nacks.Load(); got != n {
+		t.Errorf("%d releases, want %d (every message)", got, n)
 	}
 	if m := most.Load(); m > atOnce || m < 2 {
 		t.Errorf("at most %d releases were out at once, want 2 to %d", m, atOnce)
@@ -358,7 +344,7 @@ func TestWorkerStopReleasesManyPrefetched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := q.Stats; s.InFlight != 0 || s.Ready+s.Delayed != n-1 {
-		t.Errorf("after Stop: %+v; want none in flight, %d back in the queue", s, n-1)
+	if s := q.Stats; s.InFlight != 0 || s.Ready+s.Delayed != n {
+		t.Errorf("after Stop: %+v; want none in flight, %d back in the queue", s, n)
 	}
 }
