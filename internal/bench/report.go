@@ -79,6 +79,12 @@ func extraValue(k string, v any) string {
 			return bytesOrUnknown(v)
 		}
 		return thousands(float64(v))
+	case map[string]int64: // counts by name, as the params line: "ack 20 · receive 23"
+		parts := make([]string, 0, len(v))
+		for _, name := range slices.Sorted(maps.Keys(v)) {
+			parts = append(parts, name+" "+thousands(float64(v[name])))
+		}
+		return strings.Join(parts, " · ")
 	}
 	return fmt.Sprint(v)
 }
