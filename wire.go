@@ -175,6 +175,10 @@ type NackRequest struct {
 	Delay     string `json:"delay,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Terminate bool   `json:"terminate,omitempty"`
+	// Release hands the message back unprocessed: its attempt is not
+	// counted and it is never dead-lettered; ready again after Delay
+	// (default at once). It takes no Error, and not with Terminate.
+	Release bool `json:"release,omitempty"`
 }
 
 // ExtendRequest keeps a lease for Visibility from now.

@@ -44,9 +44,11 @@ type WorkerOptions struct {
 	// has passed, so a handler may run far longer than Visibility; a short
 	// one makes a crashed worker's messages come back sooner. Default 30s.
 	Visibility time.Duration
-	// ReleaseDelay is how long a message released by Stop (its handler was
-	// still running at Stop's deadline, or it came after Stop began) stays
-	// away before it is delivered again. Default 1s.
+	// ReleaseDelay is how long a message released by Stop because its
+	// handler was still running at Stop's deadline stays away before it is
+	// delivered again. (Messages no handler has seen, prefetched or
+	// received as Stop began, are handed back ready at once, their attempt
+	// not counted.) Default 1s.
 	ReleaseDelay time.Duration
 	// ShutdownTimeout bounds the graceful stop that Run makes when its
 	// context ends (see Stop). Default 30s.
@@ -285,8 +287,11 @@ func (w *Worker) start(base context.Context) error {
 // already leased messages for it, they are delivered again once their
 // visibility timeout has passed. A receive that carries acks is let
 // finish instead (it waits 10ms at most for messages), so that its acks
-// are answered; the messages it brings are handed back unhandled, to be
-// delivered again after ReleaseDelay.
+// are answered; the messages it brings are handed back unhandled. So are
+// the prefetched messages still waiting for a handler. A message handed
+// back unhandled is ready again at once, for any worker, and its attempt
+// is not counted (a nack with "release"): restarting workers cannot use up
+// a message's attempts without running it.
 //
 // Stop waits for the handlers, so a handler that calls it (with a context
 // without deadline) waits for itself forever; call it from elsewhere.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,12 +260,38 @@ func TestWorkerStopBoundsCarryingReceive(t *testing.T) {
 }
 
 // TestWorkerStopReleasesLateMessages: the messages a receive carrying acks
-// brings after Stop began are handed back (nacked, to come again after
-// ReleaseDelay), not handled: a stopping worker takes no new messages.
+// brings after Stop began are handed back, not handled: a stopping worker
+// takes no new messages. They are released ("release": ready at once, the
+// attempt not counted); a server from before that field refuses it (400),
+// and then they are nacked to come again after ReleaseDelay.
 func TestWorkerStopReleasesLateMessages(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		oldServer bool
+		want      []courier.NackRequest // the nacks of m2's lease, in order
+	}{
+		{"release", false, []courier.NackRequest{{Lease: "L-m2", Release: true}}},
+		{"server without release", true, []courier.NackRequest{{Lease: "L-m2", Release: true},
+			{Lease: "L-m2", Delay: "3s", Error: "released by a stopping worker"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := stopWithLateMessage(t, tc.oldServer)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("nacks %+v; want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// stopWithLateMessage stops a worker while its carrying receive is out,
+// answered after Stop began with message m2, and returns the nacks sent.
+// oldServer refuses nacks with "release" as unknown, as older servers do.
+func stopWithLateMessage(t *testing.T, oldServer bool) []courier.NackRequest {
 	carried := make(chan struct{}, 1)
-	var nacks sync.Map // lease → request body
+	var mu sync.Mutex // guards nacks
+	var nacks []courier.NackRequest
 	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case carried <- struct{}{}:
@@ -284,8 +311,15 @@ func TestWorkerStopReleasesLateMessages(t *testing.T) {
 			if err := json.Unmarshal(b, &req); err != nil {
 				t.Errorf("a nack: %s: %v", b, err)
 			}
-			nacks.Store(req.Lease, req.Delay)
+			mu.Lock()
+			nacks = append(nacks, req)
+			mu.Unlock()
 			w.Header().Set("Content-Type", "application/json")
+			if oldServer && req.Release {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"error":{"code":"invalid_argument","message":"request body: json: unknown field \"release\""}}`)
+				return
+			}
 			io.WriteString(w, `{}`)
 			return
 		}
@@ -312,9 +346,9 @@ func TestWorkerStopReleasesLateMessages(t *testing.T) {
 	if _, ok := handled.Load("m2"); ok {
 		t.Error("m2, received after Stop began, was handled")
 	}
-	if delay, ok := nacks.Load("L-m2"); !ok || delay != "3s" {
-		t.Errorf("m2's release: %v (nacked: %v); want a nack with delay 3s", delay, ok)
-	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(nacks)
 }
 
 // TestWorkerServerWithoutCarriedAcks: a server that refuses receives

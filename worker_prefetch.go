@@ -211,7 +211,7 @@ func (w *Worker) releaseWaiting(ctx context.Context) {
 	}
 	releaseEach(len(claimed), func(i int) {
 		d := claimed[i].d
-		w.release(ctx, d)
+		w.giveBack(ctx, d)
 		w.leave(d)
 		w.finish(d)
 	})

@@ -206,11 +206,21 @@ func TestWorkerStopReleasesPrefetched(t *testing.T) {
 	if n != 3 {
 		t.Errorf("%d messages handled; want 3 (the prefetched two never started)", n)
 	}
-	// The two blocked handlers and the two prefetched were released (all
-	// with an hour's delay); the first was acked.
+	// The two blocked handlers were released with an hour's delay, their
+	// attempts counted; the two prefetched were handed back ready at once,
+	// theirs not counted; the first was acked.
 	s := stats(t, plain, "q")
-	if s.AckedTotal != 1 || s.InFlight != 0 || s.Delayed != 4 {
-		t.Errorf("stats after Stop = %+v; want 1 acked, 4 released (delayed), none in flight", s)
+	if s.AckedTotal != 1 || s.InFlight != 0 || s.Delayed != 2 || s.Ready != 2 {
+		t.Errorf("stats after Stop = %+v; want 1 acked, 2 released (delayed), 2 handed back (ready), none in flight", s)
+	}
+	res, err := plain.Receive(t.Context(), "q", courier.ReceiveRequest{Max: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res {
+		if _, ok := handled.Load(m.ID); ok || m.Attempt != 1 {
+			t.Errorf("ready after Stop: %s, attempt %d, handled %v; want the prefetched ones, attempt 1", m.ID, m.Attempt, ok)
+		}
 	}
 }
 

@@ -136,9 +136,9 @@ func (w *Worker) receive(ctx context.Context, n int) (*parkedBatch, error) {
 	return b, err
 }
 
-// releaseUnstarted hands back messages a stopping worker received, as
-// Stop releases those it could not wait for, and gives back a token for
-// each of the first tokens of them (the others, prefetched, held none).
+// releaseUnstarted hands back, unhandled (giveBack), messages a stopping
+// worker received, and gives back a token for each of the first tokens of
+// them (the others, prefetched, held none).
 func (w *Worker) releaseUnstarted(ms []Message, tokens int) {
 	ctx, cancel := w.settleContext()
 	defer cancel()
@@ -146,7 +146,7 @@ func (w *Worker) releaseUnstarted(ms []Message, tokens int) {
 		if i < tokens {
 			defer func() { <-w.sem }()
 		}
-		w.release(ctx, &Delivery{Message: ms[i]})
+		w.giveBack(ctx, &Delivery{Message: ms[i]})
 	})
 }
 

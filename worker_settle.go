@@ -190,10 +190,27 @@ func (w *Worker) settleContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(w.base, w.opts.Visibility)
 }
 
-// release hands d back for another delivery after ReleaseDelay.
+// release hands d back for another delivery after ReleaseDelay: its
+// handler ran, so the attempt counts, as any nack's.
 func (w *Worker) release(ctx context.Context, d *Delivery) {
 	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Delay: w.opts.ReleaseDelay.String(),
 		Error: "released by a stopping worker"})
+	if err != nil {
+		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
+	}
+}
+
+// giveBack hands back d, which no handler has seen (prefetched, or
+// received as Stop began): ready again at once, for any worker, and its
+// attempt is not counted, so restarts cannot use up a message's attempts
+// unhandled. A server from before "release" refuses the field as an
+// invalid argument; then d is released as a handler's message is.
+func (w *Worker) giveBack(ctx context.Context, d *Delivery) {
+	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Release: true})
+	if errors.Is(err, ErrInvalidArgument) {
+		w.release(ctx, d)
+		return
+	}
 	if err != nil {
 		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
 	}

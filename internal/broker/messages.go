@@ -374,17 +374,35 @@ func (b *Broker) Terminate(ctx context.Context, queue, lease, reason string) err
 // Nack gives a message back, after delay (nil: the queue's backoff), or
 // dead-letters it when it has used its attempts.
 func (b *Broker) Nack(ctx context.Context, queue, lease string, delay *time.Duration, reason string) (store.NackResult, error) {
-	if err := ValidName(queue); err != nil {
+	if err := checkGiveBack(queue, delay); err != nil {
 		return store.NackResult{}, err
-	}
-	if delay != nil {
-		if err := durationIn("delay", *delay, 0, MaxDelay); err != nil {
-			return store.NackResult{}, err
-		}
 	}
 	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: cutText(reason, MaxErrorLen),
 		Now: b.clock.Now(), Retry: b.retry})
 	return res, wrap("nack", err)
+}
+
+// Release hands a message back unprocessed: ready again after delay (nil:
+// at once), its attempt not counted, never dead-lettered (a consumer that
+// is stopping gives back what it took and did not start).
+func (b *Broker) Release(ctx context.Context, queue, lease string, delay *time.Duration) (store.NackResult, error) {
+	if err := checkGiveBack(queue, delay); err != nil {
+		return store.NackResult{}, err
+	}
+	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Release: true,
+		Now: b.clock.Now(), Retry: b.retry})
+	return res, wrap("release", err)
+}
+
+// checkGiveBack checks the arguments Nack and Release share.
+func checkGiveBack(queue string, delay *time.Duration) error {
+	if err := ValidName(queue); err != nil {
+		return err
+	}
+	if delay != nil {
+		return durationIn("delay", *delay, 0, MaxDelay)
+	}
+	return nil
 }
 
 // Extend keeps a lease for visibility from now (0: the queue's timeout).

@@ -71,6 +71,7 @@ func newNackCmd(e *env) *cobra.Command {
 		delay     time.Duration
 		reason    string
 		terminate bool
+		release   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "nack QUEUE LEASE",
@@ -81,16 +82,26 @@ the queue's max attempts goes to the dead-letter queue instead.
 
 --terminate dead-letters it at once, whatever attempts it has left, with
 --error as the reason: for a message that can never be processed. A task ends
-failed with that reason.`,
+failed with that reason.
+
+--release hands back a message that was not processed (a consumer that is
+stopping, say): it is delivered again at once (or after --delay), its attempt
+is not counted and it is never dead-lettered. It takes no --error.`,
 		Args: argsRange(2, 2),
 	}
 	cmd.Flags().DurationVar(&delay, "delay", 0, "deliver again after this delay (0s: at once; default: the queue's backoff)")
 	cmd.Flags().StringVar(&reason, "error", "", "why the message failed, kept with it")
 	cmd.Flags().BoolVar(&terminate, "terminate", false, "dead-letter it now, whatever attempts it has left (give the reason with --error)")
+	cmd.Flags().BoolVar(&release, "release", false, "hand it back unprocessed: its attempt is not counted")
 	cmd.RunE = e.action(func(ctx context.Context, c *courier.Client, args []string) error {
-		req := courier.NackRequest{Lease: args[1], Error: reason, Terminate: terminate}
-		if terminate && cmd.Flags().Changed("delay") {
+		req := courier.NackRequest{Lease: args[1], Error: reason, Terminate: terminate, Release: release}
+		switch {
+		case terminate && cmd.Flags().Changed("delay"):
 			return usageErrorf("--terminate and --delay exclude each other")
+		case release && terminate:
+			return usageErrorf("--release and --terminate exclude each other")
+		case release && cmd.Flags().Changed("error"):
+			return usageErrorf("--release hands back a message that was not processed: it takes no --error")
 		}
 		if cmd.Flags().Changed("delay") {
 			req.Delay = delay.String() // "0s" too: at once, unlike no delay

@@ -58,6 +58,13 @@ func TestAckNackExtend(t *testing.T) {
 	if m.ID != m1.ID || m.Attempt != 2 {
 		t.Errorf("after nack received %s attempt %d, want %s attempt 2", m.ID, m.Attempt, m1.ID)
 	}
+	// Released, it comes again at once with the same attempt.
+	if out := ok(t, url, "nack", "--release", "w", m.Lease); !strings.HasPrefix(out, "handed back") {
+		t.Errorf("nack --release: %q", out)
+	}
+	if m = recvOne(t, url, "w"); m.ID != m1.ID || m.Attempt != 2 {
+		t.Errorf("after nack --release received %s attempt %d, want %s attempt 2 again", m.ID, m.Attempt, m1.ID)
+	}
 	ar = courier.AckResult{}
 	decode(t, ok(t, url, "ack", "w", m.Lease, "--json"), &ar)
 	if ar.Acked != 1 || len(ar.Failed) != 0 {

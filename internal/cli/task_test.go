@@ -245,6 +245,8 @@ func TestTaskFinishedByAckAndNack(t *testing.T) {
 		{"ack", "--result", `{"sum":`, "jobs", "L"},           // not JSON
 		{"ack", "--result", `1`, "jobs", "L1", "L2"},          // more than one lease
 		{"nack", "--terminate", "--delay", "1s", "jobs", "L"}, // contradictory
+		{"nack", "--release", "--terminate", "jobs", "L"},
+		{"nack", "--release", "--error", "stopping", "jobs", "L"},
 	} {
 		if r := courierCmd(t.Context(), t, url, strings.NewReader(""), args...); r.code != exitUsage || r.stderr == "" {
 			t.Errorf("courier %s: exit %d, stderr %q; want %d with a message", strings.Join(args, " "), r.code, r.stderr, exitUsage)

@@ -76,6 +76,7 @@ func FuzzDecodeAck(f *testing.F) {
 	f.Add([]byte(`{"lease":"LEASE"}`))
 	f.Add([]byte(`{"leases":["LEASE","x"]}`))
 	f.Add([]byte(`{"lease":"LEASE","delay":"5s","error":"why","visibility":"1m"}`))
+	f.Add([]byte(`{"lease":"LEASE","release":true,"delay":"0s"}`))
 	fx := setup(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fx := fx.with(t)

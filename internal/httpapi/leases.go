@@ -97,7 +97,8 @@ func ackLeases(req *courier.AckRequest) (leases []string, results [][]byte, err 
 var errLeaseCount = errors.New("ack: store answered a result count unlike the lease count")
 
 // nack gives a message back, or with "terminate" dead-letters it at once
-// with "error" as the reason (a task ends failed with it).
+// with "error" as the reason (a task ends failed with it), or with
+// "release" hands it back unprocessed, its attempt not counted.
 func (a *api) nack(w http.ResponseWriter, r *http.Request) error {
 	var req courier.NackRequest
 	if err := a.decode(w, r, &req); err != nil {
@@ -105,6 +106,9 @@ func (a *api) nack(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Lease == "" {
 		return invalidf("lease is required")
+	}
+	if req.Release {
+		return a.release(w, r, req)
 	}
 	if req.Terminate {
 		if req.Delay != "" {
@@ -120,6 +124,25 @@ func (a *api) nack(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := a.b.Nack(r.Context(), r.PathValue("queue"), req.Lease, delay, req.Error)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nackResult(res))
+}
+
+// release is a nack with "release": the message was not processed.
+func (a *api) release(w http.ResponseWriter, r *http.Request, req courier.NackRequest) error {
+	if req.Terminate {
+		return invalidf("release and terminate exclude each other: release gives the message back for another delivery, terminate dead-letters it")
+	}
+	if req.Error != "" {
+		return invalidf("release gives back a message that was not processed: it takes no error (nack without release records one)")
+	}
+	delay, err := optDuration("delay", optString(req.Delay))
+	if err != nil {
+		return err
+	}
+	res, err := a.b.Release(r.Context(), r.PathValue("queue"), req.Lease, delay)
 	if err != nil {
 		return err
 	}

@@ -233,6 +233,36 @@ func TestTerminate(t *testing.T) {
 	}
 }
 
+// TestRelease: a released message is ready again at once, or after its
+// delay, and its next delivery has the same attempt; a task goes back to
+// queued with its error kept. Refusals are in TestBadTaskCalls.
+func TestRelease(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	sub := f.submit(`{"body":1}`)
+	f.must("POST", "/v1/queues/q/nack", `{"lease":"`+f.take().Lease+`","error":"flaky","delay":"0s"}`, 200, nil)
+	m := f.take()
+	var nr courier.NackResult
+	f.must("POST", "/v1/queues/q/nack", `{"lease":"`+m.Lease+`","release":true}`, 200, &nr)
+	if nr.DeadLettered || nr.RetryAt == nil || !nr.RetryAt.Equal(t0) {
+		t.Fatalf("release answered %+v; want retry_at now", nr)
+	}
+	if tk := f.task(sub.ID); tk.State != courier.TaskQueued || tk.Attempt != 1 || tk.Error != "flaky" {
+		t.Fatalf("released task: %+v; want queued, attempt 1, its error kept", tk)
+	}
+	again := f.take()
+	if again.ID != m.ID || again.Attempt != m.Attempt {
+		t.Fatalf("after the release: %s attempt %d; want %s attempt %d again", again.ID, again.Attempt, m.ID, m.Attempt)
+	}
+	f.must("POST", "/v1/queues/q/nack", `{"lease":"`+again.Lease+`","release":true,"delay":"1m"}`, 200, &nr)
+	if nr.RetryAt == nil || !nr.RetryAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("release with a delay answered %+v", nr)
+	}
+	if q := f.queue("q"); q.Stats.Delayed != 1 || q.Stats.InFlight != 0 {
+		t.Fatalf("stats after a delayed release: %+v", q.Stats)
+	}
+}
+
 // TestCancelTask: a queued task is cancelled at once (its message is gone);
 // a running one is marked, and its worker learns it on its next progress
 // report or extend (409 conflict), which ends it.
@@ -324,6 +354,11 @@ func TestBadTaskCalls(t *testing.T) {
 		{name: "ack result not JSON", url: "/v1/queues/q/ack", body: `{"lease":"LEASE","result":tru}`, msg: "not valid JSON"},
 		{name: "nack terminate with delay", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","terminate":true,"delay":"5s"}`, msg: "terminate"},
 		{name: "nack terminate type", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","terminate":"yes"}`, msg: `"terminate" must be true or false`},
+		{name: "release with terminate", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","release":true,"terminate":true}`, msg: "release and terminate exclude each other"},
+		{name: "release with error", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","release":true,"error":"stopping"}`, msg: "it takes no error"},
+		{name: "release delay", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","release":true,"delay":"-1s"}`, msg: "delay"},
+		{name: "release type", url: "/v1/queues/q/nack", body: `{"lease":"LEASE","release":1}`, msg: `"release" must be true or false`},
+		{name: "release stale lease", url: "/v1/queues/q/nack", body: `{"lease":"GOs0OUoPv0JP7evg2_Vrvg","release":true}`, status: 409, code: courier.CodeLeaseExpired, msg: "lease"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -235,7 +235,11 @@ type Store interface {
 	// A task's message acked ends the task succeeded, with its Result.
 	Ack(ctx context.Context, p *AckParams) ([]error, error)
 	// Nack gives a message back: retried after the delay the RetryFunc
-	// decides (or p.Delay), or dead-lettered.
+	// decides (or p.Delay), or dead-lettered. With p.Release it is handed
+	// back unprocessed instead: its attempt is not counted (the next
+	// delivery has the same attempt number), it is never dead-lettered,
+	// and it is ready after p.Delay (nil: at once), in its place by send
+	// order; a task goes back to queued with its last error kept.
 	//
 	// Dead-lettering (by Nack, or by an expired lease in Lease/Tick) moves the
 	// message, same id and body, to the queue's DeadLetterQueue, creating that
@@ -552,8 +556,11 @@ type (
 		// Terminate dead-letters the message at once, whatever its
 		// attempts, with Error as the reason; a task ends failed.
 		Terminate bool
-		Now       time.Time
-		Retry     RetryFunc
+		// Release hands the message back without counting its attempt
+		// (see Store.Nack); Error is not kept. Not with Terminate.
+		Release bool
+		Now     time.Time
+		Retry   RetryFunc
 	}
 	ExtendParams struct {
 		Queue      string

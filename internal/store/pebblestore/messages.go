@@ -333,27 +333,55 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 		if err != nil {
 			return err
 		}
-		if p.Terminate {
+		switch {
+		case p.Terminate:
 			res = store.NackResult{DeadLettered: true}
 			return t.deadLetter(w, seq, &m, p.Error, store.DeadTerminated)
+		case p.Release:
+			res, err = t.giveBack(w, seq, &m, p.Delay)
+		default:
+			res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error, t.now)
 		}
-		res, err = t.fail(w, seq, &m, p.Retry, p.Delay, p.Error, t.now)
 		return err
 	})
 	return res, err
 }
 
+// giveBack hands an in-flight message back unprocessed: the attempt its
+// lease counted is given back, and it is ready again after delay (nil: at
+// once). Its ready key sorts by send order, so it keeps its place.
+func (t *txn) giveBack(w *qwork, seq uint64, m *msg, delay *time.Duration) (store.NackResult, error) {
+	if ended, err := t.endCancelRequested(w, seq, m); err != nil || ended {
+		return store.NackResult{}, err
+	}
+	m.attempt = max(m.attempt-1, 0)
+	t.unindex(w, seq, m)
+	m.due = t.now
+	if delay != nil {
+		m.due = t.now.Add(*delay)
+	}
+	t.place(w, seq, m)
+	err := t.taskChanged(seq, m, func(r *taskRecord) { r.State, r.Attempt = store.TaskQueued, m.attempt })
+	return store.NackResult{RetryAt: m.due}, err
+}
+
+// endCancelRequested ends m's task cancelled, and removes m, if a cancel of
+// the task was requested: a task given back is not run again then.
+func (t *txn) endCancelRequested(w *qwork, seq uint64, m *msg) (bool, error) {
+	cancelled, err := t.cancelRequested(seq, m)
+	if err != nil || !cancelled {
+		return false, err
+	}
+	if err := t.finishTask(seq, m, store.TaskCancelled, nil, "cancelled"); err != nil {
+		return true, err
+	}
+	return true, t.remove(w, seq, m)
+}
+
 // fail applies the retry policy to an in-flight message that failed at
 // time at (now for a nack; the lease's end for an expiry noticed later).
 func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string, at time.Time) (store.NackResult, error) {
-	// A task whose cancel was requested is not tried again: it ends here.
-	if cancelled, err := t.cancelRequested(seq, m); err != nil || cancelled {
-		if err == nil {
-			err = t.finishTask(seq, m, store.TaskCancelled, nil, "cancelled")
-		}
-		if err == nil {
-			err = t.remove(w, seq, m)
-		}
+	if ended, err := t.endCancelRequested(w, seq, m); err != nil || ended {
 		return store.NackResult{}, err
 	}
 	delay, dead := retry(w.rec.Config, m.attempt, explicit)

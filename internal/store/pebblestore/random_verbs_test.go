@@ -16,7 +16,7 @@ import (
 // TestRandomVerbs: random sequences of every verb that moves a message
 // between states (sends of plain, grouped, delayed, prioritized, task and
 // large messages; handed-off claims; leases carrying acks; acks, nacks,
-// extends, progress, ticks past leases and retention, redrive, purge,
+// releases, extends, progress, ticks past leases and retention, redrive, purge,
 // cancel, delete and re-create, reopen) over three queues, two of them each
 // other's dead-letter queue, with flushes between steps. Times often stand
 // still, so that a lease is extended to the expiry it had, a nack with no
@@ -192,7 +192,13 @@ func randomVerbs(t *testing.T, seed uint64) {
 		case 6:
 			what = "nack"
 			h := pick()
-			p := &store.NackParams{Queue: h.q, Lease: h.lease, Now: step(), Retry: retryNow, Terminate: rnd.IntN(5) == 0}
+			p := &store.NackParams{Queue: h.q, Lease: h.lease, Now: step(), Retry: retryNow}
+			switch rnd.IntN(5) {
+			case 0:
+				p.Terminate = true
+			case 1:
+				p.Release = true
+			}
 			if rnd.IntN(3) != 0 {
 				d := durs[rnd.IntN(len(durs))]
 				p.Delay = &d

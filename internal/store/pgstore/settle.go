@@ -108,6 +108,10 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 				return errors.Join(err, endCancelled(t, q.Name, m.id, m.grouped, now))
 			}
 		}
+		if p.Release {
+			res.RetryAt, err = giveBack(t, p.Queue, m, p.Delay, now)
+			return err
+		}
 		delay, dead := p.Retry(q.Config, m.attempt, p.Delay)
 		if dead {
 			res.DeadLettered = true
@@ -124,6 +128,27 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 		return nil
 	})
 	return res, err
+}
+
+// giveBack hands m back unprocessed (NackParams.Release): the attempt its
+// lease counted is given back, and it is ready after delay (nil: at once),
+// in its place: ready messages are taken in id order.
+func giveBack(t *txn, queue string, m heldMsg, delay *time.Duration, now time.Time) (time.Time, error) {
+	at := now
+	if delay != nil {
+		at = us(now.Add(*delay))
+	}
+	attempt := max(m.attempt-1, 0)
+	_, err := t.Exec(t.ctx, `UPDATE courier_messages SET lease = NULL, lease_exp = NULL, attempt = $2,
+		ready_at = $3, delayed = $4 WHERE id = $1`, m.id, attempt, at, at.After(now))
+	if err != nil {
+		return time.Time{}, err
+	}
+	t.wakeQueue(queue)
+	if m.isTask {
+		return at, requeueTask(t, m.id, now, nil, &attempt)
+	}
+	return at, nil
 }
 
 func (s *Store) Extend(ctx context.Context, p *store.ExtendParams) (time.Time, error) {

@@ -52,8 +52,15 @@ func startTasks(t *txn, started []taskStart, now time.Time) error {
 
 // retryTask: the message's attempt failed for reason; it waits for a retry.
 func retryTask(t *txn, id int64, now time.Time, reason string) error {
-	tag, err := t.Exec(t.ctx, `UPDATE courier_tasks SET state = 'queued', error = $2, version = version + 1,
-		updated_at = $3 WHERE id = $1 AND `+live, id, reason, now)
+	return requeueTask(t, id, now, &reason, nil)
+}
+
+// requeueTask: the task's message waits to be delivered again; the task's
+// error becomes reason and its attempt attempt, where not nil.
+func requeueTask(t *txn, id int64, now time.Time, reason *string, attempt *int) error {
+	tag, err := t.Exec(t.ctx, `UPDATE courier_tasks SET state = 'queued', error = coalesce($2, error),
+		attempt = coalesce($4, attempt), version = version + 1, updated_at = $3
+		WHERE id = $1 AND `+live, id, reason, now, attempt)
 	if err == nil && tag.RowsAffected() > 0 {
 		t.wakeTask(formatID(id))
 	}

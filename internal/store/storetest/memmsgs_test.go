@@ -275,6 +275,19 @@ func (s *memStore) Nack(_ context.Context, p *store.NackParams) (store.NackResul
 		s.endCancelled(q, m, p.Now)
 		return store.NackResult{DeadLettered: true}, nil
 	}
+	if p.Release {
+		m.attempt = max(m.attempt-1, 0)
+		m.lease, m.readyAt, m.delayed = "", p.Now, false
+		if p.Delay != nil {
+			m.readyAt, m.delayed = p.Now.Add(*p.Delay), *p.Delay > 0
+		}
+		if tk := s.liveTask(m); tk != nil {
+			tk.State, tk.Attempt = store.TaskQueued, m.attempt
+			s.touchTask(tk, p.Now)
+		}
+		s.signal(p.Queue)
+		return store.NackResult{RetryAt: m.readyAt}, nil
+	}
 	delay, dead := p.Retry(q.q.Config, m.attempt, p.Delay)
 	if dead {
 		s.deadLetter(q, m, p.Now, p.Error, store.DeadMaxAttempts)

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ack", testAck},
 		{"LeaseAck", testLeaseAck},
 		{"Nack", testNack},
+		{"Release", testRelease},
 		{"DeadLetter", testDeadLetter},
 		{"Extend", testExtend},
 		{"Expiry", testExpiry},
