@@ -238,8 +238,11 @@ const (
 // NackResult says what became of a nacked message: retried from RetryAt,
 // or moved to the dead-letter queue (or dropped, when the queue has none).
 type NackResult struct {
-	DeadLettered bool       `json:"dead_lettered"`
-	RetryAt      *time.Time `json:"retry_at,omitempty"`
+	DeadLettered bool `json:"dead_lettered"`
+	// Cancelled: the message was a task's whose cancel had been
+	// requested; the task ended cancelled, and the message is gone.
+	Cancelled bool       `json:"cancelled,omitempty"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
 }
 
 // Health is the answer of GET /healthz and GET /readyz when all is well.

@@ -48,7 +48,8 @@ type WorkerOptions struct {
 	// handler was still running at Stop's deadline stays away before it is
 	// delivered again. (Messages no handler has seen, prefetched or
 	// received as Stop began, are handed back ready at once, their attempt
-	// not counted.) Default 1s.
+	// not counted; against a server that does not know release, they too
+	// are released counted, after ReleaseDelay.) Default 1s.
 	ReleaseDelay time.Duration
 	// ShutdownTimeout bounds the graceful stop that Run makes when its
 	// context ends (see Stop). Default 30s.
@@ -140,6 +141,7 @@ type Worker struct {
 	held               *heldAcks
 	holdQuit, holdDone chan struct{}
 	noCarry            atomic.Bool // receives no longer carry acks (worker_receive.go, carried)
+	noRelease          atomic.Bool // the server refused "release": give back by counted nacks (giveBack)
 	// drained: the last receive got fewer messages than it asked for, so
 	// the next ones are likely to long-poll and carry no ack soon: acks then
 	// go out at once (worker_ackhold.go).
@@ -291,7 +293,9 @@ func (w *Worker) start(base context.Context) error {
 // the prefetched messages still waiting for a handler. A message handed
 // back unhandled is ready again at once, for any worker, and its attempt
 // is not counted (a nack with "release"): restarting workers cannot use up
-// a message's attempts without running it.
+// a message's attempts without running it. (A server from before release
+// refuses it; the worker then hands them back as counted attempts, after
+// ReleaseDelay, and logs a warning once.)
 //
 // Stop waits for the handlers, so a handler that calls it (with a context
 // without deadline) waits for itself forever; call it from elsewhere.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -203,11 +204,20 @@ func (w *Worker) release(ctx context.Context, d *Delivery) {
 // giveBack hands back d, which no handler has seen (prefetched, or
 // received as Stop began): ready again at once, for any worker, and its
 // attempt is not counted, so restarts cannot use up a message's attempts
-// unhandled. A server from before "release" refuses the field as an
-// invalid argument; then d is released as a handler's message is.
+// unhandled. A server from before "release" refuses the field (400 naming
+// it); from then on this worker releases such messages as a handler's
+// are, counted and after ReleaseDelay.
 func (w *Worker) giveBack(ctx context.Context, d *Delivery) {
+	if w.noRelease.Load() {
+		w.release(ctx, d)
+		return
+	}
 	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Release: true})
-	if errors.Is(err, ErrInvalidArgument) {
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.Code == CodeInvalidArgument && strings.Contains(apiErr.Message, `"release"`) {
+		if !w.noRelease.Swap(true) {
+			w.log.Warn("courier worker: the server does not know release; unhandled messages are handed back as counted attempts", "err", err)
+		}
 		w.release(ctx, d)
 		return
 	}

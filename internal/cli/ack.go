@@ -114,6 +114,8 @@ is not counted and it is never dead-lettered. It takes no --error.`,
 			return e.printJSON(res)
 		}
 		switch {
+		case res.Cancelled:
+			_, err = fmt.Fprintln(e.stdout, "task cancelled: its cancel had been requested, and the message is gone")
 		case res.DeadLettered && terminate:
 			_, err = fmt.Fprintln(e.stdout, "dead-lettered")
 		case res.DeadLettered:

@@ -159,8 +159,8 @@ func optString(s string) *string {
 
 // nackResult renders what a nack did.
 func nackResult(res store.NackResult) courier.NackResult {
-	out := courier.NackResult{DeadLettered: res.DeadLettered}
-	if !res.DeadLettered && !res.RetryAt.IsZero() {
+	out := courier.NackResult{DeadLettered: res.DeadLettered, Cancelled: res.Cancelled}
+	if !res.DeadLettered && !res.Cancelled && !res.RetryAt.IsZero() {
 		t := res.RetryAt.UTC()
 		out.RetryAt = &t
 	}

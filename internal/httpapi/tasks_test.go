@@ -261,6 +261,17 @@ func TestRelease(t *testing.T) {
 	if q := f.queue("q"); q.Stats.Delayed != 1 || q.Stats.InFlight != 0 {
 		t.Fatalf("stats after a delayed release: %+v", q.Stats)
 	}
+	// A task whose cancel was requested ends cancelled instead, and says so.
+	sub2 := f.submit(`{"body":2}`)
+	m = f.take()
+	f.must("POST", "/v1/tasks/"+sub2.ID+"/cancel", "", 200, nil)
+	if w := f.do("POST", "/v1/queues/q/nack", `{"lease":"`+m.Lease+`","release":true}`); w.Code != 200 ||
+		w.Body.String() != "{\"dead_lettered\":false,\"cancelled\":true}\n" {
+		t.Fatalf("release of a cancel-requested task: %d %s", w.Code, w.Body)
+	}
+	if tk := f.task(sub2.ID); tk.State != courier.TaskCancelled {
+		t.Fatalf("released task after its cancel request: %+v", tk)
+	}
 }
 
 // TestCancelTask: a queued task is cancelled at once (its message is gone);

@@ -465,7 +465,10 @@ type LeaseResult struct {
 // NackResult says what happened to a nacked message.
 type NackResult struct {
 	DeadLettered bool
-	RetryAt      time.Time // when it will be ready again, if retried
+	// Cancelled: the message was a task's whose cancel had been requested;
+	// the task ended cancelled and the message is gone.
+	Cancelled bool
+	RetryAt   time.Time // when it will be ready again, if retried
 }
 
 // TickResult reports the work Tick did and when it is next needed.

@@ -352,7 +352,7 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 // once). Its ready key sorts by send order, so it keeps its place.
 func (t *txn) giveBack(w *qwork, seq uint64, m *msg, delay *time.Duration) (store.NackResult, error) {
 	if ended, err := t.endCancelRequested(w, seq, m); err != nil || ended {
-		return store.NackResult{}, err
+		return store.NackResult{Cancelled: ended}, err
 	}
 	m.attempt = max(m.attempt-1, 0)
 	t.unindex(w, seq, m)
@@ -382,7 +382,7 @@ func (t *txn) endCancelRequested(w *qwork, seq uint64, m *msg) (bool, error) {
 // time at (now for a nack; the lease's end for an expiry noticed later).
 func (t *txn) fail(w *qwork, seq uint64, m *msg, retry store.RetryFunc, explicit *time.Duration, reason string, at time.Time) (store.NackResult, error) {
 	if ended, err := t.endCancelRequested(w, seq, m); err != nil || ended {
-		return store.NackResult{}, err
+		return store.NackResult{Cancelled: ended}, err
 	}
 	delay, dead := retry(w.rec.Config, m.attempt, explicit)
 	m.lastError = reason

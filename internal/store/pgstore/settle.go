@@ -104,7 +104,7 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 		}
 		if m.isTask {
 			if cancel, err := cancelPending(t, m.id); err != nil || cancel {
-				res.DeadLettered = true
+				res.Cancelled = true
 				return errors.Join(err, endCancelled(t, q.Name, m.id, m.grouped, now))
 			}
 		}
@@ -134,13 +134,13 @@ func (s *Store) Nack(ctx context.Context, p *store.NackParams) (store.NackResult
 // lease counted is given back, and it is ready after delay (nil: at once),
 // in its place: ready messages are taken in id order.
 func giveBack(t *txn, queue string, m heldMsg, delay *time.Duration, now time.Time) (time.Time, error) {
-	at := now
-	if delay != nil {
+	at, delayed := now, delay != nil && *delay > 0 // as a nack's: a delay under 1µs still delays
+	if delayed {
 		at = us(now.Add(*delay))
 	}
 	attempt := max(m.attempt-1, 0)
 	_, err := t.Exec(t.ctx, `UPDATE courier_messages SET lease = NULL, lease_exp = NULL, attempt = $2,
-		ready_at = $3, delayed = $4 WHERE id = $1`, m.id, attempt, at, at.After(now))
+		ready_at = $3, delayed = $4 WHERE id = $1`, m.id, attempt, at, delayed)
 	if err != nil {
 		return time.Time{}, err
 	}

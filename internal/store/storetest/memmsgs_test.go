@@ -273,7 +273,7 @@ func (s *memStore) Nack(_ context.Context, p *store.NackParams) (store.NackResul
 	}
 	if s.cancelPending(m) {
 		s.endCancelled(q, m, p.Now)
-		return store.NackResult{DeadLettered: true}, nil
+		return store.NackResult{Cancelled: true}, nil
 	}
 	if p.Release {
 		m.attempt = max(m.attempt-1, 0)

@@ -76,10 +76,37 @@ func testRelease(t *testing.T, newStore newStoreFunc) {
 		wantTime(t, "RetryAt", res.RetryAt, e.now.Add(5*time.Second))
 		wantStats(t, "released for 5s", e.stats("q"), store.Stats{Delayed: 1, SentTotal: 1})
 		e.advance(5*time.Second - time.Millisecond)
-		e.leaseNone("q")
+		wantTime(t, "NextDue", e.leaseNone("q").NextDue, res.RetryAt)
 		e.advance(time.Millisecond)
+		if r := e.tick(); r.Promoted != 1 {
+			t.Errorf("Tick when the release's delay is over: %+v, want one promoted", r)
+		}
 		if m := e.leaseOne("q", ids[0]); m.Attempt != 1 {
 			t.Errorf("attempt %d after a release, want 1", m.Attempt)
+		}
+	})
+
+	// Released later, a message is still taken before those sent after it,
+	// and after those of a higher priority; its release wakes watchers.
+	t.Run("KeepsPlace", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		first := e.sendText("q", "1")[0]
+		m := e.leaseOne("q", first)
+		e.advance(time.Second)
+		later := e.sendText("q", "2")[0]
+		e.advance(time.Second)
+		urgent := e.send("q", store.NewMessage{Body: []byte("3"), Kind: store.BodyJSON, Priority: 5})[0]
+		e.advance(time.Second)
+		w := e.s.Watch("q")
+		e.releaseOK("q", m.Lease, nil)
+		if !Closed(w) {
+			t.Error("watch not closed after a release")
+		}
+		got := e.lease("q", 3)
+		if len(got) != 3 || got[0].ID != urgent || got[1].ID != first || got[2].ID != later {
+			t.Errorf("leased %v after the release; want %s (priority 5), %s (released), %s", ids(got), urgent, first, later)
 		}
 	})
 
@@ -124,10 +151,27 @@ func testRelease(t *testing.T, newStore newStoreFunc) {
 		if _, err := e.cancelTask(id); err != nil {
 			t.Fatalf("CancelTask: %v", err)
 		}
-		e.releaseOK("q", m.Lease, nil)
+		if res := e.releaseOK("q", m.Lease, nil); !res.Cancelled || res.DeadLettered || !res.RetryAt.IsZero() {
+			t.Errorf("release after a cancel request answered %+v; want cancelled only", res)
+		}
 		if tk := e.task(id); tk.State != store.TaskCancelled {
 			t.Errorf("task released after a cancel request: %s, want cancelled", tk.State)
 		}
 		wantStats(t, "cancelled", e.stats("q"), store.Stats{SentTotal: 1})
+	})
+
+	// A plain nack after a cancel request answers the same.
+	t.Run("NackCancelled", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", config())
+		id := e.sendTask("q", taskReq())
+		m := e.leaseOne("q", id)
+		if _, err := e.cancelTask(id); err != nil {
+			t.Fatalf("CancelTask: %v", err)
+		}
+		if res := e.nackOK("q", m.Lease, nil, "failed"); !res.Cancelled || res.DeadLettered || !res.RetryAt.IsZero() {
+			t.Errorf("nack after a cancel request answered %+v; want cancelled only", res)
+		}
 	})
 }
