@@ -48,10 +48,11 @@ func FuzzDecodeReceive(f *testing.F) {
 	f.Add([]byte(`{"ack":{"leases":["LEASE"],"results":[null]}}`))
 	fx := setup(f)
 	fx.must("POST", sendURL, `{"messages":[{"body":1},{"body":2},{"body":3}]}`, 201, nil)
-	// The context is cancelled before the call, so that a valid long-poll
-	// (which the fake clock would never end) answers at once with what it has.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	// The context is cancelled before the call, as by a stopping server, so
+	// that a valid long-poll (which the fake clock would never end) answers
+	// at once with what it has (a client that left would get no answer).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(ErrServerStopping)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fx := fx.with(t)
 		b := string(body)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -133,6 +134,43 @@ func TestLeaseOps(t *testing.T) {
 	q := f.queue("q")
 	if q.Stats.AckedTotal != 2 || q.Stats.Delayed != 1 || q.Stats.InFlight != 0 {
 		t.Fatalf("stats: %+v", q.Stats)
+	}
+}
+
+// TestReceiveClientLeft: messages a receive took for a client that left
+// before the answer are released at once, their attempt not counted, and
+// the answer is aborted; when the server is stopping instead, the client
+// is there and gets them.
+func TestReceiveClientLeft(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2}]}`, 201, nil)
+	left, cancel := context.WithCancel(context.Background())
+	cancel() // the store leases even so; the handler finds the client gone
+	aborted := func() (ab bool) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
+					panic(v)
+				}
+				ab = true
+			}
+		}()
+		f.doCtx(left, "POST", recvURL, `{"max":2}`)
+		return false
+	}()
+	if !aborted {
+		t.Error("the answer to a client that left was not aborted")
+	}
+	if q := f.queue("q"); q.Stats.Ready != 2 || q.Stats.InFlight != 0 {
+		t.Fatalf("after a receive whose client left: %+v; want both ready again", q.Stats)
+	}
+	stopping, stop := context.WithCancelCause(context.Background())
+	stop(ErrServerStopping)
+	var res courier.ReceiveResult
+	if w := f.doCtx(stopping, "POST", recvURL, `{"max":2}`); w.Code != 200 || decodeStrict(w.Body.Bytes(), &res) != nil ||
+		len(res.Messages) != 2 || res.Messages[0].Attempt != 1 || res.Messages[1].Attempt != 1 {
+		t.Fatalf("receive while the server stops: %d %s; want both messages, attempt 1", w.Code, w.Body)
 	}
 }
 

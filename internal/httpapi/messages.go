@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,10 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !(len(got.Messages) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
 		return err
 	}
+	if len(got.Messages) > 0 && clientLeft(r.Context()) {
+		a.giveBack(r, got.Messages)
+		panic(http.ErrAbortHandler) // no answer: the connection is gone
+	}
 	var acked *courier.AckResult
 	if o.Ack != nil && got.Acked != nil {
 		// Every outcome goes in the list, even of a single "lease": the
@@ -192,4 +197,29 @@ func writeMessages(w *bufio.Writer, msgs []store.Message, acked *courier.AckResu
 	}
 	w.WriteString("}\n")
 	return nil // write errors stick in w and show at Flush: the client is gone
+}
+
+// ErrServerStopping is the cause with which the server cancels the
+// contexts of the requests in flight when it stops (server.Stop).
+var ErrServerStopping = errors.New("the server is stopping")
+
+// clientLeft reports whether ctx, a request's, ended because its client
+// went away: cancelled, and not by the server stopping (whose long-polls
+// still answer what they have to clients that are there).
+func clientLeft(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrServerStopping) &&
+		!errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
+// giveBack releases (uncounted, ready at once) the messages a long-poll
+// took for a client that left before the answer: otherwise they would stay
+// leased to no one until their visibility timeout, and the expiry would
+// count an attempt. A release that fails leaves that message to expire.
+func (a *api) giveBack(r *http.Request, msgs []store.Message) {
+	ctx := context.WithoutCancel(r.Context())
+	for _, m := range msgs {
+		if _, err := a.b.Release(ctx, r.PathValue("queue"), m.Lease, nil); err != nil {
+			a.log.Warn("release the messages of a receive whose client left", "id", m.ID, "err", err)
+		}
+	}
 }

@@ -255,7 +255,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeStore(st, clk)
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	base, cancel := context.WithCancel(context.Background())
+	base, cancelBase := context.WithCancelCause(context.Background())
+	cancel := func() { cancelBase(httpapi.ErrServerStopping) } // long-polls answer what they have
 	s := &Server{
 		cfg: cfg, st: st, clk: clk, ln: ln, cancel: cancel, served: make(chan error, 1), closed: make(chan error, 1),
 		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
