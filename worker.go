@@ -286,8 +286,8 @@ func (w *Worker) start(base context.Context) error {
 // ignore their context may outlive it, but their outcome is dropped.
 //
 // A receive in flight when Stop begins is abandoned. If the server had
-// already leased messages for it, it releases them (ready at once, not
-// counted) when it finds the client gone before its answer; those it
+// already leased messages for it, the server releases them (ready at once,
+// not counted) when it finds the client gone before its answer; those it
 // answered just as the receive was abandoned are delivered again once
 // their visibility timeout has passed. A receive that carries acks is let
 // finish instead (it waits 10ms at most for messages), so that its acks

@@ -178,6 +178,9 @@ type ReceiveOptions struct {
 type Received struct {
 	Messages []store.Message
 	Acked    []error
+	// Waited: the messages came after a wait (a long-poll that found the
+	// queue empty at first), not from the receive's first lease.
+	Waited bool
 }
 
 // Receive leases up to Max messages. With Wait it blocks until at least one
@@ -218,7 +221,7 @@ func (b *Broker) receiveAcking(ctx context.Context, queue string, o ReceiveOptio
 		acked []error
 		mark  uint64
 	)
-	for {
+	for waited := false; ; waited = true {
 		watch := b.st.Watch(queue) // before leasing, so no wake-up falls between
 		res, err := b.lease(ctx, queue, o, deferSync)
 		if o.Ack != nil && err == nil {
@@ -226,7 +229,7 @@ func (b *Broker) receiveAcking(ctx context.Context, queue string, o ReceiveOptio
 			mark, deferSync = res.SyncMark, false
 		}
 		if err != nil || len(res.Messages) > 0 {
-			return Received{Messages: res.Messages, Acked: acked}, mark, err
+			return Received{Messages: res.Messages, Acked: acked, Waited: waited}, mark, err
 		}
 		now := b.clock.Now()
 		if !now.Before(deadline) {
@@ -238,7 +241,7 @@ func (b *Broker) receiveAcking(ctx context.Context, queue string, o ReceiveOptio
 		}
 		msgs, woke, err := b.wait(ctx, queue, o, watch, b.bounded(wake.Sub(now)))
 		if err != nil || len(msgs) > 0 {
-			return Received{Messages: msgs, Acked: acked}, mark, wrap("receive", err)
+			return Received{Messages: msgs, Acked: acked, Waited: true}, mark, wrap("receive", err)
 		}
 		if !woke {
 			return Received{Acked: acked}, mark, nil // the caller left or the server is stopping: nothing to hand out

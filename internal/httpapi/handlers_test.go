@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	courier "github.com/courierhq/courier"
@@ -137,40 +139,77 @@ func TestLeaseOps(t *testing.T) {
 	}
 }
 
-// TestReceiveClientLeft: messages a receive took for a client that left
-// before the answer are released at once, their attempt not counted, and
-// the answer is aborted; when the server is stopping instead, the client
-// is there and gets them.
+// leftCtx is a request context whose client has left (Err says so) but
+// whose Done never closes: the long-poll's wait then ends only by the
+// send that hands it messages, as when that send wins the race with the
+// client's leaving.
+type leftCtx struct {
+	context.Context
+	left atomic.Bool
+}
+
+func (c *leftCtx) Done() <-chan struct{} { return nil }
+
+func (c *leftCtx) Err() error {
+	if c.left.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// abortedServe serves the request, and reports whether the handler
+// aborted its answer (http.ErrAbortHandler).
+func abortedServe(f *fixture, ctx context.Context, path, body string) (w *httptest.ResponseRecorder, aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	return f.doCtx(ctx, "POST", path, body), false
+}
+
+// TestReceiveClientLeft: messages a long-poll's wait brought to a client
+// that left before the answer are released at once, their attempt not
+// counted, and the answer is aborted. What its first lease found is still
+// answered (a client that half-closes its connection reads as gone at
+// once), as is everything when the server is stopping instead.
 func TestReceiveClientLeft(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2}]}`, 201, nil)
-	left, cancel := context.WithCancel(context.Background())
-	cancel() // the store leases even so; the handler finds the client gone
-	aborted := func() (ab bool) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
-					panic(v)
-				}
-				ab = true
-			}
-		}()
-		f.doCtx(left, "POST", recvURL, `{"max":2}`)
-		return false
+	ctx := &leftCtx{Context: context.Background()}
+	added := f.clk.TimerAdded() // the receive is waiting
+	done := make(chan bool, 1)
+	go func() {
+		_, aborted := abortedServe(f, ctx, recvURL, `{"max":2,"wait":"30s"}`)
+		done <- aborted
 	}()
-	if !aborted {
+	<-added
+	ctx.left.Store(true)
+	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2}]}`, 201, nil)
+	if !<-done {
 		t.Error("the answer to a client that left was not aborted")
 	}
 	if q := f.queue("q"); q.Stats.Ready != 2 || q.Stats.InFlight != 0 {
-		t.Fatalf("after a receive whose client left: %+v; want both ready again", q.Stats)
+		t.Fatalf("after a long-poll whose client left: %+v; want both ready again", q.Stats)
 	}
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
 	stopping, stop := context.WithCancelCause(context.Background())
 	stop(ErrServerStopping)
-	var res courier.ReceiveResult
-	if w := f.doCtx(stopping, "POST", recvURL, `{"max":2}`); w.Code != 200 || decodeStrict(w.Body.Bytes(), &res) != nil ||
-		len(res.Messages) != 2 || res.Messages[0].Attempt != 1 || res.Messages[1].Attempt != 1 {
-		t.Fatalf("receive while the server stops: %d %s; want both messages, attempt 1", w.Code, w.Body)
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"first lease, client gone", gone}, {"server stopping", stopping}} {
+		var res courier.ReceiveResult
+		w, aborted := abortedServe(f, c.ctx, recvURL, `{"max":1,"wait":"30s"}`)
+		if aborted || w.Code != 200 || decodeStrict(w.Body.Bytes(), &res) != nil ||
+			len(res.Messages) != 1 || res.Messages[0].Attempt != 1 {
+			t.Fatalf("%s: aborted %v, %d %s; want one message, attempt 1", c.name, aborted, w.Code, w.Body)
+		}
 	}
 }
 

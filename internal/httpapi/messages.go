@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/broker"
@@ -137,7 +138,11 @@ func (a *api) receive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !(len(got.Messages) == 0 && r.Context().Err() != nil && errors.Is(err, r.Context().Err())) {
 		return err
 	}
-	if len(got.Messages) > 0 && clientLeft(r.Context()) {
+	// Messages a long-poll's wait brought to a client that has left are
+	// handed back, and the answer aborted. Not those of its first lease: a
+	// client that half-closes its connection after the request (some tools
+	// do) reads as gone at once, and should still get what was there.
+	if len(got.Messages) > 0 && got.Waited && clientLeft(r.Context()) {
 		a.giveBack(r, got.Messages)
 		panic(http.ErrAbortHandler) // no answer: the connection is gone
 	}
@@ -211,15 +216,44 @@ func clientLeft(ctx context.Context) bool {
 		!errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
 
+// Bounds of giveBack: its releases out at once (so that the store can
+// share its commits among them), and how long all of them may take.
+const (
+	giveBackAtOnce  = 16
+	giveBackTimeout = 10 * time.Second
+)
+
 // giveBack releases (uncounted, ready at once) the messages a long-poll
 // took for a client that left before the answer: otherwise they would stay
 // leased to no one until their visibility timeout, and the expiry would
-// count an attempt. A release that fails leaves that message to expire.
+// count an attempt. A release that fails leaves that message to expire;
+// one refused because its lease has already ended is no failure.
 func (a *api) giveBack(r *http.Request, msgs []store.Message) {
-	ctx := context.WithoutCancel(r.Context())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), giveBackTimeout)
+	defer cancel()
+	queue := r.PathValue("queue")
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex // guards failed, last
+		failed int
+		last   error
+	)
+	out := make(chan struct{}, giveBackAtOnce)
 	for _, m := range msgs {
-		if _, err := a.b.Release(ctx, r.PathValue("queue"), m.Lease, nil); err != nil {
-			a.log.Warn("release the messages of a receive whose client left", "id", m.ID, "err", err)
-		}
+		out <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-out }()
+			_, err := a.b.Release(ctx, queue, m.Lease, nil)
+			if err != nil && !errors.Is(err, store.ErrLeaseExpired) {
+				mu.Lock()
+				failed, last = failed+1, err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed > 0 {
+		a.log.Warn("could not release the messages of a receive whose client left; they come back when their leases expire",
+			"queue", queue, "failed", failed, "of", len(msgs), "err", last)
 	}
 }
