@@ -63,8 +63,12 @@ type combiner struct {
 	mu      sync.Mutex
 	busy    map[string]bool
 	waiting map[string][]*leaseCall
-	// runs and calls count the leases run and the calls they served.
-	runs, calls atomic.Int64
+	// runs and calls count the leases run and the calls they served;
+	// abandoned, the calls whose callers gave up after they were taken.
+	runs, calls, abandoned atomic.Int64
+	// giveBack, if set, hands back the messages of a share whose caller
+	// gave up while its combined lease ran (Store.releaseShare).
+	giveBack func(p *store.LeaseParams, msgs []store.Message)
 }
 
 func newCombiner() *combiner {
@@ -89,11 +93,12 @@ func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Tim
 		c.runGroup(g, run)
 	case <-call.done:
 	case <-ctx.Done():
-		if !c.mustStay(call) {
-			// Withdrawn, or its share goes to nobody: the lease it is in
-			// may commit, and then the messages of that share are
-			// delivered again once the lease expires, as when a caller
-			// leaves while its answer is on the way.
+		stay, taken := c.mustStay(call)
+		if !stay {
+			if taken {
+				c.abandoned.Add(1)
+				go c.abandon(call) // the caller returns at once
+			}
 			return store.LeaseResult{}, ctx.Err()
 		}
 		c.runGroup(<-call.lead, run)
@@ -103,18 +108,31 @@ func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Tim
 
 // mustStay is called when a waiting call's caller gives up: it takes the
 // call out of its queue's waiting calls if it is still there, and reports
-// whether the call must stay, to run the group it was taken to run.
-func (c *combiner) mustStay(call *leaseCall) bool {
+// whether the call must stay, to run the group it was taken to run, and
+// whether it was taken into a group at all.
+func (c *combiner) mustStay(call *leaseCall) (stay, taken bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.waiting[call.p.Queue]
 	for i, o := range w {
 		if o == call {
 			c.waiting[call.p.Queue] = append(w[:i:i], w[i+1:]...)
-			return false
+			return false, false
 		}
 	}
-	return call.runner
+	return call.runner, true
+}
+
+// abandon is a call whose caller gave up after it was taken into a group
+// that another call runs: its share goes to nobody. It waits for the
+// group's lease, then hands the share's messages back (giveBack), so that
+// they are not leased to no one until they expire. (A share answered as
+// its caller leaves is not seen here: it expires.)
+func (c *combiner) abandon(call *leaseCall) {
+	<-call.done
+	if call.err == nil && len(call.res.Messages) > 0 && c.giveBack != nil {
+		c.giveBack(call.p, call.res.Messages)
+	}
 }
 
 // result is the call's outcome, once done, after running it again alone

@@ -201,6 +201,12 @@ func TestCombinedCallLeavesWhenItsCallerGivesUp(t *testing.T) {
 	if oc.err == nil && len(oc.res.Messages) > 0 {
 		t.Errorf("C's caller gave up, yet %d messages were leased to it (in flight, attempt 1, until visibility ends)", len(oc.res.Messages))
 	}
+	// The share the group leased for C is handed back: only A's and B's
+	// messages stay in flight.
+	waitFor(t, func() bool {
+		q, err := s.GetQueue(ctx, &store.GetQueueParams{Name: "q", Now: cbT0})
+		return err == nil && q.Stats.InFlight == 2 && q.Stats.Ready == 8
+	})
 }
 
 // sendPlain: the id answered for message i is the id stored with message i.

@@ -87,3 +87,28 @@ func TestConcurrentLeasesCombine(t *testing.T) {
 		t.Errorf("%d leases ran for %d calls: none went together", runs, calls)
 	}
 }
+
+// The share of a caller that gave up while its combined lease ran is handed
+// back by the store the combiner is given: ready again, the attempt not
+// counted.
+func TestCombinedShareGivenBack(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgstore.Options{})
+	if _, err := s.CreateQueue(ctx, &store.CreateQueueParams{Name: "q", Config: queueConfig(), Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, &store.SendParams{Queue: "q", Now: t0, Messages: []store.NewMessage{
+		{Body: []byte("1"), Kind: store.BodyJSON}, {Body: []byte("2"), Kind: store.BodyJSON}}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &store.LeaseParams{Queue: "q", Max: 2, Now: t0}
+	res, err := s.Lease(ctx, p)
+	if err != nil || len(res.Messages) != 2 {
+		t.Fatalf("Lease = %d messages, %v", len(res.Messages), err)
+	}
+	pgstore.GiveBack(s)(p, res.Messages)
+	again, err := s.Lease(ctx, &store.LeaseParams{Queue: "q", Max: 2, Now: t0})
+	if err != nil || len(again.Messages) != 2 || again.Messages[0].Attempt != 1 || again.Messages[1].Attempt != 1 {
+		t.Fatalf("after giving back: %+v, %v; want both again, attempt 1", again.Messages, err)
+	}
+}

@@ -213,6 +213,61 @@ func TestCombinerWaitingCallGivesUp(t *testing.T) {
 	}
 }
 
+// A call whose caller gives up after it was taken into a group that
+// another call runs returns at once with nothing; its share, leased all
+// the same, is handed back (giveBack) once the group's lease is done.
+func TestCombinerTakenCallGivesUp(t *testing.T) {
+	c := newCombiner()
+	givenc := make(chan []string, 1)
+	c.giveBack = func(p *store.LeaseParams, msgs []store.Message) {
+		if p.Queue != "q" || p.Max != 2 {
+			t.Errorf("giveBack of %+v; want the call that gave up", p)
+		}
+		var ids []string
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+		}
+		givenc <- ids
+	}
+	f := &fakeRun{gate: make(chan struct{}), started: make(chan struct{}, 10)}
+	go func() { _, _ = c.lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 1}, combineT0, f.run) }()
+	<-f.started // the first runs alone: a
+	runner := make(chan store.LeaseResult, 1)
+	go func() {
+		res, _ := c.lease(context.Background(), &store.LeaseParams{Queue: "q", Max: 1}, combineT0, f.run)
+		runner <- res
+	}()
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiting["q"]) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		res, err := c.lease(ctx, &store.LeaseParams{Queue: "q", Max: 2}, combineT0, f.run)
+		if len(res.Messages) != 0 {
+			t.Errorf("the call that gave up got %d messages", len(res.Messages))
+		}
+		errc <- err
+	}()
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiting["q"]) == 2 })
+	f.gate <- struct{}{} // a is done; the two waiting calls go as one group
+	<-f.started
+	cancel() // taken, not its group's runner: it returns at once
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("gave up: %v, want context.Canceled", err)
+	}
+	f.gate <- struct{}{}
+	if res := <-runner; len(res.Messages) != 1 || res.Messages[0].ID != "b" {
+		t.Errorf("the runner got %+v; want b", res.Messages)
+	}
+	select {
+	case given := <-givenc:
+		if !slices.Equal(given, []string{"c", "d"}) {
+			t.Errorf("handed back %v; want the share of the call that gave up, c and d", given)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the share of the call that gave up was not handed back")
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/courierhq/courier/internal/store"
 )
 
 // Listening returns the channel signalled each time s's listener is
@@ -47,3 +49,7 @@ func FormatID(n int64) string { return formatID(n) }
 // Combined is how many fast leases the store ran and how many calls they
 // served (combine.go).
 func Combined(s *Store) (runs, calls int64) { return s.leases.runs.Load(), s.leases.calls.Load() }
+
+// GiveBack is what the store's lease combiner calls with the share of a
+// caller that gave up (Store.releaseShare).
+func GiveBack(s *Store) func(p *store.LeaseParams, msgs []store.Message) { return s.leases.giveBack }

@@ -224,3 +224,26 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// releaseShareTimeout bounds releaseShare's releases.
+const releaseShareTimeout = 10 * time.Second
+
+// releaseShare hands back, uncounted and ready at once, the messages a
+// combined lease took for a caller that gave up while it ran (combine.go).
+// A release that fails leaves its message to expire, as before.
+func (s *Store) releaseShare(p *store.LeaseParams, msgs []store.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseShareTimeout)
+	defer cancel()
+	failed := 0
+	var last error
+	for _, m := range msgs {
+		_, err := s.Nack(ctx, &store.NackParams{Queue: p.Queue, Lease: m.Lease, Release: true, Now: p.Now, Retry: p.Retry})
+		if err != nil && !errors.Is(err, store.ErrLeaseExpired) {
+			failed, last = failed+1, err
+		}
+	}
+	if failed > 0 {
+		s.log.Warn("could not release the messages leased for a receive that gave up; they come back when their leases expire",
+			"queue", p.Queue, "failed", failed, "of", len(msgs), "err", last)
+	}
+}

@@ -158,6 +158,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, db: pool, log: o.Logger, w: newWatchers(), hints: newDueHints(),
 		grouped: &groupedQueues{m: map[string]bool{}}, leases: newCombiner()}
+	s.leases.giveBack = s.releaseShare
 	s.rot = newRotator(s, o)
 	if err := s.check(ctx, o); err != nil {
 		pool.Close()
