@@ -63,9 +63,8 @@ type combiner struct {
 	mu      sync.Mutex
 	busy    map[string]bool
 	waiting map[string][]*leaseCall
-	// runs and calls count the leases run and the calls they served;
-	// abandoned, the calls whose callers gave up after they were taken.
-	runs, calls, abandoned atomic.Int64
+	// runs and calls count the leases run and the calls they served.
+	runs, calls atomic.Int64
 	// giveBack, if set, hands back the messages of a share whose caller
 	// gave up while its combined lease ran (Store.releaseShare).
 	giveBack func(p *store.LeaseParams, msgs []store.Message)
@@ -96,7 +95,6 @@ func (c *combiner) lease(ctx context.Context, p *store.LeaseParams, now time.Tim
 		stay, taken := c.mustStay(call)
 		if !stay {
 			if taken {
-				c.abandoned.Add(1)
 				go c.abandon(call) // the caller returns at once
 			}
 			return store.LeaseResult{}, ctx.Err()
