@@ -18,6 +18,9 @@ const (
 	CauseLeaseExpiry Cause = "lease_expiry"
 	// CauseNack: the previous delivery was nacked (2xx or unknown outcome).
 	CauseNack Cause = "nack"
+	// CauseRelease: the previous delivery was released (2xx or unknown
+	// outcome): handed back unprocessed, so the next may repeat its attempt.
+	CauseRelease Cause = "release"
 	// CauseCrash: the server crashed while the previous delivery was leased.
 	CauseCrash Cause = "crash"
 	// CauseAckUnknown: the previous delivery's ack had an unknown outcome.
@@ -28,7 +31,7 @@ const (
 )
 
 // Causes lists every Cause, in the order reports print them.
-var Causes = []Cause{CauseLeaseExpiry, CauseNack, CauseCrash, CauseAckUnknown, CauseSendRetry}
+var Causes = []Cause{CauseLeaseExpiry, CauseNack, CauseRelease, CauseCrash, CauseAckUnknown, CauseSendRetry}
 
 // The kinds of violation.
 const (
@@ -75,6 +78,10 @@ type Report struct {
 
 	// Explained counts the legitimate duplicates by cause.
 	Explained map[Cause]int
+	// SameAttempt counts the redeliveries, among those explained by a
+	// release, that repeated the released delivery's attempt: a release
+	// (2xx) left the count alone.
+	SameAttempt int
 	// Violations lists every violation counted above.
 	Violations []Violation
 }
@@ -101,7 +108,7 @@ func (r Report) String() string {
 		r.SendsOK, r.SendsFailed, r.SendsUnknown, r.UnknownStored, r.Received, r.Deliveries, r.Acked, r.Crashes, r.Restarts)
 	fmt.Fprintf(&b, "lost=%d acked-then-redelivered=%d overlapping-leases=%d unexplained-duplicates=%d phantoms=%d; ",
 		r.Lost, r.AckedThenRedelivered, r.OverlappingLeases, r.UnexplainedDuplicates, r.Phantoms)
-	fmt.Fprintf(&b, "duplicates=%d (", r.Duplicates())
+	fmt.Fprintf(&b, "duplicates=%d same-attempt=%d (", r.Duplicates(), r.SameAttempt)
 	for i, c := range Causes {
 		if i > 0 {
 			b.WriteString(" ")
@@ -126,13 +133,14 @@ type delivery struct {
 	acked        bool      // an ack of its lease returned 2xx and was not refused
 	ackUnknownAt time.Time // an ack of its lease was invoked then and had an unknown outcome; zero: none
 	nackAt       time.Time // a nack of it was invoked then and returned 2xx or unknown; zero: none
+	releaseAt    time.Time // a release of it, likewise
 	deadLettered bool      // a nack of it answered dead-lettered
 }
 
 // end is when its lease ended at the latest, in server time.
 func (d *delivery) end() time.Time {
-	if !d.nackAt.IsZero() && d.nackAt.Before(d.LeaseExpiresAt) {
-		return d.nackAt
+	if given := earliest(d.nackAt, d.releaseAt); !given.IsZero() && given.Before(d.LeaseExpiresAt) {
+		return given
 	}
 	return d.LeaseExpiresAt
 }
@@ -206,7 +214,7 @@ func (c *checker) index(events []Event) {
 			}
 		}
 	}
-	var settle []Event // ack and nack invocations, read once every delivery is known
+	var settle []Event // ack, nack and release invocations, read once every delivery is known
 	for _, e := range events {
 		if e.Op == OpCrash || e.Op == OpRestart || e.Outcome != Invoked {
 			continue
@@ -222,7 +230,7 @@ func (c *checker) index(events []Event) {
 			if out.Outcome == OK {
 				c.addDeliveries(e, out)
 			}
-		case OpAck, OpNack:
+		case OpAck, OpNack, OpRelease:
 			settle = append(settle, e)
 		}
 	}
@@ -234,7 +242,7 @@ func (c *checker) index(events []Event) {
 		if e.Op == OpAck {
 			c.settleAck(e, out)
 		} else {
-			c.settleNack(e, out)
+			c.settleGiveBack(e, out)
 		}
 	}
 }
@@ -293,12 +301,18 @@ func (c *checker) settleAck(e, out Event) {
 	}
 }
 
-func (c *checker) settleNack(e, out Event) {
+// settleGiveBack reads a nack or a release: one that may have been applied
+// ended the lease when it was invoked.
+func (c *checker) settleGiveBack(e, out Event) {
 	if len(e.Leases) == 0 {
 		return
 	}
 	d := c.byLease[e.Leases[0]]
 	if d == nil || out.Outcome == Failed {
+		return
+	}
+	if e.Op == OpRelease {
+		d.releaseAt = earliest(d.releaseAt, e.Time)
 		return
 	}
 	d.nackAt = earliest(d.nackAt, e.Time)
@@ -377,14 +391,17 @@ func (c *checker) checkRedelivery(id string, before []*delivery, cur *delivery) 
 		}
 	}
 	prev := before[len(before)-1]
-	if cur.Attempt > 0 && prev.Attempt > 0 && cur.Attempt <= prev.Attempt {
+	cause := c.cause(prev)
+	if cause == CauseRelease && cur.Attempt == prev.Attempt {
+		c.r.SameAttempt++ // a release does not count the attempt
+	} else if cur.Attempt > 0 && prev.Attempt > 0 && cur.Attempt <= prev.Attempt {
 		c.r.UnexplainedDuplicates++
 		c.violate(KindUnexplainedDuplicate, id, cur.Body,
 			"delivered again as attempt %d (receive #%d) after attempt %d (receive #%d): the server forgot a delivery",
 			cur.Attempt, cur.seq, prev.Attempt, prev.seq)
 		return
 	}
-	c.r.Explained[c.cause(prev)]++
+	c.r.Explained[cause]++
 }
 
 // cause says why a message came back after delivery prev, which ended
@@ -394,6 +411,8 @@ func (c *checker) cause(prev *delivery) Cause {
 	switch {
 	case prev.settledBy(prev.nackAt):
 		return CauseNack
+	case prev.settledBy(prev.releaseAt):
+		return CauseRelease
 	case prev.settledBy(prev.ackUnknownAt):
 		return CauseAckUnknown
 	}

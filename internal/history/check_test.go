@@ -50,6 +50,15 @@ func (h *hist) delivery(id, body string, attempt int) history.Delivery {
 		LeaseExpiresAt: h.now.Add(vis)}
 }
 
+// again records a receive, like recv, of a delivery that repeats attempt
+// (after a release) under a lease of its own; it returns the lease.
+func (h *hist) again(id, body string, attempt int, n int) string {
+	d := h.delivery(id, body, attempt)
+	d.Lease += "." + string(rune('0'+n))
+	h.l.Receive(vis).OK(d)
+	return d.Lease
+}
+
 func (h *hist) ack(lease string)  { h.l.Ack(lease).OK() }
 func (h *hist) nack(lease string) { h.l.Nack(lease).OK(false) }
 
@@ -329,6 +338,38 @@ func TestLegalHistories(t *testing.T) {
 			causes: map[history.Cause]int{history.CauseLeaseExpiry: 1},
 		},
 		{
+			name: "a release hands it back without counting the attempt",
+			write: func(h *hist) {
+				h.sendOK("a", "1")
+				l1 := h.at(10).recv("1", "a", 1)
+				h.at(20).l.Release(l1).OK()
+				l2 := h.at(30).again("1", "a", 1, 2)
+				h.at(40).l.Release(l2).OK()
+				h.at(50).ack(h.again("1", "a", 1, 3))
+			},
+			causes: map[history.Cause]int{history.CauseRelease: 2},
+			inspect: func(t *testing.T, r history.Report) {
+				if r.SameAttempt != 2 || r.Deliveries != 3 {
+					t.Errorf("counts: %v", r)
+				}
+			},
+		},
+		{
+			name: "a release whose outcome is unknown, then the next attempt",
+			write: func(h *hist) {
+				h.sendOK("a", "1")
+				l1 := h.at(10).recv("1", "a", 1)
+				h.at(20).l.Release(l1).Unknown(errGone)
+				h.at(1100).ack(h.recv("1", "a", 2))
+			},
+			causes: map[history.Cause]int{history.CauseRelease: 1},
+			inspect: func(t *testing.T, r history.Report) {
+				if r.SameAttempt != 0 {
+					t.Errorf("same attempt counted: %v", r)
+				}
+			},
+		},
+		{
 			name: "many redeliveries, several causes",
 			write: func(h *hist) {
 				h.sendOK("a", "1")
@@ -474,6 +515,17 @@ func TestOverlappingLeases(t *testing.T) {
 			h.at(100).l.Nack(l1).OK(false)
 			h.ack(d2.Lease)
 		}},
+		{"a failed release does not end a lease", func(h *hist) {
+			l1 := h.at(10).recv("1", "a", 1)
+			h.at(100).l.Release(l1).Failed(errors.New("invalid_argument"))
+			h.at(300).ack(h.recv("1", "a", 2))
+		}},
+		{"a lease handed out before the release was invoked", func(h *hist) {
+			l1 := h.at(10).recv("1", "a", 1)
+			l2 := h.at(50).again("1", "a", 1, 2)
+			h.at(100).l.Release(l1).OK()
+			h.ack(l2)
+		}},
 		{"visibility unknown: answered before the first lease ended", func(h *hist) {
 			h.at(10).recv("1", "a", 1)
 			r := h.at(200).l.Receive(0)
@@ -502,6 +554,27 @@ func TestUnexplainedDuplicates(t *testing.T) {
 		h.sendOK("a", "1")
 		h.at(10).recv("1", "a", 1)
 		h.at(3000).ack(h.recv("1", "a", 1)) // after expiry, but as attempt 1 again
+		check(t, h, map[string]int{history.KindUnexplainedDuplicate: 1})
+	})
+	t.Run("the same attempt after a nack", func(t *testing.T) {
+		t.Parallel()
+		h := newHist()
+		h.sendOK("a", "1")
+		l1 := h.at(10).recv("1", "a", 1)
+		h.at(20).l.Nack(l1).OK(false)
+		h.at(30).ack(h.again("1", "a", 1, 2)) // only a release leaves the attempt as it was
+		r := check(t, h, map[string]int{history.KindUnexplainedDuplicate: 1})
+		if r.SameAttempt != 0 {
+			t.Errorf("same attempt counted: %v", r)
+		}
+	})
+	t.Run("the same attempt after a release refused", func(t *testing.T) {
+		t.Parallel()
+		h := newHist()
+		h.sendOK("a", "1")
+		l1 := h.at(10).recv("1", "a", 1)
+		h.at(1100).l.Release(l1).Failed(err409)
+		h.at(1200).ack(h.again("1", "a", 1, 2))
 		check(t, h, map[string]int{history.KindUnexplainedDuplicate: 1})
 	})
 	t.Run("one send stored twice", func(t *testing.T) {
@@ -562,7 +635,8 @@ func TestReportString(t *testing.T) {
 	r := check(t, h, map[string]int{history.KindLost: 1, history.KindPhantom: 1})
 	s := r.String()
 	for _, want := range []string{"sent ok=1", "lost=1", "acked-then-redelivered=0", "overlapping-leases=0",
-		"unexplained-duplicates=0", "phantoms=1", "lease_expiry=0", "nack=0", "crash=0", "ack_unknown=0",
+		"unexplained-duplicates=0", "phantoms=1", "lease_expiry=0", "nack=0", "release=0", "same-attempt=0",
+		"crash=0", "ack_unknown=0",
 		"send_retry=0", "crashes=0"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %q: %s", want, s)

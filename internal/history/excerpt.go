@@ -44,7 +44,7 @@ func Excerpt(events []Event, id, body string) []Event {
 		}
 	}
 	for _, e := range events {
-		if (e.Op == OpAck || e.Op == OpNack) && e.Outcome == Invoked &&
+		if (e.Op == OpAck || e.Op == OpNack || e.Op == OpRelease) && e.Outcome == Invoked &&
 			slices.ContainsFunc(e.Leases, func(l string) bool { return leases[l] }) {
 			calls[e.Seq] = true
 		}

@@ -23,13 +23,15 @@
 //     out later than that is legal even if its stamp (lease_expires_at minus
 //     the visibility asked for) is earlier, because a server may read its
 //     clock before it waits for its store.
-//   - A lease ends at its lease_expires_at, or earlier when a nack of it is
-//     invoked that returns 2xx (or whose outcome is unknown). A crash does
+//   - A lease ends at its lease_expires_at, or earlier when a nack or a
+//     release of it is invoked that returns 2xx (or whose outcome is unknown). A crash does
 //     not end a lease: leases are durable, so after a restart a message may
 //     be redelivered only once its lease has expired. An ack whose outcome is
 //     unknown does not end it either: had it been applied, the message would
 //     be gone, not redelivered.
-//   - Attempts only grow: the log must not span a dead-lettering and redrive.
+//   - Attempts only grow, but for a release, which hands a message back
+//     without counting its attempt: the delivery after a released one may
+//     repeat its attempt. The log must not span a dead-lettering and redrive.
 //   - Leases are not extended: the log has no extend, and an extended lease
 //     would look like one that overlaps its successor.
 //
@@ -55,12 +57,13 @@ const (
 	OpReceive
 	OpAck
 	OpNack
+	OpRelease // a nack with "release": true: given back unprocessed, its attempt not counted
 	OpCrash   // the server was killed (kill -9, power loss) or stopped
 	OpRestart // the server was started again on the same data
 )
 
 var opNames = [...]string{OpSend: "send", OpReceive: "receive", OpAck: "ack", OpNack: "nack",
-	OpCrash: "crash", OpRestart: "restart"}
+	OpRelease: "release", OpCrash: "crash", OpRestart: "restart"}
 
 func (o Op) String() string {
 	if int(o) < len(opNames) && opNames[o] != "" {
@@ -111,7 +114,7 @@ type Event struct {
 	IDs          []string      // send ok: the ids the server answered, in order (nil: not known)
 	Visibility   time.Duration // receive invoked: the visibility asked for (0: not known)
 	Deliveries   []Delivery    // receive ok
-	Leases       []string      // ack invoked (nack invoked: one)
+	Leases       []string      // ack invoked (nack, release invoked: one)
 	Refused      []string      // ack ok: leases of a batch ack that the server did not apply
 	DeadLettered bool          // nack ok: the message went to the dead-letter queue
 	Detail       string        // failed, unknown: the error; faults: what happened
@@ -309,3 +312,15 @@ func (l *Log) Nack(lease string) NackCall {
 func (c NackCall) OK(deadLettered bool) {
 	c.finish(Event{Outcome: OK, DeadLettered: deadLettered})
 }
+
+// ReleaseCall is a release in progress.
+type ReleaseCall struct{ call }
+
+// Release records that a release of lease (a nack with "release": true) was
+// invoked.
+func (l *Log) Release(lease string) ReleaseCall {
+	return ReleaseCall{l.invoke(Event{Op: OpRelease, Leases: []string{lease}})}
+}
+
+// OK records a 2xx answer.
+func (c ReleaseCall) OK() { c.finish(Event{Outcome: OK}) }

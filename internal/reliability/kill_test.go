@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/courierhq/courier/internal/history"
 )
 
 // TestKill9UnderLoad kills the server with SIGKILL at random moments while
@@ -69,7 +71,8 @@ func TestKill9UnderLoad(t *testing.T) {
 	if err == nil {
 		h.crossCheck(st, r)
 	}
-	if r.SendsOK == 0 || r.Deliveries == 0 || r.Crashes != kills || r.Restarts != kills {
+	if r.SendsOK == 0 || r.Deliveries == 0 || r.Crashes != kills || r.Restarts != kills ||
+		r.Explained[history.CauseRelease] == 0 || r.SameAttempt == 0 {
 		t.Errorf("the test did not exercise the server: %v", r)
 	}
 }

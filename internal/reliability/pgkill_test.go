@@ -66,7 +66,7 @@ func TestKill9PostgresNode(t *testing.T) {
 	if err == nil {
 		h.crossCheck(st, r)
 	}
-	if held == 0 || r.SendsOK == 0 || r.Crashes != kills {
+	if held == 0 || r.SendsOK == 0 || r.Crashes != kills || r.SameAttempt == 0 {
 		t.Errorf("the test did not exercise the cluster: %d leases held at a kill; %v", held, r)
 	}
 	// Each lease held at a kill ended with its node, and its message came

@@ -120,8 +120,8 @@ type held struct {
 	due   int // the consumer's iteration to ack it in
 }
 
-// consume receives and, per message, acks (mostly in batches), nacks, acks
-// late, or drops it to let its lease expire.
+// consume receives and, per message, acks (mostly in batches), nacks,
+// releases, acks late, or drops it to let its lease expire.
 func (w *workload) consume(rng *rand.Rand) {
 	visibility := w.vis.String()
 	var late []held
@@ -141,10 +141,12 @@ func (w *workload) consume(rng *rand.Rand) {
 		var acks []string
 		for _, m := range msgs {
 			switch r := rng.Float64(); {
-			case r < 0.6:
+			case r < 0.55:
 				acks = append(acks, m.Lease)
-			case r < 0.75:
+			case r < 0.67:
 				w.nack(rng, m.Lease)
+			case r < 0.75:
+				w.release(rng, m.Lease)
 			case r < 0.85:
 				late = append(late, held{lease: m.Lease, due: iter + 2 + rng.IntN(8)})
 			default: // dropped: the lease expires
@@ -183,5 +185,24 @@ func (w *workload) nack(rng *rand.Rand, lease string) {
 	nc.OK(res.DeadLettered)
 	if res.DeadLettered {
 		w.h.t.Errorf("nack dead-lettered a message of a queue with unlimited attempts (lease %s)", lease)
+	}
+}
+
+// release hands a message back unprocessed (its attempt not counted): at
+// once or after a short delay.
+func (w *workload) release(rng *rand.Rand, lease string) {
+	delay := [...]string{"", "20ms"}[rng.IntN(2)]
+	c, gen := w.h.current()
+	rc := w.h.log.Release(lease)
+	ctx, cancel := context.WithTimeout(w.h.t.Context(), callTimeout)
+	res, err := c.Nack(ctx, w.queue, courier.NackRequest{Lease: lease, Delay: delay, Release: true})
+	cancel()
+	if err != nil {
+		w.h.fail(rc, gen, "release", err, courier.ErrLeaseExpired)
+		return
+	}
+	rc.OK()
+	if res.DeadLettered {
+		w.h.t.Errorf("a release dead-lettered a message (lease %s)", lease)
 	}
 }
