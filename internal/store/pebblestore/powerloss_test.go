@@ -246,7 +246,7 @@ func (wl *workload) now() time.Time {
 }
 
 // worker issues one operation per token: send batches (delayed, grouped,
-// deduplicated, prioritized), lease, ack, nack, extend, redrive, tick. It
+// deduplicated, prioritized), lease, ack, nack (a third of them releases), extend, redrive, tick. It
 // holds leases across operations, abandoning some to expire.
 type worker struct {
 	*workload
@@ -407,9 +407,12 @@ func (w *worker) nack(ctx context.Context) error {
 		d := time.Duration(w.rng.IntN(100)) * time.Millisecond
 		delay = &d
 	}
-	_, err := w.s.Nack(ctx, &store.NackParams{Queue: ls[0].queue, Lease: ls[0].lease, Delay: delay, Now: w.now(), Retry: retryNow})
+	// A third are releases: handed back without counting the attempt.
+	release := w.rng.IntN(3) == 0
+	_, err := w.s.Nack(ctx, &store.NackParams{Queue: ls[0].queue, Lease: ls[0].lease, Delay: delay, Now: w.now(),
+		Retry: retryNow, Release: release})
 	if err != nil && !errors.Is(err, store.ErrLeaseExpired) {
-		return fmt.Errorf("nack: %w", err)
+		return fmt.Errorf("nack (release %v): %w", release, err)
 	}
 	return nil
 }
