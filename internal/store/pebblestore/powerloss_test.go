@@ -246,8 +246,9 @@ func (wl *workload) now() time.Time {
 }
 
 // worker issues one operation per token: send batches (delayed, grouped,
-// deduplicated, prioritized), lease, ack, nack (a third of them releases), extend, redrive, tick. It
-// holds leases across operations, abandoning some to expire.
+// deduplicated, prioritized), lease, ack, nack (a third of them releases),
+// extend, redrive, tick. It holds leases across operations, abandoning some
+// to expire.
 type worker struct {
 	*workload
 	id   int
