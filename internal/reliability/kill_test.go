@@ -33,7 +33,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	h := newHarness(t, seed)
 	h.setupQueue("kill9", vis)
 	w := &workload{h: h, queue: "kill9", vis: vis, producers: 3, consumers: 3,
-		interval: 10 * time.Millisecond, maxBatch: 16}
+		interval: 10 * time.Millisecond, maxBatch: 16, leave: 10}
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	start := time.Now()

@@ -33,7 +33,7 @@ func TestKill9PostgresNode(t *testing.T) {
 	h := newHarnessLaunch(t, seed, nil, func() (*server, error) { return startNode(t, dsn) })
 	h.setupQueue("pgkill", vis)
 	w := &workload{h: h, queue: "pgkill", vis: vis, producers: 2, consumers: 2,
-		interval: 10 * time.Millisecond, maxBatch: 8}
+		interval: 10 * time.Millisecond, maxBatch: 8, leave: 10}
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	w.run()

@@ -43,7 +43,7 @@ func TestSoak(t *testing.T) {
 	h.setupQueue("soak", vis)
 	// About 175 messages a second: 2 producers × 50 calls × 1.75 messages.
 	w := &workload{h: h, queue: "soak", vis: vis, producers: 2, consumers: 2,
-		interval: 20 * time.Millisecond, maxBatch: 3}
+		interval: 20 * time.Millisecond, maxBatch: 3, leave: 10}
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	var samples []rssSample

@@ -26,7 +26,7 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	h := newHarness(t, seed)
 	h.setupQueue("graceful", vis)
 	w := &workload{h: h, queue: "graceful", vis: vis, producers: 3, consumers: 3,
-		interval: 10 * time.Millisecond, maxBatch: 16}
+		interval: 10 * time.Millisecond, maxBatch: 16, leave: 10}
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	w.run()

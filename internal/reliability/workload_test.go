@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -21,6 +22,7 @@ type workload struct {
 	consumers int
 	interval  time.Duration // between two sends of one producer
 	maxBatch  int           // largest batch a producer sends
+	leave     int           // percent of receives whose client gives up within 1-50 ms
 
 	stop     chan struct{} // closed: finish the call in progress, then return
 	stopOnce sync.Once
@@ -126,15 +128,25 @@ func (w *workload) consume(rng *rand.Rand) {
 	visibility := w.vis.String()
 	var late []held
 	for iter := 0; !w.stopped(); iter++ {
+		// Some receives give up early, as a client that stops waiting
+		// would: what the server took for them must go back (or stay
+		// leased until it expires), never reach another consumer while
+		// they may still hold it.
+		timeout, expected := callTimeout, []error(nil)
+		if rng.IntN(100) < w.leave {
+			timeout, expected = between(rng, time.Millisecond, 50*time.Millisecond), []error{context.DeadlineExceeded}
+		}
 		c, gen := w.h.current()
 		rc := w.h.log.Receive(w.vis)
-		ctx, cancel := context.WithTimeout(w.h.t.Context(), callTimeout)
+		ctx, cancel := context.WithTimeout(w.h.t.Context(), timeout)
 		msgs, err := c.Receive(ctx, w.queue, courier.ReceiveRequest{Max: 1 + rng.IntN(10), Wait: "1s",
 			Visibility: visibility})
 		cancel()
 		if err != nil {
-			w.h.fail(rc, gen, "receive", err)
-			w.h.awaitNewer(w.stop, gen)
+			w.h.fail(rc, gen, "receive", err, expected...)
+			if expected == nil || !errors.Is(err, context.DeadlineExceeded) {
+				w.h.awaitNewer(w.stop, gen) // a fault: wait for the next server
+			}
 			continue
 		}
 		rc.OK(deliveries(msgs)...)

@@ -1,0 +1,60 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courierhq/courier/internal/history"
+)
+
+// TestClientsLeaveTheirLongPolls runs consumers that mostly wait on a
+// nearly empty queue, half of whose receives give up within 1-50 ms, so
+// that sends keep handing messages to long-polls whose clients are leaving.
+// The server hands back what a wait brought to a client that left (and
+// leaves a lease it had already answered to expire): the history must show
+// nothing lost, no lease handed to one consumer while another may hold it,
+// and every redelivery with a cause.
+func TestClientsLeaveTheirLongPolls(t *testing.T) {
+	seed := seed(t)
+	t.Logf("seed %d (COURIER_SEED=%d replays the workload)", seed, seed)
+	const vis = 2 * time.Second
+	h := newHarness(t, seed)
+	h.setupQueue("leave", vis)
+	// One producer, one or two messages every 4 ms, for four consumers: the
+	// queue is empty most of the time, so receives wait.
+	w := &workload{h: h, queue: "leave", vis: vis, producers: 1, consumers: 4,
+		interval: 4 * time.Millisecond, maxBatch: 2, leave: 50}
+	w.run()
+	timer := time.NewTimer(6 * time.Second)
+	<-timer.C
+	w.halt()
+
+	st, err := h.drain(w.queue, vis+backoffMax+time.Second, time.Minute)
+	if err != nil {
+		t.Errorf("seed %d: %v", seed, err)
+	}
+	h.checkUnexpected()
+	left := leftEarly(h.log.Events())
+	r := h.verdict("leave", "faults", fmt.Sprintf(" receives-left-early=%d", left))
+	if err == nil {
+		h.crossCheck(st, r)
+	}
+	if r.SendsOK == 0 || r.Deliveries == 0 || left == 0 {
+		t.Errorf("the test did not exercise the server: %d receives left early; %v", left, r)
+	}
+}
+
+// leftEarly counts the receives that ended because their client gave up.
+func leftEarly(events []history.Event) int {
+	n := 0
+	for _, e := range events {
+		if e.Op == history.OpReceive && e.Outcome == history.Unknown &&
+			strings.Contains(e.Detail, context.DeadlineExceeded.Error()) {
+			n++
+		}
+	}
+	return n
+}
