@@ -91,6 +91,26 @@ func RetryAfter(delay time.Duration, err error) error {
 	return &RetryAfterError{Delay: max(delay, 0), Err: err}
 }
 
+// SnoozeError is the error of Snooze. Take it apart with errors.As.
+type SnoozeError struct {
+	Delay time.Duration // how long the message stays away
+}
+
+func (e *SnoozeError) Error() string { return fmt.Sprintf("snoozed for %v", e.Delay) }
+
+// Snooze returns an error that, returned by a Handler, hands the message
+// back unprocessed, to be delivered again after delay, without counting
+// the attempt (a release): for a message the handler declines for now — a
+// tenant over its share, a dependency closed for maintenance — which
+// RetryAfter would charge an attempt, and at the last one dead-letter.
+// Nothing failed, so no error is recorded; a task goes back to queued.
+// max_attempts does not bound snoozes: a message snoozed every time stays
+// forever. Against a server that does not know releases, a snooze is a
+// nack after delay, and counts.
+func Snooze(delay time.Duration) error {
+	return &SnoozeError{Delay: max(delay, 0)}
+}
+
 // HandleJSON makes a Handler of a function of typed arguments and result:
 // the message's JSON body is decoded into an A, and what fn returns is the
 // task's result, encoded as JSON. A body that does not decode into an A

@@ -88,8 +88,8 @@ func (w *Worker) call(ctx context.Context, d *Delivery) (err error) {
 	return w.h.HandleDelivery(ctx, d)
 }
 
-// settle acts on the handler's outcome: ack, retry, terminate or nack. It
-// reports whether d went to the ackers, whose outcome finishes it.
+// settle acts on the handler's outcome: ack, retry, snooze, terminate or
+// nack. It reports whether d went to the ackers, whose outcome finishes it.
 func (w *Worker) settle(ctx context.Context, d *Delivery, err error) bool {
 	if ctx.Err() != nil {
 		switch cause := context.Cause(ctx); {
@@ -111,11 +111,20 @@ func (w *Worker) settle(ctx context.Context, d *Delivery, err error) bool {
 	// a timer for each of thousands of acks a second was a cost of its own.
 	sctx, cancel := w.settleContext()
 	defer cancel()
-	var retry *RetryAfterError
-	var serr error
+	var (
+		retry  *RetryAfterError
+		snooze *SnoozeError
+		serr   error
+	)
 	switch {
 	case errors.As(err, &retry):
 		_, serr = w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Delay: retry.Delay.String(), Error: errorText(err)})
+	case errors.As(err, &snooze):
+		delay := snooze.Delay.String()
+		serr = w.handBack(sctx, d, delay, func() error {
+			_, nerr := w.c.Nack(sctx, w.queue, NackRequest{Lease: d.Lease, Delay: delay, Error: errorText(err)})
+			return nerr
+		})
 	case errors.Is(err, ErrTerminate):
 		serr = w.c.Terminate(sctx, w.queue, d.Lease, errorText(err))
 	default:
@@ -194,36 +203,45 @@ func (w *Worker) settleContext() (context.Context, context.CancelFunc) {
 // release hands d back for another delivery after ReleaseDelay: its
 // handler ran, so the attempt counts, as any nack's.
 func (w *Worker) release(ctx context.Context, d *Delivery) {
-	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Delay: w.opts.ReleaseDelay.String(),
-		Error: "released by a stopping worker"})
-	if err != nil {
+	if err := w.releaseCounted(ctx, d); err != nil {
 		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
 	}
+}
+
+func (w *Worker) releaseCounted(ctx context.Context, d *Delivery) error {
+	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Delay: w.opts.ReleaseDelay.String(),
+		Error: "released by a stopping worker"})
+	return err
 }
 
 // giveBack hands back d, which no handler has seen (prefetched, or
 // received as Stop began): ready again at once, for any worker, and its
 // attempt is not counted, so restarts cannot use up a message's attempts
-// unhandled. A server from before "release" refuses the field (400 naming
-// it); from then on this worker releases such messages as a handler's
-// are, counted and after ReleaseDelay.
+// unhandled. Against a server from before "release" it is released as a
+// handler's is, counted and after ReleaseDelay.
 func (w *Worker) giveBack(ctx context.Context, d *Delivery) {
-	if w.noRelease.Load() {
-		w.release(ctx, d)
-		return
+	if err := w.handBack(ctx, d, "", func() error { return w.releaseCounted(ctx, d) }); err != nil {
+		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
 	}
-	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Release: true})
+}
+
+// handBack releases d after delay ("": at once), its attempt not counted.
+// A server from before "release" refuses the field (400 naming it): then,
+// and for every hand-back of this worker from then on, counted is called
+// instead, a nack that counts the attempt.
+func (w *Worker) handBack(ctx context.Context, d *Delivery, delay string, counted func() error) error {
+	if w.noRelease.Load() {
+		return counted()
+	}
+	_, err := w.c.Nack(ctx, w.queue, NackRequest{Lease: d.Lease, Delay: delay, Release: true})
 	var apiErr *Error
 	if errors.As(err, &apiErr) && apiErr.Code == CodeInvalidArgument && strings.Contains(apiErr.Message, `"release"`) {
 		if !w.noRelease.Swap(true) {
-			w.log.Warn("courier worker: the server does not know release; unhandled messages are handed back as counted attempts", "err", err)
+			w.log.Warn("courier worker: the server does not know release; messages handed back unhandled or snoozed count an attempt", "err", err)
 		}
-		w.release(ctx, d)
-		return
+		return counted()
 	}
-	if err != nil {
-		w.log.Warn("courier worker: could not release a message", "id", d.ID, "err", err)
-	}
+	return err
 }
 
 // releasesAtOnce bounds the releases a stopping worker has out at a time:
