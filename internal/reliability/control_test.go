@@ -24,7 +24,6 @@ import (
 // messages come back.
 func TestCatchesALyingServer(t *testing.T) {
 	seed := seed(t)
-	t.Logf("seed %d (COURIER_SEED=%d replays the workload)", seed, seed)
 	const vis = 2 * time.Second
 	p := &liar{}
 	h := newHarnessVia(t, seed, p.front)

@@ -344,6 +344,22 @@ func deliveries(msgs []courier.Message) []history.Delivery {
 	return ds
 }
 
+// conclude drains the queue of w, halted, within limit and checks the
+// history: the verdict (see verdict, which gets name, faultName and
+// extra), then the server's counters against it.
+func (h *harness) conclude(w *workload, limit time.Duration, name, faultName, extra string) history.Report {
+	st, err := h.drain(w.queue, w.vis+backoffMax+time.Second, limit)
+	if err != nil {
+		h.t.Errorf("seed %d: %v", h.seed, err)
+	}
+	h.checkUnexpected()
+	r := h.verdict(name, faultName, extra)
+	if err == nil {
+		h.crossCheck(st, r)
+	}
+	return r
+}
+
 // verdict checks the history, prints the test's summary line — name, seed,
 // faults (counted as faultName), then the report — and fails the test on
 // any violation, showing the first ones with their history and writing the
@@ -411,17 +427,19 @@ func (h *harness) logErrors() {
 
 var addrs = regexp.MustCompile(`127\.0\.0\.1:\d+|/v1/queues/[^" ]*`)
 
-// seed is COURIER_SEED, or a fresh seed from the clock.
+// seed is COURIER_SEED, or a fresh seed from the clock; it is logged with
+// how to replay it.
 func seed(t *testing.T) uint64 {
 	t.Helper()
+	n := uint64(time.Now().UnixNano())
 	if s := os.Getenv("COURIER_SEED"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
+		var err error
+		if n, err = strconv.ParseUint(s, 10, 64); err != nil {
 			t.Fatalf("COURIER_SEED=%q: want an unsigned integer", s)
 		}
-		return n
 	}
-	return uint64(time.Now().UnixNano())
+	t.Logf("seed %d (COURIER_SEED=%d replays the workload)", n, n)
+	return n
 }
 
 // between is a random duration in [lo, hi).

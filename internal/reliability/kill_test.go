@@ -20,7 +20,6 @@ import (
 // COURIER_KILLS sets the number of kills (default 25).
 func TestKill9UnderLoad(t *testing.T) {
 	seed := seed(t)
-	t.Logf("seed %d (COURIER_SEED=%d replays the workload)", seed, seed)
 	kills := 25
 	if s := os.Getenv("COURIER_KILLS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -61,16 +60,8 @@ func TestKill9UnderLoad(t *testing.T) {
 	w.halt()
 	load := time.Since(start)
 
-	st, err := h.drain(w.queue, vis+backoffMax+time.Second, time.Minute)
-	if err != nil {
-		t.Errorf("seed %d: %v", seed, err)
-	}
-	h.checkUnexpected()
-	r := h.verdict("kill9", "kills", fmt.Sprintf(" load=%v mean-downtime=%v", load.Round(time.Millisecond),
-		(down/time.Duration(kills)).Round(time.Millisecond)))
-	if err == nil {
-		h.crossCheck(st, r)
-	}
+	r := h.conclude(w, time.Minute, "kill9", "kills", fmt.Sprintf(" load=%v mean-downtime=%v",
+		load.Round(time.Millisecond), (down/time.Duration(kills)).Round(time.Millisecond)))
 	if r.SendsOK == 0 || r.Deliveries == 0 || r.Crashes != kills || r.Restarts != kills ||
 		r.Explained[history.CauseRelease] == 0 || r.SameAttempt == 0 {
 		t.Errorf("the test did not exercise the server: %v", r)
