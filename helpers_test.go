@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/courierhq/courier"
@@ -66,3 +68,31 @@ func stats(t *testing.T, c *courier.Client, queue string) courier.QueueStats {
 	}
 	return q.Stats
 }
+
+// nackLog records the nacks a fake server, or a client's transport, sees.
+type nackLog struct {
+	mu   sync.Mutex
+	reqs []courier.NackRequest
+}
+
+// add decodes a nack's body and records it.
+func (l *nackLog) add(t *testing.T, body []byte) courier.NackRequest {
+	var req courier.NackRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		t.Errorf("a nack: %s: %v", body, err)
+	}
+	l.mu.Lock()
+	l.reqs = append(l.reqs, req)
+	l.mu.Unlock()
+	return req
+}
+
+func (l *nackLog) all() []courier.NackRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.reqs)
+}
+
+// releaseUnknown is how a server from before "release" refuses a nack
+// with it.
+const releaseUnknown = `{"error":{"code":"invalid_argument","message":"request body: json: unknown field \"release\""}}`

@@ -3,7 +3,6 @@ package courier_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -290,8 +289,7 @@ func TestWorkerStopReleasesLateMessages(t *testing.T) {
 // oldServer refuses nacks with "release" as unknown, as older servers do.
 func stopWithLateMessage(t *testing.T, oldServer bool) []courier.NackRequest {
 	carried := make(chan struct{}, 1)
-	var mu sync.Mutex // guards nacks
-	var nacks []courier.NackRequest
+	var nacks nackLog
 	fb := &fakeBroker{onCarried: func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case carried <- struct{}{}:
@@ -307,17 +305,11 @@ func stopWithLateMessage(t *testing.T, oldServer bool) []courier.NackRequest {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/nack") {
 			b, _ := io.ReadAll(r.Body)
-			var req courier.NackRequest
-			if err := json.Unmarshal(b, &req); err != nil {
-				t.Errorf("a nack: %s: %v", b, err)
-			}
-			mu.Lock()
-			nacks = append(nacks, req)
-			mu.Unlock()
+			req := nacks.add(t, b)
 			w.Header().Set("Content-Type", "application/json")
 			if oldServer && req.Release {
 				w.WriteHeader(http.StatusBadRequest)
-				io.WriteString(w, `{"error":{"code":"invalid_argument","message":"request body: json: unknown field \"release\""}}`)
+				io.WriteString(w, releaseUnknown)
 				return
 			}
 			io.WriteString(w, `{}`)
@@ -346,9 +338,7 @@ func stopWithLateMessage(t *testing.T, oldServer bool) []courier.NackRequest {
 	if _, ok := handled.Load("m2"); ok {
 		t.Error("m2, received after Stop began, was handled")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return slices.Clone(nacks)
+	return nacks.all()
 }
 
 // TestWorkerServerWithoutCarriedAcks: a server that refuses receives

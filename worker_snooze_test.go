@@ -140,8 +140,7 @@ func TestWorkerSnoozeTask(t *testing.T) {
 func TestWorkerSnoozeOldServer(t *testing.T) {
 	t.Parallel()
 	_, url := setupURL(t)
-	var mu sync.Mutex // guards nacks
-	var nacks []courier.NackRequest
+	var log nackLog
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -152,17 +151,9 @@ func TestWorkerSnoozeOldServer(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		var req courier.NackRequest
-		if err := json.Unmarshal(b, &req); err != nil {
-			t.Errorf("a nack: %s: %v", b, err)
-		}
-		mu.Lock()
-		nacks = append(nacks, req)
-		mu.Unlock()
-		if req.Release {
+		if log.add(t, b).Release {
 			return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
-				Body:    io.NopCloser(strings.NewReader(`{"error":{"code":"invalid_argument","message":"request body: json: unknown field \"release\""}}`)),
-				Request: r}, nil
+				Body: io.NopCloser(strings.NewReader(releaseUnknown)), Request: r}, nil
 		}
 		r.Body = io.NopCloser(strings.NewReader(string(b)))
 		return tr.RoundTrip(r)
@@ -188,8 +179,7 @@ func TestWorkerSnoozeOldServer(t *testing.T) {
 	if counted != 4 {
 		t.Errorf("%d of 6 deliveries past attempt 1; want 4 (each message's two snoozes counted): %v", counted, got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	nacks := log.all()
 	// The first snooze tries a release; from then on every snooze is a
 	// counted nack.
 	if len(nacks) != 5 || !nacks[0].Release || nacks[1].Release || nacks[1].Error == "" {
