@@ -16,6 +16,8 @@ import (
 //     set by Delivery.SetResult, for a task).
 //   - an error from RetryAfter: the message is handed back to be delivered
 //     again after that delay.
+//   - an error from Snooze: the message is handed back unprocessed, to be
+//     delivered again after that delay without counting the attempt.
 //   - an error from Terminate, or any error matching ErrTerminate: the
 //     message is dead-lettered at once, whatever attempts it has left (a task
 //     ends failed with the reason). For work that can never succeed.
@@ -87,9 +89,21 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 // message back to be delivered again after delay rather than after the
 // queue's backoff: for a rate limit or a dependency that said when to come
 // back. err (may be nil) says why. The delivery still counts as an attempt.
+// delay is taken within 0 and the server's longest delay, ten years.
 func RetryAfter(delay time.Duration, err error) error {
-	return &RetryAfterError{Delay: max(delay, 0), Err: err}
+	return &RetryAfterError{Delay: min(max(delay, 0), maxDelay), Err: err}
 }
+
+// maxDelay is the longest delay the server takes (a nack's, a send's):
+// one longer would be refused, and the message left leased until its
+// lease expired.
+const maxDelay = 10 * 365 * 24 * time.Hour
+
+// MinSnooze is the shortest snooze: a handler that snoozes a message
+// every time makes it come back at most this often, not in a busy loop
+// (a released message is ready again in its place, often for the same
+// worker, and max_attempts does not stop snoozes).
+const MinSnooze = 100 * time.Millisecond
 
 // SnoozeError is the error of Snooze. Take it apart with errors.As.
 type SnoozeError struct {
@@ -104,11 +118,15 @@ func (e *SnoozeError) Error() string { return fmt.Sprintf("snoozed for %v", e.De
 // tenant over its share, a dependency closed for maintenance — which
 // RetryAfter would charge an attempt, and at the last one dead-letter.
 // Nothing failed, so no error is recorded; a task goes back to queued.
-// max_attempts does not bound snoozes: a message snoozed every time stays
-// forever. Against a server that does not know releases, a snooze is a
-// nack after delay, and counts.
+// delay is taken within MinSnooze and ten years. max_attempts does not
+// bound snoozes: a message snoozed every time stays forever. A message of
+// an ordered group holds its group while it is away, as after any nack.
+// Against a server that does not know releases, a snooze is a nack after
+// delay, which counts the attempt and records "snoozed for …" as its
+// error. Where a handler's error matches more than one outcome, RetryAfter
+// wins over Snooze, and Snooze over Terminate.
 func Snooze(delay time.Duration) error {
-	return &SnoozeError{Delay: max(delay, 0)}
+	return &SnoozeError{Delay: min(max(delay, MinSnooze), maxDelay)}
 }
 
 // HandleJSON makes a Handler of a function of typed arguments and result:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +23,8 @@ type handling struct {
 	at      time.Time
 }
 
-// snoozeTwice is a handler that snoozes each message twice, at once and
-// then for pause, and succeeds on its third delivery; every call is sent
+// snoozeTwice is a handler that snoozes each message twice, for 0 (taken
+// as MinSnooze) and then for pause, and succeeds on its third delivery; every call is sent
 // to calls.
 func snoozeTwice(pause time.Duration, calls chan<- handling) courier.HandlerFunc {
 	var mu sync.Mutex
@@ -88,6 +89,9 @@ func TestWorkerSnooze(t *testing.T) {
 		if h.attempt != 1 {
 			t.Errorf("delivery %d: attempt %d; want 1 (a snooze does not count)", i+1, h.attempt)
 		}
+	}
+	if gap := got[1].at.Sub(got[0].at); gap < courier.MinSnooze {
+		t.Errorf("second delivery %v after a snooze of 0; want at least MinSnooze, %v", gap, courier.MinSnooze)
 	}
 	if gap := got[2].at.Sub(got[1].at); gap < pause {
 		t.Errorf("third delivery %v after the snooze of %v", gap, pause)
@@ -179,16 +183,57 @@ func TestWorkerSnoozeOldServer(t *testing.T) {
 	if counted != 4 {
 		t.Errorf("%d of 6 deliveries past attempt 1; want 4 (each message's two snoozes counted): %v", counted, got)
 	}
-	nacks := log.all()
-	// The first snooze tries a release; from then on every snooze is a
-	// counted nack.
-	if len(nacks) != 5 || !nacks[0].Release || nacks[1].Release || nacks[1].Error == "" {
-		t.Errorf("nacks %+v; want a release refused, then four counted nacks with an error", nacks)
+	// The first snoozes try a release (both messages' may, as two
+	// handlers run at once); once one is refused, every snooze is a
+	// counted nack, and each refused release is followed by one.
+	var releases, counts []string
+	for _, n := range log.all() {
+		if n.Release {
+			releases = append(releases, n.Lease)
+			continue
+		}
+		if n.Error == "" {
+			t.Errorf("a counted nack without an error: %+v", n)
+		}
+		counts = append(counts, n.Lease)
+	}
+	if len(releases) == 0 || len(counts) != 4 {
+		t.Errorf("releases %v, counted nacks %v; want one or two releases refused, four counted nacks", releases, counts)
+	}
+	for _, l := range releases {
+		if !slices.Contains(counts, l) {
+			t.Errorf("the release of %s was refused, and it was not nacked then", l)
+		}
 	}
 	if ws := warned.all(); len(ws) != 1 || !strings.Contains(ws[0], "does not know release") {
 		t.Errorf("warnings %q; want one, about release", ws)
 	}
 	if errors.Is(courier.Snooze(time.Second), courier.ErrTerminate) {
 		t.Error("a snooze matches ErrTerminate")
+	}
+}
+
+// TestSnoozeBounds: delays are taken within what the server accepts, and
+// a snooze never shorter than MinSnooze.
+func TestSnoozeBounds(t *testing.T) {
+	t.Parallel()
+	const tenYears = 10 * 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		in, snooze, retry time.Duration
+	}{
+		{-time.Second, courier.MinSnooze, 0},
+		{0, courier.MinSnooze, 0},
+		{time.Millisecond, courier.MinSnooze, time.Millisecond},
+		{time.Minute, time.Minute, time.Minute},
+		{2 * tenYears, tenYears, tenYears},
+	} {
+		var s *courier.SnoozeError
+		var r *courier.RetryAfterError
+		if !errors.As(courier.Snooze(tc.in), &s) || s.Delay != tc.snooze {
+			t.Errorf("Snooze(%v) = %v; want a delay of %v", tc.in, s, tc.snooze)
+		}
+		if !errors.As(courier.RetryAfter(tc.in, nil), &r) || r.Delay != tc.retry {
+			t.Errorf("RetryAfter(%v) = %v; want a delay of %v", tc.in, r, tc.retry)
+		}
 	}
 }

@@ -79,8 +79,8 @@ type Report struct {
 	// Explained counts the legitimate duplicates by cause.
 	Explained map[Cause]int
 	// SameAttempt counts the redeliveries, among those explained by a
-	// release, that repeated the released delivery's attempt: a release
-	// (2xx) left the count alone.
+	// release (answered 2xx, or unknown), that repeated the released
+	// delivery's attempt: the release left the count alone.
 	SameAttempt int
 	// Violations lists every violation counted above.
 	Violations []Violation
@@ -358,8 +358,11 @@ func (c *checker) checkMessage(id string, ds []*delivery) {
 		}
 	}
 	// In the order the server granted them: attempts count the grants.
+	// Deliveries of one attempt (after releases) in the order they were
+	// answered, which a repeat follows, rather than by their stamps, which
+	// may be read before the server waited for its store.
 	slices.SortStableFunc(ds, func(a, b *delivery) int {
-		return cmp.Or(cmp.Compare(a.Attempt, b.Attempt), a.granted.Compare(b.granted), cmp.Compare(a.seq, b.seq))
+		return cmp.Or(cmp.Compare(a.Attempt, b.Attempt), a.answered.Compare(b.answered), cmp.Compare(a.seq, b.seq))
 	})
 	for i := 1; i < len(ds); i++ {
 		c.checkRedelivery(id, ds[:i], ds[i])

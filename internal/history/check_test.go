@@ -355,6 +355,24 @@ func TestLegalHistories(t *testing.T) {
 			},
 		},
 		{
+			// The repeat's stamp is read before the release's (the server
+			// read its clock, then waited for its store): answered after
+			// the release, it is legal, and follows the released delivery.
+			name: "a repeat stamped before the delivery it repeats",
+			write: func(h *hist) {
+				h.sendOK("a", "1")
+				l1 := h.at(100).recv("1", "a", 1)
+				r2 := h.at(90).l.Receive(vis)
+				d2 := h.delivery("1", "a", 1) // stamped at 90
+				d2.Lease += ".2"
+				h.at(110).l.Release(l1).OK()
+				h.at(120)
+				r2.OK(d2)
+				h.ack(d2.Lease)
+			},
+			causes: map[history.Cause]int{history.CauseRelease: 1},
+		},
+		{
 			name: "a release whose outcome is unknown, then the next attempt",
 			write: func(h *hist) {
 				h.sendOK("a", "1")
@@ -574,6 +592,15 @@ func TestUnexplainedDuplicates(t *testing.T) {
 		h.sendOK("a", "1")
 		l1 := h.at(10).recv("1", "a", 1)
 		h.at(1100).l.Release(l1).Failed(err409)
+		h.at(1200).ack(h.again("1", "a", 1, 2))
+		check(t, h, map[string]int{history.KindUnexplainedDuplicate: 1})
+	})
+	t.Run("the same attempt after a release invoked once the lease had expired", func(t *testing.T) {
+		t.Parallel()
+		h := newHist()
+		h.sendOK("a", "1")
+		l1 := h.at(10).recv("1", "a", 1)
+		h.at(1100).l.Release(l1).Unknown(errGone) // too late to apply, whatever its outcome
 		h.at(1200).ack(h.again("1", "a", 1, 2))
 		check(t, h, map[string]int{history.KindUnexplainedDuplicate: 1})
 	})

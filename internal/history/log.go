@@ -24,11 +24,11 @@
 //     the visibility asked for) is earlier, because a server may read its
 //     clock before it waits for its store.
 //   - A lease ends at its lease_expires_at, or earlier when a nack or a
-//     release of it is invoked that returns 2xx (or whose outcome is unknown). A crash does
-//     not end a lease: leases are durable, so after a restart a message may
-//     be redelivered only once its lease has expired. An ack whose outcome is
-//     unknown does not end it either: had it been applied, the message would
-//     be gone, not redelivered.
+//     release of it is invoked that returns 2xx (or whose outcome is
+//     unknown). A crash does not end a lease: leases are durable, so after a
+//     restart a message may be redelivered only once its lease has expired.
+//     An ack whose outcome is unknown does not end it either: had it been
+//     applied, the message would be gone, not redelivered.
 //   - Attempts only grow, but for a release, which hands a message back
 //     without counting its attempt: the delivery after a released one may
 //     repeat its attempt. The log must not span a dead-lettering and redrive.
