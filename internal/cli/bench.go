@@ -46,6 +46,9 @@ Workloads (latency is per message or task):
                  requesters, or open loop with --rate. Latency: submit (or
                  its scheduled time) → Await returns.
 
+With --runs N the workload runs N times, each on a fresh server (or queue),
+and the output gives every run and the median of each figure.
+
 A progress bar is drawn on standard error when it is a terminal. Flags a
 workload does not use are ignored, with a note on standard error.
 See docs/cli.md for every figure of the output.`
@@ -63,6 +66,7 @@ type benchFlags struct {
 	cpuProf string
 	trace   string // execution trace file
 	gcFloor string
+	runs    int
 }
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -73,6 +77,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		Long:  benchLong,
 		Example: `  courier bench w1 --count 200000 --batch 1000
   courier bench w3 --rate 1000 --count 20000 --json
+  courier bench w1 --batch 1 --count 20000 --runs 5
   courier --url http://10.0.0.5:7070 bench tasks --concurrency 64`,
 		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,14 +88,21 @@ func newBenchCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := f.run(cmd, cfg)
+			rs, err := f.run(cmd, e, cfg)
 			if err != nil {
 				return err
 			}
-			if e.json {
-				return e.printJSON(res)
+			if len(rs) > 1 {
+				sum := bench.Summarize(rs)
+				if e.json {
+					return e.printJSON(sum)
+				}
+				return sum.WriteTable(e.stdout)
 			}
-			return res.WriteTable(e.stdout)
+			if e.json {
+				return e.printJSON(rs[0])
+			}
+			return rs[0].WriteTable(e.stdout)
 		},
 	}
 	fl := cmd.Flags()
@@ -108,6 +120,7 @@ func newBenchCmd(e *env) *cobra.Command {
 	fl.BoolVar(&f.p.Tasks, "tasks", false, "w2: the jobs are tasks (durable records finished with a result) rather than plain messages")
 	fl.BoolVar(&f.p.CarryAcks, "carry-acks", false, "w1, w3, w4, w5 with --batch above 1: each consumer's receive carries the acks of its previous batch (one request per batch, as the SDK's Worker does) instead of a separate ack request")
 	fl.BoolVar(&f.p.Worker, "worker", false, "w3: the consumer is one SDK Worker with --consumers handlers and --batch messages per receive at most (it carries acks on its receives), instead of --consumers receive loops")
+	fl.IntVar(&f.runs, "runs", 1, "run the workload this many times, each on a fresh server (or queue), and print every run and the medians")
 	fl.StringVar(&f.dataDir, "data-dir", "", "run the in-process server on this data directory, and keep it (default: a temporary one)")
 	fl.StringVar(&f.store, "store", "", "run the in-process server as a node over this postgres:// database (migrated if need be)")
 	fl.BoolVar(&f.unsafe, "allow-unsafe-durability", false, "with --store: accept a database with fsync or synchronous_commit off (the result says so)")
@@ -117,9 +130,10 @@ func newBenchCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-// run runs the workload, under a CPU profile with --cpuprofile and an
-// execution trace with --trace.
-func (f *benchFlags) run(cmd *cobra.Command, cfg bench.Config) (*bench.Result, error) {
+// run runs the workload --runs times, under a CPU profile with --cpuprofile
+// and an execution trace with --trace (of all the runs). Between runs, a
+// line on standard error says how the last went.
+func (f *benchFlags) run(cmd *cobra.Command, e *env, cfg bench.Config) ([]*bench.Result, error) {
 	var stops []func() error
 	for _, r := range []struct {
 		path  string
@@ -134,8 +148,21 @@ func (f *benchFlags) run(cmd *cobra.Command, cfg bench.Config) (*bench.Result, e
 		}
 		stops = append(stops, stop)
 	}
-	res, err := bench.Run(cmd.Context(), cfg)
-	return res, errors.Join(err, stopAll(stops))
+	var rs []*bench.Result
+	for i := range f.runs {
+		res, err := bench.Run(cmd.Context(), cfg)
+		if err != nil {
+			if f.runs > 1 {
+				err = fmt.Errorf("run %d of %d: %w", i+1, f.runs, err)
+			}
+			return nil, errors.Join(err, stopAll(stops))
+		}
+		rs = append(rs, res)
+		if f.runs > 1 {
+			fmt.Fprintf(e.stderr, "courier: run %d of %d: %.0f %s/s\n", i+1, f.runs, res.PerSecond, res.Unit)
+		}
+	}
+	return rs, stopAll(stops)
 }
 
 // stopAll stops what run started, and reports what failed.
@@ -161,6 +188,12 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 		if fl := fs.Lookup(n); fl.Changed && fl.Value.String() == "0" {
 			return bench.Config{}, usageErrorf("--%s 0: want at least 1", n)
 		}
+	}
+	switch {
+	case f.runs < 1:
+		return bench.Config{}, usageErrorf("--runs %d: want at least 1", f.runs)
+	case f.runs > 1 && f.dataDir != "":
+		return bench.Config{}, usageErrorf("--runs %d: each run needs a fresh data directory; it cannot go with --data-dir", f.runs)
 	}
 	if fs.Changed("rate") && f.p.Rate == 0 && w == bench.W3 {
 		return bench.Config{}, usageErrorf("--rate 0: w3 needs a rate above 0")

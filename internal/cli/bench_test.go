@@ -2,9 +2,11 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +79,57 @@ func TestBenchJSON(t *testing.T) {
 	}
 }
 
+// TestBenchRuns: --runs runs the workload several times, each on a server
+// of its own, and gives every run and the medians; a line on standard
+// error follows each run.
+func TestBenchRuns(t *testing.T) {
+	t.Parallel()
+	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "--json", "bench", "w1", "--count", "60", "--batch", "10", "--runs", "3")
+	if r.code != 0 {
+		t.Fatalf("bench --runs 3: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var out struct {
+		Runs   []json.RawMessage `json:"runs"`
+		Median struct {
+			PerSecond float64            `json:"per_second"`
+			Extra     map[string]float64 `json:"extra"`
+		} `json:"median"`
+		Min float64 `json:"per_second_min"`
+		Max float64 `json:"per_second_max"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Runs) != 3 {
+		t.Fatalf("bench --runs 3 --json printed %q: %v", r.stdout, err)
+	}
+	var rates []float64
+	dirs := map[any]bool{}
+	for _, raw := range out.Runs {
+		run := parseBench(t, string(raw))
+		if run.Count != 60 || run.Extra["queue_acked_total"] != 60.0 {
+			t.Errorf("a run: %+v; want 60 messages acked on a server of its own", run)
+		}
+		rates = append(rates, run.PerSecond)
+		dirs[run.Extra["data_dir"]] = true
+	}
+	slices.Sort(rates)
+	if out.Median.PerSecond != rates[1] || out.Min != rates[0] || out.Max != rates[2] || out.Median.Extra["queue_acked_total"] != 60 {
+		t.Errorf("median %+v, range %v–%v; want the middle of %v", out.Median, out.Min, out.Max, rates)
+	}
+	if len(dirs) != 3 {
+		t.Errorf("data directories %v; want a fresh one per run", dirs)
+	}
+	for i := 1; i <= 3; i++ {
+		if want := fmt.Sprintf("courier: run %d of 3: ", i); !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q has no %q", r.stderr, want)
+		}
+	}
+	table := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w5", "--count", "100", "--batch", "10", "--runs", "2")
+	for _, want := range []string{"w5: churn", "run 1", "run 2", "median", "range", "cycles/s", "(median)"} {
+		if !strings.Contains(table.stdout, want) {
+			t.Errorf("the table of --runs 2 has no %q:\n%s", want, table.stdout)
+		}
+	}
+}
+
 // TestBenchURL: with --url the workload runs against that server: its
 // queue shows every message acked.
 func TestBenchURL(t *testing.T) {
@@ -134,6 +187,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "w1", "--data-dir", kept}, "--data-dir is for a server in this process"},
 		{[]string{"bench", "w1", "--gc-heap-floor", "64MiB"}, "--gc-heap-floor is for a server in this process"},
 		{[]string{"bench", "w1", "--gc-heap-floor", "-1"}, "--gc-heap-floor"},
+		{[]string{"bench", "w1", "--runs", "0"}, "--runs 0: want at least 1"},
 	}
 	for _, tc := range cases {
 		r := courierCmd(t.Context(), t, "http://127.0.0.1:1", strings.NewReader(""), tc.args...)
@@ -144,6 +198,10 @@ func TestBenchUsageErrors(t *testing.T) {
 	r := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w1", "--store", "mysql://x")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--store: want a postgres:// URL") {
 		t.Errorf("bench --store mysql://x = %+v; want exit 2", r)
+	}
+	r = courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w1", "--runs", "2", "--data-dir", kept)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "it cannot go with --data-dir") {
+		t.Errorf("bench --runs 2 --data-dir = %+v; want exit 2", r)
 	}
 	if _, err := os.Stat(kept); !os.IsNotExist(err) {
 		t.Errorf("a refused bench made its data directory: %v", err)
