@@ -194,6 +194,9 @@ func (f *benchFlags) config(cmd *cobra.Command, e *env, name string) (bench.Conf
 		return bench.Config{}, usageErrorf("--runs %d: want at least 1", f.runs)
 	case f.runs > 1 && f.dataDir != "":
 		return bench.Config{}, usageErrorf("--runs %d: each run needs a fresh data directory; it cannot go with --data-dir", f.runs)
+	case f.runs > 1 && f.p.Queue != "":
+		// A second run would find the first's counts in the queue's.
+		return bench.Config{}, usageErrorf("--runs %d: each run needs a fresh queue; it cannot go with --queue", f.runs)
 	}
 	if fs.Changed("rate") && f.p.Rate == 0 && w == bench.W3 {
 		return bench.Config{}, usageErrorf("--rate 0: w3 needs a rate above 0")

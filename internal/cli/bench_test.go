@@ -188,6 +188,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "w1", "--gc-heap-floor", "64MiB"}, "--gc-heap-floor is for a server in this process"},
 		{[]string{"bench", "w1", "--gc-heap-floor", "-1"}, "--gc-heap-floor"},
 		{[]string{"bench", "w1", "--runs", "0"}, "--runs 0: want at least 1"},
+		{[]string{"bench", "w1", "--runs", "2", "--queue", "q"}, "it cannot go with --queue"},
 	}
 	for _, tc := range cases {
 		r := courierCmd(t.Context(), t, "http://127.0.0.1:1", strings.NewReader(""), tc.args...)
