@@ -197,3 +197,22 @@ func ExampleWorker_Run() {
 	// run: courier: stop worker: released 1 message: context deadline exceeded
 	// handed back: 1
 }
+
+// A handler that declines work for now snoozes its message: it comes back
+// after the delay with its attempt uncounted, so a message held back many
+// times is never dead-lettered for it.
+func ExampleSnooze() {
+	busy := map[string]bool{"acme": true} // tenants over their share just now
+	handler := courier.HandlerFunc(func(ctx context.Context, d *courier.Delivery) error {
+		if busy[d.Headers["tenant"]] {
+			return courier.Snooze(30 * time.Second)
+		}
+		fmt.Printf("job %s done\n", d.ID)
+		return nil // acknowledged
+	})
+	c := courier.NewClient("http://127.0.0.1:7070")
+	w := courier.NewWorker(c, "jobs", handler, courier.WorkerOptions{})
+	if err := w.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
