@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/internal/history"
+	"github.com/courierhq/courier/internal/pgtest"
 )
 
 // TestClientsLeaveTheirLongPolls runs consumers that mostly wait on a
@@ -18,11 +19,24 @@ import (
 // nothing lost, no lease handed to one consumer while another may hold it,
 // and every redelivery with a cause. It checks safety only: a lease left to
 // expire is legal too, so that the server does hand messages back is
-// internal/httpapi's TestReceiveClientLeft to show.
+// internal/httpapi's TestReceiveClientLeft to show. It runs on the
+// embedded store, and on a node over PostgreSQL, whose leases of
+// concurrent receives are combined and whose shares of a receive that gave
+// up are released apart.
 func TestClientsLeaveTheirLongPolls(t *testing.T) {
-	seed := seed(t)
+	t.Run("pebble", func(t *testing.T) {
+		clientsLeave(t, newHarness(t, seed(t)), "leave")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		// synchronous_commit on: a 2xx is a durable commit, as in production.
+		dsn := pgtest.Database(t, map[string]string{"synchronous_commit": "on"})
+		clientsLeave(t, newHarnessLaunch(t, seed(t), nil, func() (*server, error) { return startNode(t, dsn) }), "pgleave")
+	})
+}
+
+// clientsLeave runs the test on h's servers; name names its summary.
+func clientsLeave(t *testing.T, h *harness, name string) {
 	const vis = 2 * time.Second
-	h := newHarness(t, seed)
 	h.setupQueue("leave", vis)
 	// One producer, one or two messages every 4 ms, for four consumers: the
 	// queue is empty most of the time, so receives wait.
@@ -34,7 +48,7 @@ func TestClientsLeaveTheirLongPolls(t *testing.T) {
 	w.halt()
 
 	left := leftEarly(h.log.Events())
-	r := h.conclude(w, time.Minute, "leave", "faults", fmt.Sprintf(" receives-left-early=%d", left))
+	r := h.conclude(w, time.Minute, name, "faults", fmt.Sprintf(" receives-left-early=%d", left))
 	if r.SendsOK == 0 || r.Deliveries == 0 || left == 0 {
 		t.Errorf("the test did not exercise the server: %d receives left early; %v", left, r)
 	}
