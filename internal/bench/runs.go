@@ -31,7 +31,9 @@ type Median struct {
 	DiskBytes    int64   `json:"disk_bytes"`
 	// Extra holds the medians of the numeric extras that every run
 	// reported (a W4 ratio, the WAL's slow fsyncs, …): an int64 where the
-	// runs' were whole numbers and so is their median, else a float64.
+	// runs' were integers (counts, bytes; the median of an even number of
+	// runs rounded), so that a key's type does not depend on N; else a
+	// float64.
 	Extra map[string]any `json:"extra"`
 }
 
@@ -71,8 +73,8 @@ func Summarize(rs []*Result) *Runs {
 		if len(vs) < len(rs) {
 			continue // not a number, or not in every run
 		}
-		if v := median(vs); whole && v == math.Trunc(v) {
-			m.Extra[k] = int64(v)
+		if v := median(vs); whole {
+			m.Extra[k] = int64(math.Round(v))
 		} else {
 			m.Extra[k] = v
 		}
@@ -117,10 +119,12 @@ func (rs *Runs) WriteTable(w io.Writer) error {
 	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(t, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	first := rs.Runs[0]
+	p := first.Params
+	p.Queue = "a fresh one per run"
 	row("workload", "%s: %s", first.Workload, first.Title)
 	row("target", "%s", first.Target)
 	row("durability", "%s", first.Durability)
-	row("params", "%s", first.Params.String())
+	row("params", "%s", p.String())
 	row("latency is", "%s", first.LatencyIs)
 	line := func(perSecond float64, l Latency, cpu float64, rss int64) string {
 		return fmt.Sprintf("%s %s/s · p50 %s · p99 %s · max %s · cpu %.2f s · peak rss %s",
@@ -133,7 +137,11 @@ func (rs *Runs) WriteTable(w io.Writer) error {
 	row("median", "%s", line(m.PerSecond, m.LatencyMS, m.CPUSeconds, m.PeakRSSBytes))
 	row("range", "%s–%s %s/s", thousands(rs.PerSecondMin), thousands(rs.PerSecondMax), first.Unit)
 	for _, k := range slices.Sorted(maps.Keys(m.Extra)) {
-		row(k, "%s (median)", extraValue(k, m.Extra[k]))
+		v := extraValue(k, m.Extra[k])
+		if m.Extra[k] == int64(0) {
+			v = "0" // not "unknown": a count or a size of 0 (a floor of none)
+		}
+		row(k, "%s (median)", v)
 	}
 	return t.Flush()
 }

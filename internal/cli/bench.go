@@ -152,8 +152,8 @@ func (f *benchFlags) run(cmd *cobra.Command, e *env, cfg bench.Config) ([]*bench
 	for i := range f.runs {
 		res, err := bench.Run(cmd.Context(), cfg)
 		if err != nil {
-			if f.runs > 1 {
-				err = fmt.Errorf("run %d of %d: %w", i+1, f.runs, err)
+			if f.runs > 1 { // first: the error's own line may be rewritten (unreachable, interrupted)
+				fmt.Fprintf(e.stderr, "courier: run %d of %d failed\n", i+1, f.runs)
 			}
 			return nil, errors.Join(err, stopAll(stops))
 		}

@@ -123,6 +123,9 @@ func TestBenchRuns(t *testing.T) {
 		}
 	}
 	table := courierCmd(t.Context(), t, "", strings.NewReader(""), "bench", "w5", "--count", "100", "--batch", "10", "--runs", "2")
+	if table.code != 0 {
+		t.Fatalf("bench w5 --runs 2: exit %d, stderr %q", table.code, table.stderr)
+	}
 	for _, want := range []string{"w5: churn", "run 1", "run 2", "median", "range", "cycles/s", "(median)"} {
 		if !strings.Contains(table.stdout, want) {
 			t.Errorf("the table of --runs 2 has no %q:\n%s", want, table.stdout)
