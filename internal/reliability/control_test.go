@@ -37,6 +37,14 @@ func TestCatchesALyingServer(t *testing.T) {
 	<-timer.C
 	w.halt()
 	p.lying.Store(false)
+	// The drain goes to the server itself: the proxy's part is over, and
+	// once (CI, 2026-12-07) its transport cut the body of a drain's
+	// answer ("ReverseProxy read error during body copy: … use of closed
+	// network connection"), which failed the test for the proxy's sake.
+	h.mu.Lock()
+	h.via = nil
+	h.mu.Unlock()
+	h.adopt(h.server())
 	_, err := h.drain(w.queue, vis+backoffMax+time.Second, time.Minute)
 	if err != nil {
 		t.Fatal(err)
