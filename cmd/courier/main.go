@@ -8,12 +8,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/courierhq/courier/internal/cli"
 	"github.com/courierhq/courier/internal/hugepages"
 	"github.com/courierhq/courier/internal/server"
 )
+
+// init keeps main on the process's first thread until the huge-pages
+// restart is decided. A parent's death signal (prctl PR_SET_PDEATHSIG, as a
+// supervisor or a test harness sets it) belongs to that thread alone: an
+// exec from any other thread would drop it, and courier would outlive the
+// parent that started it.
+func init() {
+	runtime.LockOSThread()
+}
 
 func main() {
 	server.TuneGC()
@@ -39,4 +49,5 @@ func startWithHugePages(ctx context.Context) {
 	if _, err := hugepages.Reexec(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "courier: warning: %v; going on without huge pages\n", err)
 	}
+	runtime.UnlockOSThread() // see init
 }

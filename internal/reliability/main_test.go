@@ -17,6 +17,9 @@ import (
 var courierBin string
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(parentHelperEnv); bin != "" {
+		os.Exit(parentHelper(bin)) // this process is the helper of TestServerDiesWithItsParent
+	}
 	dir, err := os.MkdirTemp("", "courier-reliability-")
 	if err == nil {
 		courierBin, err = build(dir)

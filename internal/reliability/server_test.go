@@ -49,8 +49,7 @@ func startProcess(t testing.TB, args ...string) (*server, error) {
 // startProcessEnv is startProcess with env added to the test's environment.
 func startProcessEnv(t testing.TB, env []string, args ...string) (*server, error) {
 	s := &server{stdout: newLineWriter(), stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
-	s.cmd = exec.Command(courierBin, append([]string{"serve", "--addr", "127.0.0.1:0",
-		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "warn"}, args...)...)
+	s.cmd = serveCommand(args...)
 	if env != nil {
 		s.cmd.Env = append(os.Environ(), env...)
 	}
@@ -83,6 +82,20 @@ func startProcessEnv(t testing.TB, env []string, args ...string) (*server, error
 		_ = s.cmd.Process.Kill()
 		return nil, fmt.Errorf("courier did not listen within 30s\nstderr:\n%s", s.stderr)
 	}
+}
+
+// serveCommand is the command of `courier serve` with args besides the
+// common ones.
+func serveCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(courierBin, append([]string{"serve", "--addr", "127.0.0.1:0",
+		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "warn"}, args...)...)
+	// A test binary that dies (a panic elsewhere than in a test's own
+	// goroutine, a timeout) runs no cleanup: the kernel ends the server
+	// with it, so that no idle server outlives the tests and skews the
+	// machine's later runs (TestServerDiesWithItsParent). The signal follows
+	// the thread that started the child; Go's runtime keeps its threads.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 // kill sends SIGKILL and waits for the process to die.
