@@ -10,7 +10,7 @@ import (
 // TaskList of up to 1,000) and of GetTask, which Await polls. encoding/json
 // spent about 4.4µs on each task of a batch submit's answer, a tenth of all
 // the CPU of a task burn-down's enqueue, client and server together
-// (docs/benchmarks.md). As decodeReceive (receive_json.go), they read only
+// (docs/benchmarks-journal.md). As decodeReceive (receive_json.go), they read only
 // the plain form the server writes, and decline anything else — an escape,
 // a null, an unknown or repeated key — leaving it to encoding/json;
 // FuzzDecodeTaskList checks they never decide differently. When they

@@ -27,7 +27,7 @@ import (
 // costs a round trip and an fsync: at Concurrency 100 and MaxBatch 1000, a
 // burn-down of no-op jobs with at most Concurrency waiting took about 95
 // per receive; with four times as many, about 200, for a quarter more jobs
-// a second and less CPU per job (docs/benchmarks.md). The bound is what a
+// a second and less CPU per job (docs/benchmarks-journal.md). The bound is what a
 // wrong estimate can cost: if quick handlers turn slow, at most
 // MaxPrefetch / Concurrency rounds of their work (four by default) wait
 // here, leases kept, while another worker might have taken them.

@@ -13,7 +13,7 @@ import (
 )
 
 // courierReport is the part of `courier bench … --json` that the table
-// uses (the interface is in docs/benchmarks.md and the bench command's
+// uses (the interface is in docs/cli.md and the bench command's
 // help); other fields are ignored.
 type courierReport struct {
 	Workload   string         `json:"workload"`

@@ -8,7 +8,7 @@
 // messages a second it collected five times a second, and each collection
 // took a share of the two CPUs from the requests in flight. In a run of
 // `courier bench w3` most answers over 2 ms that no slow fsync explained
-// fell on a collection (docs/benchmarks.md). So after each collection the
+// fell on a collection (docs/benchmarks-journal.md). So after each collection the
 // collector is told to let the heap grow by at least a floor of bytes
 // before the next one: GOGC is raised so that the collector's goal is the
 // live heap plus the floor, and left at its own value once the live heap is

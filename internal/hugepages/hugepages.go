@@ -8,7 +8,7 @@
 // tunable asks it to advise huge pages; each 4 KiB page is then faulted
 // in on its first write. A fresh memtable of 64 MiB is 16,384 such faults,
 // and on a virtual machine each costs microseconds: a tenth of the CPU of
-// a job burn-down on a fresh server went there (docs/benchmarks.md).
+// a job burn-down on a fresh server went there (docs/benchmarks-journal.md).
 // glibc reads its tunables from the environment only when a process
 // starts, so the only way to ask from inside is to start again: Reexec
 // runs this same program once more, with the tunable set, before the

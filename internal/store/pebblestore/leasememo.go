@@ -5,7 +5,7 @@ package pebblestore
 // read the record back. That read was a quarter of a receive's CPU in the
 // store: the record is in the memtable with the lease's operand on top,
 // and reading it means merging the two. With the memo, a batched round
-// trip (w1) takes 4-8% less CPU per message (docs/benchmarks.md).
+// trip (w1) takes 4-8% less CPU per message (docs/benchmarks-journal.md).
 //
 // Only plain messages are memoed: body inline, no group, not
 // dead-lettered; a task's message may be one (the memo says so). For them

@@ -103,7 +103,7 @@ const flagTask = 1
 // record's key (Pebble's merge, which concatenates), and a reader applies
 // the operands that follow the record, oldest first. The record with its
 // inline body is most of what a message writes; rewriting it at every
-// lease was the largest single cost of a round trip (docs/benchmarks.md).
+// lease was the largest single cost of a round trip (docs/benchmarks-journal.md).
 // Every other change of a message writes the whole record again, which
 // drops the operands; and a message is leased only when ready, which every
 // way in writes the whole record: a record carries at most one operand.

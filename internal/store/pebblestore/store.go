@@ -280,11 +280,11 @@ func (s *Store) signal(name string) {
 // decompression was a measured share of every read. Blocks of 32 KiB, not
 // Pebble's 4: a backlog is read in key order, a block at a time, and each
 // block not yet cached costs a read system call (costly on virtual
-// machines); W2 and W4 ran 8-13% faster (docs/benchmarks.md). A base level
+// machines); W2 and W4 ran 8-13% faster (docs/benchmarks-journal.md). A base level
 // of 512 MiB, not Pebble's 64: a backlog written once and deleted in
 // order gains nothing from the extra levels below a small base but their
 // rewrites; fewer levels cut what a 10-million-message backlog's drain
-// wrote by 9% and its CPU by 6% (docs/benchmarks.md).
+// wrote by 9% and its CPU by 6% (docs/benchmarks-journal.md).
 func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
 		FS:                 newWALYieldFS(newWALFillFS(o.FS)),
@@ -315,7 +315,7 @@ func pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 // backlog between; a compaction that picked one pulled every table of the
 // level within those bounds into it, and rewrote hundreds of MiB of live
 // records one level down. With tables split by tag, a 10-million-message
-// backlog's fill and drain took about a sixth less CPU (docs/benchmarks.md).
+// backlog's fill and drain took about a sixth less CPU (docs/benchmarks-journal.md).
 // Only where tables end changes: keys, values and their order do not.
 func tablesWithinTag(start []byte) (pebble.SpanPolicy, []byte, error) {
 	if len(start) == 0 || start[0] == 0xff {
@@ -328,7 +328,7 @@ func tablesWithinTag(start []byte) (pebble.SpanPolicy, []byte, error) {
 // static container builds often are): Pebble then allocates its memtables
 // and block cache on the Go heap, which the collector must track and a
 // fresh memtable zeroes, and a round trip costs about a third more CPU
-// (docs/benchmarks.md). Nothing else changes, durability included.
+// (docs/benchmarks-journal.md). Nothing else changes, durability included.
 func warnNoCgo(l *slog.Logger, cgo bool) {
 	if !cgo {
 		l.Warn("this courier was built without cgo (CGO_ENABLED=0): the store runs, slower; build with cgo for full speed")

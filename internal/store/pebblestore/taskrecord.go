@@ -167,7 +167,7 @@ func decodeTaskRecord(b []byte) (taskRecord, error) {
 // reader applies the operands that follow the record, oldest first. The
 // record was read, decoded, changed, encoded and written whole at every
 // lease, with the task's request in it: skipping that made a burn-down of
-// tasks 16-28% faster (docs/benchmarks.md). Every other change of a task
+// tasks 16-28% faster (docs/benchmarks-journal.md). Every other change of a task
 // writes the whole record, which drops its operands. A record written as
 // JSON by an earlier build is rewritten whole instead, in binary.
 //

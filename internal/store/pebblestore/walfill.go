@@ -27,7 +27,7 @@ package pebblestore
 // syncs the log. The zeros make that redundant, and it is not free: on
 // tmpfs it zeroes and pins 70 MiB at once, and the log's syncs waited 28
 // ms behind it; on ext4 it takes 25 µs, but the first fsync after a fill
-// was no faster for it (docs/benchmarks.md). So a filling file skips it.
+// was no faster for it (docs/benchmarks-journal.md). So a filling file skips it.
 
 import (
 	"strings"

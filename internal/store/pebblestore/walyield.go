@@ -12,7 +12,7 @@ package pebblestore
 // busy CPUs the answered requests sat runnable behind the next fdatasync
 // (about 0.3 ms here), sometimes behind the one after. An execution trace
 // of 16 producers and 16 consumers, one request per message
-// (docs/benchmarks.md), found a handler's wait for its fsync was 0.35 ms
+// (docs/benchmarks-journal.md), found a handler's wait for its fsync was 0.35 ms
 // of waiting and 0.84 ms of being runnable (p50); 0.61 and 0.08 with this.
 //
 // So the log's first write after a sync yields the P (runtime.Gosched):
