@@ -25,6 +25,7 @@ import (
 
 	courier "github.com/courierhq/courier"
 	"github.com/courierhq/courier/internal/broker"
+	"github.com/courierhq/courier/internal/metrics"
 )
 
 // DefaultMaxRequestBytes is the default limit of a request body. It leaves
@@ -53,6 +54,9 @@ type Options struct {
 	// takes longer loses its stream (and may resume it). Default (0)
 	// DefaultEventWriteTimeout.
 	EventWriteTimeout time.Duration
+	// Metrics is the registry GET /metrics serves, and counts every
+	// request. Default (nil): one of the broker's queues only.
+	Metrics *metrics.Metrics
 }
 
 // api is the handler's state, shared by every route.
@@ -65,6 +69,7 @@ type api struct {
 	// Options.EventWriteTimeout.
 	eventHeartbeat, eventWriteTimeout time.Duration
 	mux                               *http.ServeMux
+	metrics                           *metrics.Metrics
 	patterns                          []string // as registered on mux, in order; the OpenAPI test reads it
 }
 
@@ -85,6 +90,7 @@ func (a *api) routes() []route {
 		{"GET", "/healthz", a.healthz},
 		{"GET", "/readyz", a.readyz},
 		{"GET", "/v1/openapi.json", a.openAPI},
+		{"GET", "/metrics", a.serveMetrics},
 
 		{"GET", "/v1/queues", a.listQueues},
 		{"PUT", "/v1/queues/{queue}", a.putQueue},
@@ -130,13 +136,17 @@ func newAPI(o Options) *api {
 	if o.EventWriteTimeout <= 0 {
 		o.EventWriteTimeout = DefaultEventWriteTimeout
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(metrics.Options{Queues: o.Broker, Logger: o.Logger})
+	}
 	a := &api{b: o.Broker, log: o.Logger, maxBytes: o.MaxRequestBytes, origins: slices.Clone(o.CORSOrigins),
-		eventHeartbeat: o.EventHeartbeat, eventWriteTimeout: o.EventWriteTimeout, mux: http.NewServeMux()}
+		eventHeartbeat: o.EventHeartbeat, eventWriteTimeout: o.EventWriteTimeout, mux: http.NewServeMux(), metrics: o.Metrics}
 	for _, rt := range a.routes() {
 		p := rt.method + " " + rt.path
 		a.mux.Handle(p, a.serve(p, rt.h))
 		a.patterns = append(a.patterns, p)
 	}
+	a.metrics.Routes(a.patterns)
 	return a
 }
 
@@ -155,15 +165,23 @@ func (a *api) serve(route string, h handlerFunc) http.Handler {
 	})
 }
 
-// ServeHTTP recovers from panics, adds CORS headers (answering preflights),
-// and makes the mux's own answers (404 for an unknown path, 405 for a known
-// path with another method) JSON like all others.
-func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP counts the request in the metrics, recovers from panics, adds
+// CORS headers (answering preflights), and makes the mux's own answers (404
+// for an unknown path, 405 for a known path with another method) JSON like
+// all others.
+func (a *api) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	_, pattern := a.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = metrics.Unmatched
+	}
+	w := a.metrics.Begin(rw, route)
+	defer w.Done()
 	defer a.recover(w, r)
 	if a.cors(w, r) {
 		return
 	}
-	if _, pattern := a.mux.Handler(r); pattern != "" {
+	if pattern != "" {
 		a.mux.ServeHTTP(w, r)
 		return
 	}
@@ -191,12 +209,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // recover is the backstop for bugs: bad input is rejected long before it can
 // panic. It logs the stack and answers 500 (if nothing was written yet, the
 // client sees JSON; otherwise the answer is cut short).
-func (a *api) recover(w http.ResponseWriter, r *http.Request) {
+func (a *api) recover(w *metrics.Writer, r *http.Request) {
 	v := recover()
 	if v == nil {
 		return
 	}
 	if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
+		w.Abort()
 		panic(v)
 	}
 	a.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,

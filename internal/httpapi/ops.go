@@ -25,3 +25,10 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, courier.Health{Status: "ok"})
 }
+
+// serveMetrics answers a Prometheus scrape (the text format; OpenMetrics is
+// not offered).
+func (a *api) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	a.metrics.ServeHTTP(w, r)
+	return nil
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/courierhq/courier/internal/gcfloor"
 	"github.com/courierhq/courier/internal/httpapi"
 	"github.com/courierhq/courier/internal/maintenance"
+	"github.com/courierhq/courier/internal/metrics"
 	"github.com/courierhq/courier/internal/netguard"
 	"github.com/courierhq/courier/internal/store"
 	"github.com/courierhq/courier/internal/webhook"
@@ -255,6 +256,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		closeStore(st, clk)
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	mo := metrics.Options{Queues: b, Logger: cfg.Logger}
+	if r, ok := st.(store.SyncReporter); ok {
+		mo.WALSyncs = r.WALSyncs
+	}
 	base, cancelBase := context.WithCancelCause(context.Background())
 	cancel := func() { cancelBase(httpapi.ErrServerStopping) } // long-polls answer what they have
 	s := &Server{
@@ -262,7 +267,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		loop:  maintenance.New(b, maintenance.Options{Clock: cfg.Clock, Logger: cfg.Logger}),
 		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
-			Handler:           httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes, CORSOrigins: cfg.CORSOrigins}),
+			Handler: httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes,
+				CORSOrigins: cfg.CORSOrigins, Metrics: metrics.New(mo)}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bounds a slow upload of a large body; answers (long-polls, event
 			// streams) have no write timeout: their handlers bound them.

@@ -72,6 +72,7 @@ type SyncHistogram struct {
 	Upper      []time.Duration
 	Cumulative []uint64
 	Count      uint64
+	Sum        time.Duration // of every fsync's latency
 }
 
 // Since is h less what before counted: the fsyncs between two snapshots
@@ -83,7 +84,8 @@ func (h SyncHistogram) Since(before SyncHistogram) SyncHistogram {
 	if !h.after(before) {
 		return h
 	}
-	out := SyncHistogram{Upper: h.Upper, Cumulative: make([]uint64, len(h.Cumulative)), Count: h.Count - before.Count}
+	out := SyncHistogram{Upper: h.Upper, Cumulative: make([]uint64, len(h.Cumulative)), Count: h.Count - before.Count,
+		Sum: h.Sum - before.Sum}
 	for i, c := range h.Cumulative {
 		out.Cumulative[i] = c - before.Cumulative[i]
 	}

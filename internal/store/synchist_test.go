@@ -10,10 +10,10 @@ import (
 // hold them.
 func TestSyncHistogram(t *testing.T) {
 	up := []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, time.Millisecond}
-	before := SyncHistogram{Upper: up, Cumulative: []uint64{5, 5, 6}, Count: 7}
-	after := SyncHistogram{Upper: up, Cumulative: []uint64{5, 95, 105}, Count: 107}
+	before := SyncHistogram{Upper: up, Cumulative: []uint64{5, 5, 6}, Count: 7, Sum: time.Millisecond}
+	after := SyncHistogram{Upper: up, Cumulative: []uint64{5, 95, 105}, Count: 107, Sum: 21 * time.Millisecond}
 	h := after.Since(before)
-	if h.Count != 100 || h.Cumulative[0] != 0 || h.Cumulative[1] != 90 || h.Cumulative[2] != 99 {
+	if h.Count != 100 || h.Cumulative[0] != 0 || h.Cumulative[1] != 90 || h.Cumulative[2] != 99 || h.Sum != 20*time.Millisecond {
 		t.Fatalf("Since = %+v", h)
 	}
 	for _, c := range []struct {

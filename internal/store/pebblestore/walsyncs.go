@@ -27,5 +27,6 @@ func (s *Store) WALSyncs() store.SyncHistogram {
 		out.Cumulative = append(out.Cumulative, b.GetCumulativeCount())
 	}
 	out.Count = m.Histogram.GetSampleCount()
+	out.Sum = time.Duration(m.Histogram.GetSampleSum()) // nanoseconds, as the buckets
 	return out
 }

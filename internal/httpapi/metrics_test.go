@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape answers GET /metrics and parses it as Prometheus would.
+func (f *fixture) scrape() map[string]*dto.MetricFamily {
+	f.t.Helper()
+	w := f.do("GET", "/metrics", "")
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		f.t.Fatalf("GET /metrics: %d %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(w.Body)
+	if err != nil {
+		f.t.Fatalf("GET /metrics is not the Prometheus text format: %v", err)
+	}
+	return fams
+}
+
+// value is the value of the series of family name with exactly labels
+// (name=value pairs), and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	fam := fams[name]
+	if fam == nil {
+		return 0, false
+	}
+	for _, m := range fam.GetMetric() {
+		if len(m.GetLabel())*2 != len(labels) {
+			continue
+		}
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i < len(labels); i += 2 {
+			if v, ok := have[labels[i]]; !ok || v != labels[i+1] {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestMetrics: GET /metrics serves each queue's depth by state, the age
+// of its oldest ready message, its sent and acked totals and whether it is
+// paused, read at scrape time; and every request by route and status,
+// unknown paths, refused input and aborted answers included, with their
+// durations.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2},{"body":3}]}`, 201, nil)
+	f.must("POST", "/v1/queues/q/messages", `{"body":4,"delay":"1m"}`, 201, nil)
+	f.must("POST", "/v1/queues/q/messages", `{"body":"bad","delay":"soon"}`, 400, nil)
+	var got struct {
+		Messages []struct{ Lease string }
+	}
+	f.must("POST", recvURL, `{"max":2}`, 200, &got)
+	f.must("POST", "/v1/queues/q/ack", `{"lease":"`+got.Messages[0].Lease+`"}`, 200, nil)
+	f.must("PUT", "/v1/queues/p", `{}`, 200, nil)
+	f.must("POST", "/v1/queues/p/pause", "", 200, nil)
+	f.must("GET", "/nowhere", "", 404, nil)
+	f.must("DELETE", "/v1/queues/q/messages", "", 405, nil)
+
+	// A long-poll whose client leaves is aborted (TestReceiveClientLeft).
+	ctx := &leftCtx{Context: context.Background()}
+	added := f.clk.TimerAdded()
+	done := make(chan bool, 1)
+	go func() {
+		_, aborted := abortedServe(f, ctx, "/v1/queues/gone/receive", `{"wait":"30s"}`)
+		done <- aborted
+	}()
+	<-added
+	ctx.left.Store(true)
+	f.must("POST", "/v1/queues/gone/messages", `{"body":1}`, 201, nil)
+	if !<-done {
+		t.Fatal("the long-poll was not aborted")
+	}
+	f.clk.Advance(5 * time.Second)
+
+	fams := f.scrape()
+	const sendRoute = "POST /v1/queues/{queue}/messages"
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"courier_queue_messages", []string{"queue", "q", "state", "ready"}, 1},
+		{"courier_queue_messages", []string{"queue", "q", "state", "delayed"}, 1},
+		{"courier_queue_messages", []string{"queue", "q", "state", "in_flight"}, 1},
+		{"courier_queue_messages", []string{"queue", "gone", "state", "ready"}, 1},
+		{"courier_queue_oldest_ready_age_seconds", []string{"queue", "q"}, 5},
+		{"courier_queue_oldest_ready_age_seconds", []string{"queue", "p"}, 0},
+		{"courier_queue_sent_total", []string{"queue", "q"}, 4},
+		{"courier_queue_acked_total", []string{"queue", "q"}, 1},
+		{"courier_queue_paused", []string{"queue", "p"}, 1},
+		{"courier_queue_paused", []string{"queue", "q"}, 0},
+		{"courier_queue_dead_lettered_messages", []string{"queue", "q"}, 0},
+		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 3},
+		{"courier_http_requests_total", []string{"route", sendRoute, "code", "400"}, 1},
+		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/ack", "code", "200"}, 1},
+		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "200"}, 1},
+		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "aborted"}, 1},
+		{"courier_http_requests_total", []string{"route", "unmatched", "code", "404"}, 1},
+		{"courier_http_requests_total", []string{"route", "unmatched", "code", "405"}, 1},
+		{"courier_http_request_duration_seconds", []string{"route", sendRoute}, 4},
+		{"courier_http_request_duration_seconds", []string{"route", "POST /v1/tasks/{id}/cancel"}, 0},
+	} {
+		if v, ok := value(fams, c.name, c.labels...); !ok || v != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if fams["courier_store_wal_fsync_duration_seconds"] != nil {
+		t.Error("WAL fsyncs reported without a reporter")
+	}
+	// This scrape is counted by the next.
+	if v, _ := value(f.scrape(), "courier_http_requests_total", "route", "GET /metrics", "code", "200"); v != 1 {
+		t.Errorf("scrapes counted: %v, want 1", v)
+	}
+}

@@ -1,0 +1,99 @@
+// Package metrics is courier's Prometheus adapter: the registry behind
+// GET /metrics, what it exposes, and the instrumentation of HTTP requests.
+//
+// Queue figures (depth by state, the oldest ready message's age, messages
+// sent and acked, dead letters) are read from the broker when Prometheus
+// scrapes, so keeping them costs the message path nothing. Requests are
+// counted by route and status as they are answered: a map lookup and two
+// atomic adds per request. The embedded store's WAL fsync latencies, the
+// floor of every answer, come from the store's own histogram.
+//
+// Layout: metrics.go (New, the registry and the HTTP handler), queues.go
+// (the queue collector), http.go (request instrumentation), store.go (the
+// WAL fsync collector).
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/courierhq/courier/internal/store"
+)
+
+// namespace prefixes every courier metric.
+const namespace = "courier"
+
+// Options configure New.
+type Options struct {
+	// Queues lists the queues with their stats at scrape time (the
+	// broker). Required.
+	Queues QueueLister
+	// WALSyncs, if not nil, reports the store's WAL fsync latencies (the
+	// embedded store).
+	WALSyncs func() store.SyncHistogram
+	// Logger receives scrape errors (a store that cannot list its queues);
+	// default discards.
+	Logger *slog.Logger
+	// ScrapeTimeout bounds the store reads of one scrape; default 10s.
+	ScrapeTimeout time.Duration
+}
+
+// Metrics is one server's registry and request instrumentation. Each
+// server has its own, so that servers in one process (tests, `courier
+// bench`) do not mix their figures.
+type Metrics struct {
+	reg      *prometheus.Registry
+	handler  http.Handler
+	requests *prometheus.CounterVec   // by route and code
+	duration *prometheus.HistogramVec // by route
+	routes   map[string]*route        // set once by Routes
+}
+
+// New returns the metrics of one server: Go runtime and process figures,
+// its queues, its store's fsyncs (if reported) and its HTTP requests.
+func New(o Options) *Metrics {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ScrapeTimeout <= 0 {
+		o.ScrapeTimeout = 10 * time.Second
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests answered, by route (the method and path pattern; \"unmatched\" for unknown paths, methods a path does not allow and CORS preflights) and status code (\"aborted\" when the answer was cut short, as for a client that left).",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its answer, by route; a long-poll's wait and an event stream's life included.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.duration,
+		newQueueCollector(o.Queues, o.ScrapeTimeout),
+	)
+	if o.WALSyncs != nil {
+		m.reg.MustRegister(newWALCollector(o.WALSyncs))
+	}
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// A queue listing that fails leaves its figures out of one scrape;
+		// the others are still served, and the error logged.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	})
+	return m
+}
+
+// ServeHTTP answers a scrape in the Prometheus text format.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.handler.ServeHTTP(w, r)
+}
