@@ -67,6 +67,8 @@ type Options struct {
 	// nodes over PostgreSQL, where a notification is only a hint. Default 0:
 	// no fallback, the store's wake-ups are exact (the embedded store).
 	PollEvery time.Duration
+	// Observer is told of deliveries, give-backs and ticks; default none.
+	Observer Observer
 }
 
 // Broker is the semantic core. Safe for concurrent use.
@@ -79,6 +81,7 @@ type Broker struct {
 	maxResult int
 	checkURL  func(u *url.URL) error
 	poll      time.Duration // Options.PollEvery
+	obs       Observer
 
 	randMu sync.Mutex // guards rnd
 	rnd    *rand.Rand
@@ -95,11 +98,14 @@ func New(st store.Store, o Options) *Broker {
 	if o.Rand == nil {
 		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = DefaultMaxResult
 	}
 	return &Broker{st: st, clock: o.Clock, log: o.Logger, noAuto: o.NoAutoCreate, rnd: o.Rand,
-		maxResult: o.MaxResultBytes, checkURL: o.CheckURL, poll: o.PollEvery}
+		maxResult: o.MaxResultBytes, checkURL: o.CheckURL, poll: o.PollEvery, obs: o.Observer}
 }
 
 // Now is the broker's clock reading.
@@ -113,5 +119,8 @@ func (b *Broker) Ready(ctx context.Context) error { return b.st.Ready(ctx) }
 // windows end) and says when it is next needed.
 func (b *Broker) Tick(ctx context.Context) (store.TickResult, error) {
 	res, err := b.st.Tick(ctx, &store.TickParams{Now: b.clock.Now(), Retry: b.retry})
+	if err == nil {
+		b.obs.Ticked(res)
+	}
 	return res, wrap("tick", err)
 }

@@ -201,6 +201,9 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 	}
 	sd, canDefer := b.st.(store.SyncDeferrer)
 	got, mark, err := b.receiveAcking(ctx, queue, o, canDefer && o.Ack != nil && o.Wait > 0)
+	if n := len(got.Messages); n > 0 {
+		b.obs.Delivered(queue, n)
+	}
 	if mark != 0 {
 		// The acks were applied unsynced before the wait: the answer that
 		// reports them waits until they are durable, even for a client that
@@ -369,8 +372,11 @@ func (b *Broker) Terminate(ctx context.Context, queue, lease, reason string) err
 	if err := ValidName(queue); err != nil {
 		return err
 	}
-	_, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Error: cutText(reason, MaxErrorLen),
+	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Error: cutText(reason, MaxErrorLen),
 		Terminate: true, Now: b.clock.Now(), Retry: b.retry})
+	if err == nil {
+		b.obs.GaveBack(queue, outcomeOf(res, false))
+	}
 	return wrap("terminate", err)
 }
 
@@ -382,6 +388,9 @@ func (b *Broker) Nack(ctx context.Context, queue, lease string, delay *time.Dura
 	}
 	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Error: cutText(reason, MaxErrorLen),
 		Now: b.clock.Now(), Retry: b.retry})
+	if err == nil {
+		b.obs.GaveBack(queue, outcomeOf(res, false))
+	}
 	return res, wrap("nack", err)
 }
 
@@ -394,6 +403,9 @@ func (b *Broker) Release(ctx context.Context, queue, lease string, delay *time.D
 	}
 	res, err := b.st.Nack(ctx, &store.NackParams{Queue: queue, Lease: lease, Delay: delay, Release: true,
 		Now: b.clock.Now(), Retry: b.retry})
+	if err == nil {
+		b.obs.GaveBack(queue, outcomeOf(res, true))
+	}
 	return res, wrap("release", err)
 }
 

@@ -55,7 +55,9 @@ type Options struct {
 	// DefaultEventWriteTimeout.
 	EventWriteTimeout time.Duration
 	// Metrics is the registry GET /metrics serves, and counts every
-	// request. Default (nil): one of the broker's queues only.
+	// request; it should collect the broker's queues and observe it.
+	// Default (nil): one that collects the broker's queues, without the
+	// broker's activity.
 	Metrics *metrics.Metrics
 }
 
@@ -137,7 +139,8 @@ func newAPI(o Options) *api {
 		o.EventWriteTimeout = DefaultEventWriteTimeout
 	}
 	if o.Metrics == nil {
-		o.Metrics = metrics.New(metrics.Options{Queues: o.Broker, Logger: o.Logger})
+		o.Metrics = metrics.New(metrics.Options{Logger: o.Logger})
+		o.Metrics.CollectQueues(o.Broker)
 	}
 	a := &api{b: o.Broker, log: o.Logger, maxBytes: o.MaxRequestBytes, origins: slices.Clone(o.CORSOrigins),
 		eventHeartbeat: o.EventHeartbeat, eventWriteTimeout: o.EventWriteTimeout, mux: http.NewServeMux(), metrics: o.Metrics}

@@ -51,7 +51,14 @@ func setupWith(t testing.TB, o Options) *fixture {
 	}
 	t.Cleanup(func() { _ = ps.Close() })
 	f := &fixture{t: t, st: &faultStore{Store: ps}, clk: clock.NewFake(t0)}
-	f.b = broker.New(f.st, broker.Options{Clock: f.clk})
+	bo := broker.Options{Clock: f.clk}
+	if o.Metrics != nil {
+		bo.Observer = o.Metrics
+	}
+	f.b = broker.New(f.st, bo)
+	if o.Metrics != nil {
+		o.Metrics.CollectQueues(f.b)
+	}
 	o.Broker = f.b
 	f.h = New(o)
 	return f

@@ -9,6 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/courierhq/courier/internal/metrics"
 )
 
 // scrape answers GET /metrics and parses it as Prometheus would.
@@ -64,12 +66,12 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 
 // TestMetrics: GET /metrics serves each queue's depth by state, the age
 // of its oldest ready message, its sent and acked totals and whether it is
-// paused, read at scrape time; and every request by route and status,
-// unknown paths, refused input and aborted answers included, with their
-// durations.
+// paused, read at scrape time; the broker's deliveries and nacks by
+// outcome; and every request by route and status, unknown paths, refused
+// input and aborted answers included, with their durations.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupWith(t, Options{Metrics: metrics.New(metrics.Options{})})
 	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2},{"body":3}]}`, 201, nil)
 	f.must("POST", "/v1/queues/q/messages", `{"body":4,"delay":"1m"}`, 201, nil)
 	f.must("POST", "/v1/queues/q/messages", `{"body":"bad","delay":"soon"}`, 400, nil)
@@ -78,6 +80,7 @@ func TestMetrics(t *testing.T) {
 	}
 	f.must("POST", recvURL, `{"max":2}`, 200, &got)
 	f.must("POST", "/v1/queues/q/ack", `{"lease":"`+got.Messages[0].Lease+`"}`, 200, nil)
+	f.must("POST", "/v1/queues/q/nack", `{"lease":"`+got.Messages[1].Lease+`","delay":"1m"}`, 200, nil)
 	f.must("PUT", "/v1/queues/p", `{}`, 200, nil)
 	f.must("POST", "/v1/queues/p/pause", "", 200, nil)
 	f.must("GET", "/nowhere", "", 404, nil)
@@ -107,8 +110,8 @@ func TestMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"courier_queue_messages", []string{"queue", "q", "state", "ready"}, 1},
-		{"courier_queue_messages", []string{"queue", "q", "state", "delayed"}, 1},
-		{"courier_queue_messages", []string{"queue", "q", "state", "in_flight"}, 1},
+		{"courier_queue_messages", []string{"queue", "q", "state", "delayed"}, 2},
+		{"courier_queue_messages", []string{"queue", "q", "state", "in_flight"}, 0},
 		{"courier_queue_messages", []string{"queue", "gone", "state", "ready"}, 1},
 		{"courier_queue_oldest_ready_age_seconds", []string{"queue", "q"}, 5},
 		{"courier_queue_oldest_ready_age_seconds", []string{"queue", "p"}, 0},
@@ -117,6 +120,11 @@ func TestMetrics(t *testing.T) {
 		{"courier_queue_paused", []string{"queue", "p"}, 1},
 		{"courier_queue_paused", []string{"queue", "q"}, 0},
 		{"courier_queue_dead_lettered_messages", []string{"queue", "q"}, 0},
+		{"courier_queue_delivered_total", []string{"queue", "q"}, 2},
+		{"courier_queue_delivered_total", []string{"queue", "gone"}, 1},
+		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "retried"}, 1},
+		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "released"}, 0},
+		{"courier_queue_nacked_total", []string{"queue", "gone", "outcome", "released"}, 1},
 		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 3},
 		{"courier_http_requests_total", []string{"route", sendRoute, "code", "400"}, 1},
 		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/ack", "code", "200"}, 1},

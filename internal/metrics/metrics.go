@@ -8,9 +8,12 @@
 // atomic adds per request. The embedded store's WAL fsync latencies, the
 // floor of every answer, come from the store's own histogram.
 //
+// The broker's activity (deliveries, nacks by outcome, maintenance) is
+// counted as it happens, through the broker's Observer interface.
+//
 // Layout: metrics.go (New, the registry and the HTTP handler), queues.go
-// (the queue collector), http.go (request instrumentation), store.go (the
-// WAL fsync collector).
+// (the queue collector), broker.go (the broker's Observer), http.go
+// (request instrumentation), store.go (the WAL fsync collector).
 package metrics
 
 import (
@@ -30,9 +33,6 @@ const namespace = "courier"
 
 // Options configure New.
 type Options struct {
-	// Queues lists the queues with their stats at scrape time (the
-	// broker). Required.
-	Queues QueueLister
 	// WALSyncs, if not nil, reports the store's WAL fsync latencies (the
 	// embedded store).
 	WALSyncs func() store.SyncHistogram
@@ -43,19 +43,23 @@ type Options struct {
 	ScrapeTimeout time.Duration
 }
 
-// Metrics is one server's registry and request instrumentation. Each
-// server has its own, so that servers in one process (tests, `courier
-// bench`) do not mix their figures.
+// Metrics is one server's registry and instrumentation. Each server has its
+// own, so that servers in one process (tests, `courier bench`) do not mix
+// their figures. It is the broker's Observer (broker.go); CollectQueues adds
+// the queues' figures once the broker exists.
 type Metrics struct {
 	reg      *prometheus.Registry
 	handler  http.Handler
+	timeout  time.Duration
 	requests *prometheus.CounterVec   // by route and code
 	duration *prometheus.HistogramVec // by route
 	routes   map[string]*route        // set once by Routes
+	act      *activity
 }
 
 // New returns the metrics of one server: Go runtime and process figures,
-// its queues, its store's fsyncs (if reported) and its HTTP requests.
+// its store's fsyncs (if reported), its HTTP requests and its broker's
+// activity.
 func New(o Options) *Metrics {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -64,7 +68,8 @@ func New(o Options) *Metrics {
 		o.ScrapeTimeout = 10 * time.Second
 	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:     prometheus.NewRegistry(),
+		timeout: o.ScrapeTimeout,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests answered, by route (the method and path pattern; \"unmatched\" for unknown paths, methods a path does not allow and CORS preflights) and status code (\"aborted\" when the answer was cut short, as for a client that left).",
@@ -74,13 +79,14 @@ func New(o Options) *Metrics {
 			Help:    "Time from a request's arrival to the end of its answer, by route; a long-poll's wait and an event stream's life included.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"route"}),
+		act: newActivity(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration,
-		newQueueCollector(o.Queues, o.ScrapeTimeout),
 	)
+	m.reg.MustRegister(m.act.collectors()...)
 	if o.WALSyncs != nil {
 		m.reg.MustRegister(newWALCollector(o.WALSyncs))
 	}
@@ -91,6 +97,12 @@ func New(o Options) *Metrics {
 		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	})
 	return m
+}
+
+// CollectQueues adds the figures of q's queues, read at each scrape. Call
+// it once.
+func (m *Metrics) CollectQueues(q QueueLister) {
+	m.reg.MustRegister(newQueueCollector(q, m.timeout))
 }
 
 // ServeHTTP answers a scrape in the Prometheus text format.

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/courierhq/courier/internal/broker"
 	"github.com/courierhq/courier/internal/store"
 )
 
@@ -32,7 +33,8 @@ func (failingQueues) Now() time.Time { return time.Now() }
 // and logs why.
 func TestScrapeWithoutQueues(t *testing.T) {
 	var log bytes.Buffer
-	m := New(Options{Queues: failingQueues{}, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	m := New(Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	m.CollectQueues(failingQueues{})
 	w := httptest.NewRecorder()
 	m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	body := w.Body.String()
@@ -41,5 +43,38 @@ func TestScrapeWithoutQueues(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "disk on fire") {
 		t.Errorf("the store's error was not logged: %q", log.String())
+	}
+}
+
+// TestActivity: the broker's deliveries, give-backs by outcome and
+// maintenance ticks are counted as they are reported.
+func TestActivity(t *testing.T) {
+	m := New(Options{})
+	m.Delivered("a", 3)
+	m.Delivered("a", 2)
+	m.Delivered("b", 1)
+	for _, o := range []broker.GiveBackOutcome{broker.Retried, broker.Retried, broker.Released, broker.DeadLettered, broker.Cancelled} {
+		m.GaveBack("a", o)
+	}
+	m.Ticked(store.TickResult{Promoted: 4, Expired: 3, DeadLettered: 2, Dropped: 1})
+	m.Ticked(store.TickResult{Promoted: 1})
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{
+		`courier_queue_delivered_total{queue="a"} 5`,
+		`courier_queue_delivered_total{queue="b"} 1`,
+		`courier_queue_nacked_total{outcome="retried",queue="a"} 2`,
+		`courier_queue_nacked_total{outcome="released",queue="a"} 1`,
+		`courier_queue_nacked_total{outcome="dead_lettered",queue="a"} 1`,
+		`courier_queue_nacked_total{outcome="cancelled",queue="a"} 1`,
+		`courier_queue_nacked_total{outcome="retried",queue="b"} 0`,
+		`courier_maintenance_messages_total{what="promoted"} 5`,
+		`courier_maintenance_messages_total{what="lease_expired"} 3`,
+		`courier_maintenance_messages_total{what="expired_dead_lettered"} 2`,
+		`courier_maintenance_messages_total{what="dropped"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), "\n"+line+"\n") {
+			t.Errorf("missing %s", line)
+		}
 	}
 }

@@ -249,16 +249,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	mo := metrics.Options{Logger: cfg.Logger}
+	if r, ok := st.(store.SyncReporter); ok {
+		mo.WALSyncs = r.WALSyncs
+	}
+	m := metrics.New(mo)
 	b := broker.New(st, broker.Options{Clock: cfg.Clock, Logger: cfg.Logger, NoAutoCreate: cfg.NoAutoCreate,
-		CheckURL: guard.CheckURL, PollEvery: cfg.PollEvery})
+		CheckURL: guard.CheckURL, PollEvery: cfg.PollEvery, Observer: m})
+	m.CollectQueues(b)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		closeStore(st, clk)
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	mo := metrics.Options{Queues: b, Logger: cfg.Logger}
-	if r, ok := st.(store.SyncReporter); ok {
-		mo.WALSyncs = r.WALSyncs
 	}
 	base, cancelBase := context.WithCancelCause(context.Background())
 	cancel := func() { cancelBase(httpapi.ErrServerStopping) } // long-polls answer what they have
@@ -268,7 +270,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hooks: webhook.New(b, webhook.Options{Guard: guard, Clock: cfg.Clock, Logger: cfg.Logger}),
 		http: &http.Server{
 			Handler: httpapi.New(httpapi.Options{Broker: b, Logger: cfg.Logger, MaxRequestBytes: cfg.MaxRequestBytes,
-				CORSOrigins: cfg.CORSOrigins, Metrics: metrics.New(mo)}),
+				CORSOrigins: cfg.CORSOrigins, Metrics: m}),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bounds a slow upload of a large body; answers (long-polls, event
 			// streams) have no write timeout: their handlers bound them.

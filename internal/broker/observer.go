@@ -1,0 +1,63 @@
+package broker
+
+import "github.com/courierhq/courier/internal/store"
+
+// Observer is told what the broker did, for metrics (internal/metrics
+// implements it; the broker itself imports no metrics library). Its methods
+// are called on the request's path: they must be quick and safe for
+// concurrent use.
+type Observer interface {
+	// Delivered: a receive handed out n messages of queue.
+	Delivered(queue string, n int)
+	// GaveBack: a nack, release or terminate of one message of queue was
+	// applied, with that outcome.
+	GaveBack(queue string, outcome GiveBackOutcome)
+	// Ticked: the time-driven work of one Tick.
+	Ticked(res store.TickResult)
+}
+
+// GiveBackOutcome is what became of a message given back.
+type GiveBackOutcome uint8
+
+// The outcomes of a nack, a release and a terminate.
+const (
+	Retried      GiveBackOutcome = iota // nacked: ready again after a delay
+	Released                            // released: ready again, its attempt not counted
+	DeadLettered                        // nacked at its last attempt, or terminated
+	Cancelled                           // a task's whose cancel was requested: it ended cancelled
+)
+
+// String is the outcome's name, as metrics label it.
+func (o GiveBackOutcome) String() string {
+	switch o {
+	case Retried:
+		return "retried"
+	case Released:
+		return "released"
+	case DeadLettered:
+		return "dead_lettered"
+	case Cancelled:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
+// outcomeOf names what a give-back did.
+func outcomeOf(res store.NackResult, release bool) GiveBackOutcome {
+	switch {
+	case res.Cancelled:
+		return Cancelled
+	case res.DeadLettered:
+		return DeadLettered
+	case release:
+		return Released
+	}
+	return Retried
+}
+
+// nopObserver observes nothing: the default.
+type nopObserver struct{}
+
+func (nopObserver) Delivered(string, int)            {}
+func (nopObserver) GaveBack(string, GiveBackOutcome) {}
+func (nopObserver) Ticked(store.TickResult)          {}

@@ -1,0 +1,86 @@
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courierhq/courier/internal/broker"
+	"github.com/courierhq/courier/internal/store"
+)
+
+var _ broker.Observer = (*Metrics)(nil)
+
+// activity counts what this server's broker did: unlike the queue
+// collector's figures, which are the store's (a cluster's, and kept across
+// restarts), these are the node's own since it started.
+type activity struct {
+	delivered *prometheus.CounterVec // by queue
+	nacked    *prometheus.CounterVec // by queue and outcome
+	ticked    *prometheus.CounterVec // by what
+
+	queues sync.Map // queue name → *queueCounters
+	tick   [4]prometheus.Counter
+}
+
+// queueCounters are one queue's series, resolved once.
+type queueCounters struct {
+	delivered prometheus.Counter
+	nacked    [broker.Cancelled + 1]prometheus.Counter
+}
+
+func newActivity() *activity {
+	a := &activity{
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "queue", Name: "delivered_total",
+			Help: "Messages this server's receives handed out (every delivery, redeliveries included), since it started.",
+		}, []string{"queue"}),
+		nacked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "queue", Name: "nacked_total",
+			Help: "Nacks, releases and terminates this server applied since it started, by outcome: retried, released (attempt not counted), dead_lettered (the last attempt's nack, or a terminate), cancelled (a task whose cancel was requested).",
+		}, []string{"queue", "outcome"}),
+		ticked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "maintenance", Name: "messages_total",
+			Help: "Messages the time-driven maintenance this server ran handled since it started (in a cluster, the leader's), by what: promoted (delayed, now ready), lease_expired (made ready again), expired_dead_lettered (a lease expired at the last attempt), dropped (past the queue's retention).",
+		}, []string{"what"}),
+	}
+	for i, what := range []string{"promoted", "lease_expired", "expired_dead_lettered", "dropped"} {
+		a.tick[i] = a.ticked.WithLabelValues(what)
+	}
+	return a
+}
+
+func (a *activity) collectors() []prometheus.Collector {
+	return []prometheus.Collector{a.delivered, a.nacked, a.ticked}
+}
+
+func (a *activity) of(queue string) *queueCounters {
+	if c, ok := a.queues.Load(queue); ok {
+		return c.(*queueCounters)
+	}
+	c := &queueCounters{delivered: a.delivered.WithLabelValues(queue)}
+	for o := range c.nacked {
+		c.nacked[o] = a.nacked.WithLabelValues(queue, broker.GiveBackOutcome(o).String())
+	}
+	got, _ := a.queues.LoadOrStore(queue, c)
+	return got.(*queueCounters)
+}
+
+// Delivered counts n messages handed out from queue.
+func (m *Metrics) Delivered(queue string, n int) { m.act.of(queue).delivered.Add(float64(n)) }
+
+// GaveBack counts a nack, release or terminate of a message of queue.
+func (m *Metrics) GaveBack(queue string, o broker.GiveBackOutcome) {
+	if int(o) < len(queueCounters{}.nacked) {
+		m.act.of(queue).nacked[o].Inc()
+	}
+}
+
+// Ticked counts the messages one maintenance tick handled.
+func (m *Metrics) Ticked(res store.TickResult) {
+	for i, n := range []int{res.Promoted, res.Expired, res.DeadLettered, res.Dropped} {
+		if n > 0 {
+			m.act.tick[i].Add(float64(n))
+		}
+	}
+}
