@@ -53,13 +53,22 @@ func TestDocsLinks(t *testing.T) {
 // skipped by markdownLinks.
 var linkRE = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
+// headingRE matches an ATX heading and captures its text.
+var headingRE = regexp.MustCompile(`^#{1,6}[ \t]+(.*?)[ \t#]*$`)
+
+// fence tells whether line opens or closes a fenced code block.
+func fence(line string) bool {
+	l := strings.TrimSpace(line)
+	return strings.HasPrefix(l, "```") || strings.HasPrefix(l, "~~~")
+}
+
 // markdownLinks returns the relative link targets of text, outside code
 // blocks.
 func markdownLinks(text string) []string {
 	var out []string
 	inCode := false
 	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+		if fence(line) {
 			inCode = !inCode
 			continue
 		}
@@ -88,19 +97,20 @@ func headingAnchors(t *testing.T, path string) map[string]bool {
 	seen := map[string]int{}
 	inCode := false
 	for _, line := range strings.Split(string(text), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+		if fence(line) {
 			inCode = !inCode
 		}
-		if inCode || !strings.HasPrefix(line, "#") {
+		m := headingRE.FindStringSubmatch(line)
+		if inCode || m == nil {
 			continue
 		}
-		heading := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		heading := strings.TrimSpace(m[1])
 		var b strings.Builder
 		for _, r := range strings.ToLower(heading) {
 			switch {
 			case r == ' ':
 				b.WriteByte('-')
-			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || unicode.Is(unicode.Pc, r):
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) || unicode.Is(unicode.Pc, r):
 				b.WriteRune(r)
 			}
 		}

@@ -20,7 +20,8 @@ import (
 // restart is decided. A parent's death signal (prctl PR_SET_PDEATHSIG, as a
 // supervisor or a test harness sets it) belongs to that thread alone: an
 // exec from any other thread would drop it, and courier would outlive the
-// parent that started it.
+// parent that started it. Commands that open no embedded store never
+// decide, and keep main there: it only waits, so that costs nothing.
 func init() {
 	runtime.LockOSThread()
 }
@@ -43,11 +44,11 @@ func main() {
 // Not once a signal has arrived: the new process would not see it (the
 // command ends on its own, as ctx is done).
 func startWithHugePages(ctx context.Context) {
+	defer runtime.UnlockOSThread() // decided: see init
 	if ctx.Err() != nil {
 		return
 	}
 	if _, err := hugepages.Reexec(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "courier: warning: %v; going on without huge pages\n", err)
 	}
-	runtime.UnlockOSThread() // see init
 }

@@ -210,20 +210,24 @@ func (a *api) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // recover is the backstop for bugs: bad input is rejected long before it can
-// panic. It logs the stack and answers 500 (if nothing was written yet, the
-// client sees JSON; otherwise the answer is cut short).
+// panic. It logs the stack and answers 500 JSON if nothing was written yet;
+// otherwise it cuts the answer short (net/http's ErrAbortHandler), since an
+// error appended to a 2xx already under way would read as part of it.
 func (a *api) recover(w *metrics.Writer, r *http.Request) {
 	v := recover()
 	if v == nil {
 		return
 	}
-	if v == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
-		w.Abort()
-		panic(v)
+	if v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value, compared as net/http does
+		a.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+			"panic", v, "stack", string(debug.Stack()))
+		if w.Status() == 0 {
+			writeErrorBody(w, http.StatusInternalServerError, courier.CodeInternal, "internal error")
+			return
+		}
 	}
-	a.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
-		"panic", v, "stack", string(debug.Stack()))
-	writeErrorBody(w, http.StatusInternalServerError, courier.CodeInternal, "internal error")
+	w.Abort()
+	panic(http.ErrAbortHandler)
 }
 
 // captureWriter records the status and headers the mux would send and drops

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,34 @@ func TestMetrics(t *testing.T) {
 	// This scrape is counted by the next.
 	if v, _ := value(f.scrape(), "courier_http_requests_total", "route", "GET /metrics", "code", "200"); v != 1 {
 		t.Errorf("scrapes counted: %v, want 1", v)
+	}
+}
+
+// TestPanicAfterAnswerBegan: a panic once an answer has begun cuts it short
+// (ErrAbortHandler) instead of appending an error to it, and is counted as
+// aborted, not with the status it had begun.
+func TestPanicAfterAnswerBegan(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Options{})
+	f := setupWith(t, Options{Metrics: m})
+	a := f.h.(*api)
+	rec := httptest.NewRecorder()
+	w := m.Begin(rec, "GET /test")
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler { //nolint:errorlint // a sentinel value
+				t.Errorf("panic after a write: %v, want http.ErrAbortHandler", v)
+			}
+		}()
+		defer w.Done()
+		defer a.recover(w, httptest.NewRequest("GET", "/test", nil))
+		_, _ = w.Write([]byte("partial"))
+		panic("a bug")
+	}()
+	if rec.Body.String() != "partial" {
+		t.Errorf("body after the panic: %q, want the answer cut short", rec.Body)
+	}
+	if v, _ := value(f.scrape(), "courier_http_requests_total", "route", "GET /test", "code", "aborted"); v != 1 {
+		t.Errorf("aborted answers counted: %v, want 1", v)
 	}
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ type Writer struct {
 }
 
 // route holds the series of one route, resolved once: a request then
-// costs a map read and two atomic adds, not a hash of its labels.
+// reads two maps, not a hash of its labels into the vectors' maps.
 type route struct {
 	name     string
 	requests *prometheus.CounterVec
@@ -64,6 +65,9 @@ func (w *Writer) WriteHeader(status int) {
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
+
+// Status is the status written so far; 0 if none.
+func (w *Writer) Status() int { return w.status }
 
 // Write records an implicit 200.
 func (w *Writer) Write(p []byte) (int, error) {
@@ -112,10 +116,14 @@ func statusLabel(status int) string {
 
 // Routes readies the series of routes (and of Unmatched): each duration
 // appears, at zero, from the first scrape rather than at its first
-// request. Call it once, before the first Begin.
+// request. Call it before the first Begin; only the first call counts
+// (a route it does not name is resolved on each request).
 func (m *Metrics) Routes(routes []string) {
-	m.routes = make(map[string]*route, len(routes)+1)
-	for _, name := range append(routes, Unmatched) {
-		m.routes[name] = m.newRoute(name)
-	}
+	m.once.Do(func() {
+		rs := make(map[string]*route, len(routes)+1)
+		for _, name := range slices.Concat(routes, []string{Unmatched}) {
+			rs[name] = m.newRoute(name)
+		}
+		m.routes = rs
+	})
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,46 @@ func TestScrapeWithoutQueues(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "disk on fire") {
 		t.Errorf("the store's error was not logged: %q", log.String())
+	}
+	if !strings.Contains(body, "\ncourier_metrics_queue_list_failures_total 1\n") {
+		t.Errorf("the failed listing was not counted:\n%s", body)
+	}
+}
+
+// countingQueues lists one queue and counts its listings.
+type countingQueues struct{ lists atomic.Int32 }
+
+func (c *countingQueues) ListQueues(context.Context) ([]store.Queue, error) {
+	c.lists.Add(1)
+	return []store.Queue{{Name: "q", Stats: store.Stats{Ready: 7}}}, nil
+}
+func (c *countingQueues) Now() time.Time { return time.Now() }
+
+// TestQueueListShared: scrapes within QueueListEvery share one listing
+// (even when they come together); with a negative QueueListEvery each
+// scrape lists.
+func TestQueueListShared(t *testing.T) {
+	for _, c := range []struct {
+		every time.Duration
+		want  int32
+	}{{time.Hour, 1}, {-1, 4}} {
+		m := New(Options{QueueListEvery: c.every})
+		q := &countingQueues{}
+		m.CollectQueues(q)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				w := httptest.NewRecorder()
+				m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+				if !strings.Contains(w.Body.String(), `courier_queue_messages{queue="q",state="ready"} 7`) {
+					t.Errorf("scrape without the queue:\n%s", w.Body)
+				}
+			})
+		}
+		wg.Wait()
+		if got := q.lists.Load(); got != c.want {
+			t.Errorf("QueueListEvery %v: %d listings for 4 scrapes, want %d", c.every, got, c.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,47 +16,60 @@ type QueueLister interface {
 	Now() time.Time
 }
 
-// queueCollector reads every queue's stats at scrape time.
+// queueCollector reads every queue's stats at scrape time. A listing is
+// not free (on the embedded store it holds the store's write lock some
+// microseconds per queue; on PostgreSQL it is queries per queue), so one
+// serves every scrape for a while, and scrapes that come together share
+// one.
 type queueCollector struct {
 	queues  QueueLister
 	timeout time.Duration
+	every   time.Duration
 
-	messages, dead, age, paused, sent, acked *prometheus.Desc
+	mu       sync.Mutex // held while listing: a second scrape waits for the first's listing
+	listed   time.Time  // when cached was listed (wall clock)
+	cached   []store.Queue
+	failures float64 // listings that failed
+
+	messages, dead, age, paused, sent, acked, failed *prometheus.Desc
 }
 
-func newQueueCollector(q QueueLister, timeout time.Duration) *queueCollector {
+func newQueueCollector(q QueueLister, timeout, every time.Duration) *queueCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "queue", name), help, labels, nil)
 	}
 	return &queueCollector{
-		queues: q, timeout: timeout,
+		queues: q, timeout: timeout, every: every,
 		messages: desc("messages", "Messages in a queue by state: ready (deliverable now, group members waiting for their turn included), delayed, in_flight (leased).", "queue", "state"),
 		dead:     desc("dead_lettered_messages", "Messages dead-lettered from a queue that are still in its dead-letter queue (counted there as ready too).", "queue"),
 		age:      desc("oldest_ready_age_seconds", "How long the oldest ready message of a queue has waited since it was sent; 0 when none is ready.", "queue"),
 		paused:   desc("paused", "1 when a queue is paused (it accepts sends but hands out nothing), else 0.", "queue"),
 		sent:     desc("sent_total", "Messages ever stored in a queue (deduplicated sends excluded).", "queue"),
 		acked:    desc("acked_total", "Messages ever acknowledged in a queue.", "queue"),
+		failed: prometheus.NewDesc(prometheus.BuildFQName(namespace, "metrics", "queue_list_failures_total"),
+			"Listings of the queues for a scrape that failed (that scrape left the queue figures out; the server logged why).", nil, nil),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.messages, c.dead, c.age, c.paused, c.sent, c.acked} {
+	for _, d := range []*prometheus.Desc{c.messages, c.dead, c.age, c.paused, c.sent, c.acked, c.failed} {
 		ch <- d
 	}
 }
 
-// Collect lists the queues and sends their figures, or an invalid metric
-// (which the handler logs, serving the rest) when the store cannot list
-// them.
+// Collect sends the queues' figures, from a listing at most every old,
+// or an invalid metric (which the handler logs, serving the rest) when
+// the store cannot list them. Ages are as of now, whatever the listing's.
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	qs, err := c.queues.ListQueues(ctx)
+	qs, err := c.list()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.messages, err)
-		return
 	}
+	c.mu.Lock()
+	failures := c.failures
+	c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, failures)
 	now := c.queues.Now()
 	for _, q := range qs {
 		st := q.Stats
@@ -75,6 +89,29 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(st.SentTotal), q.Name)
 		ch <- prometheus.MustNewConstMetric(c.acked, prometheus.CounterValue, float64(st.AckedTotal), q.Name)
 	}
+}
+
+// list returns the queues, listed again if the last listing is older than
+// every.
+func (c *queueCollector) list() ([]store.Queue, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != nil && time.Since(c.listed) < c.every {
+		return c.cached, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	qs, err := c.queues.ListQueues(ctx)
+	if err != nil {
+		c.failures++
+		c.cached = nil
+		return nil, err
+	}
+	if qs == nil {
+		qs = []store.Queue{} // cached, though empty
+	}
+	c.cached, c.listed = qs, time.Now()
+	return qs, nil
 }
 
 func boolFloat(b bool) float64 {
