@@ -201,8 +201,8 @@ func (b *Broker) ReceiveAcking(ctx context.Context, queue string, o ReceiveOptio
 	}
 	sd, canDefer := b.st.(store.SyncDeferrer)
 	got, mark, err := b.receiveAcking(ctx, queue, o, canDefer && o.Ack != nil && o.Wait > 0)
-	if n := len(got.Messages); n > 0 {
-		b.obs.Delivered(queue, n)
+	if len(got.Messages) > 0 {
+		b.obs.Delivered(queue, b.clock.Now(), got.Messages)
 	}
 	if mark != 0 {
 		// The acks were applied unsynced before the wait: the answer that

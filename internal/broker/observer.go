@@ -1,14 +1,19 @@
 package broker
 
-import "github.com/courierhq/courier/internal/store"
+import (
+	"time"
+
+	"github.com/courierhq/courier/internal/store"
+)
 
 // Observer is told what the broker did, for metrics (internal/metrics
 // implements it; the broker itself imports no metrics library). Its methods
 // are called on the request's path: they must be quick and safe for
 // concurrent use.
 type Observer interface {
-	// Delivered: a receive handed out n messages of queue.
-	Delivered(queue string, n int)
+	// Delivered: a receive handed out msgs of queue at now (the broker's
+	// clock). msgs is the answer's: read it, do not keep it.
+	Delivered(queue string, now time.Time, msgs []store.Message)
 	// GaveBack: a nack, release or terminate of one message of queue was
 	// applied, with that outcome.
 	GaveBack(queue string, outcome GiveBackOutcome)
@@ -58,6 +63,6 @@ func outcomeOf(res store.NackResult, release bool) GiveBackOutcome {
 // nopObserver observes nothing: the default.
 type nopObserver struct{}
 
-func (nopObserver) Delivered(string, int)            {}
-func (nopObserver) GaveBack(string, GiveBackOutcome) {}
-func (nopObserver) Ticked(store.TickResult)          {}
+func (nopObserver) Delivered(string, time.Time, []store.Message) {}
+func (nopObserver) GaveBack(string, GiveBackOutcome)             {}
+func (nopObserver) Ticked(store.TickResult)                      {}

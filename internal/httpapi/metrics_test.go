@@ -124,6 +124,8 @@ func TestMetrics(t *testing.T) {
 		{"courier_queue_dead_lettered_messages", []string{"queue", "q"}, 0},
 		{"courier_queue_delivered_total", []string{"queue", "q"}, 2},
 		{"courier_queue_delivered_total", []string{"queue", "gone"}, 1},
+		{"courier_queue_first_delivery_seconds", []string{"queue", "q"}, 2},
+		{"courier_queue_first_delivery_seconds", []string{"queue", "gone"}, 1},
 		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "retried"}, 1},
 		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "released"}, 0},
 		{"courier_queue_nacked_total", []string{"queue", "gone", "outcome", "released"}, 1},

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,9 +16,10 @@ var _ broker.Observer = (*Metrics)(nil)
 // collector's figures, which are the store's (a cluster's, and kept across
 // restarts), these are the node's own since it started.
 type activity struct {
-	delivered *prometheus.CounterVec // by queue
-	nacked    *prometheus.CounterVec // by queue and outcome
-	ticked    *prometheus.CounterVec // by what
+	delivered *prometheus.CounterVec   // by queue
+	firstWait *prometheus.HistogramVec // by queue
+	nacked    *prometheus.CounterVec   // by queue and outcome
+	ticked    *prometheus.CounterVec   // by what
 
 	queues sync.Map // queue name → *queueCounters
 	tick   [4]prometheus.Counter
@@ -26,6 +28,7 @@ type activity struct {
 // queueCounters are one queue's series, resolved once.
 type queueCounters struct {
 	delivered prometheus.Counter
+	firstWait prometheus.Observer
 	nacked    [broker.Cancelled + 1]prometheus.Counter
 }
 
@@ -34,6 +37,11 @@ func newActivity() *activity {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "queue", Name: "delivered_total",
 			Help: "Messages this server's receives handed out (every delivery, redeliveries included), since it started.",
+		}, []string{"queue"}),
+		firstWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "queue", Name: "first_delivery_seconds",
+			Help:    "Time from a message's send to its first delivery by this server (attempt 1; a delayed message's delay included): how long messages wait for a consumer.",
+			Buckets: []float64{.001, .005, .025, .1, .5, 2.5, 10, 60, 300, 1800},
 		}, []string{"queue"}),
 		nacked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "queue", Name: "nacked_total",
@@ -51,14 +59,14 @@ func newActivity() *activity {
 }
 
 func (a *activity) collectors() []prometheus.Collector {
-	return []prometheus.Collector{a.delivered, a.nacked, a.ticked}
+	return []prometheus.Collector{a.delivered, a.firstWait, a.nacked, a.ticked}
 }
 
 func (a *activity) of(queue string) *queueCounters {
 	if c, ok := a.queues.Load(queue); ok {
 		return c.(*queueCounters)
 	}
-	c := &queueCounters{delivered: a.delivered.WithLabelValues(queue)}
+	c := &queueCounters{delivered: a.delivered.WithLabelValues(queue), firstWait: a.firstWait.WithLabelValues(queue)}
 	for o := range c.nacked {
 		c.nacked[o] = a.nacked.WithLabelValues(queue, broker.GiveBackOutcome(o).String())
 	}
@@ -66,8 +74,17 @@ func (a *activity) of(queue string) *queueCounters {
 	return got.(*queueCounters)
 }
 
-// Delivered counts n messages handed out from queue.
-func (m *Metrics) Delivered(queue string, n int) { m.act.of(queue).delivered.Add(float64(n)) }
+// Delivered counts the messages handed out from queue at now, and how
+// long each first delivery's message had waited since its send.
+func (m *Metrics) Delivered(queue string, now time.Time, msgs []store.Message) {
+	c := m.act.of(queue)
+	c.delivered.Add(float64(len(msgs)))
+	for i := range msgs {
+		if msgs[i].Attempt == 1 {
+			c.firstWait.Observe(max(now.Sub(msgs[i].SentAt), 0).Seconds())
+		}
+	}
+}
 
 // GaveBack counts a nack, release or terminate of a message of queue.
 func (m *Metrics) GaveBack(queue string, o broker.GiveBackOutcome) {

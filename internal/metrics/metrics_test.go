@@ -92,9 +92,13 @@ func TestQueueListShared(t *testing.T) {
 // maintenance ticks are counted as they are reported.
 func TestActivity(t *testing.T) {
 	m := New(Options{})
-	m.Delivered("a", 3)
-	m.Delivered("a", 2)
-	m.Delivered("b", 1)
+	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	msg := func(attempt int, waited time.Duration) store.Message {
+		return store.Message{Attempt: attempt, SentAt: now.Add(-waited)}
+	}
+	m.Delivered("a", now, []store.Message{msg(1, 3*time.Millisecond), msg(1, 20*time.Second), msg(2, time.Hour)})
+	m.Delivered("a", now, []store.Message{msg(3, time.Minute), msg(1, -time.Second)}) // a clock step back counts as 0
+	m.Delivered("b", now, []store.Message{msg(1, time.Second)})
 	for _, o := range []broker.GiveBackOutcome{broker.Retried, broker.Retried, broker.Released, broker.DeadLettered, broker.Cancelled} {
 		m.GaveBack("a", o)
 	}
@@ -105,6 +109,13 @@ func TestActivity(t *testing.T) {
 	for _, line := range []string{
 		`courier_queue_delivered_total{queue="a"} 5`,
 		`courier_queue_delivered_total{queue="b"} 1`,
+		`courier_queue_first_delivery_seconds_bucket{queue="a",le="0.001"} 1`,
+		`courier_queue_first_delivery_seconds_bucket{queue="a",le="0.005"} 2`,
+		`courier_queue_first_delivery_seconds_bucket{queue="a",le="10"} 2`,
+		`courier_queue_first_delivery_seconds_bucket{queue="a",le="60"} 3`,
+		`courier_queue_first_delivery_seconds_count{queue="a"} 3`,
+		`courier_queue_first_delivery_seconds_sum{queue="a"} 20.003`,
+		`courier_queue_first_delivery_seconds_count{queue="b"} 1`,
 		`courier_queue_nacked_total{outcome="retried",queue="a"} 2`,
 		`courier_queue_nacked_total{outcome="released",queue="a"} 1`,
 		`courier_queue_nacked_total{outcome="dead_lettered",queue="a"} 1`,
