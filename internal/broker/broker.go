@@ -119,8 +119,5 @@ func (b *Broker) Ready(ctx context.Context) error { return b.st.Ready(ctx) }
 // windows end) and says when it is next needed.
 func (b *Broker) Tick(ctx context.Context) (store.TickResult, error) {
 	res, err := b.st.Tick(ctx, &store.TickParams{Now: b.clock.Now(), Retry: b.retry})
-	if err == nil {
-		b.obs.Ticked(res)
-	}
 	return res, wrap("tick", err)
 }

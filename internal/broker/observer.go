@@ -17,8 +17,8 @@ type Observer interface {
 	// GaveBack: a nack, release or terminate of one message of queue was
 	// applied, with that outcome.
 	GaveBack(queue string, outcome GiveBackOutcome)
-	// Ticked: the time-driven work of one Tick.
-	Ticked(res store.TickResult)
+	// QueueDeleted: queue and its messages are gone.
+	QueueDeleted(queue string)
 }
 
 // GiveBackOutcome is what became of a message given back.
@@ -65,4 +65,4 @@ type nopObserver struct{}
 
 func (nopObserver) Delivered(string, time.Time, []store.Message) {}
 func (nopObserver) GaveBack(string, GiveBackOutcome)             {}
-func (nopObserver) Ticked(store.TickResult)                      {}
+func (nopObserver) QueueDeleted(string)                          {}

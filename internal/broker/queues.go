@@ -97,7 +97,11 @@ func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	return wrap("delete queue", b.st.DeleteQueue(ctx, &store.DeleteQueueParams{Name: name, Now: b.clock.Now()}))
+	err := b.st.DeleteQueue(ctx, &store.DeleteQueueParams{Name: name, Now: b.clock.Now()})
+	if err == nil {
+		b.obs.QueueDeleted(name)
+	}
+	return wrap("delete queue", err)
 }
 
 // PurgeQueue drops the ready and delayed messages of a queue.

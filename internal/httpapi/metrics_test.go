@@ -73,7 +73,7 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 // input and aborted answers included, with their durations.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	f := setupWith(t, Options{Metrics: metrics.New(metrics.Options{})})
+	f := setupWith(t, Options{Metrics: metrics.New(metrics.Options{QueueListEvery: -1})}) // every scrape lists
 	f.must("POST", "/v1/queues/q/messages", `{"messages":[{"body":1},{"body":2},{"body":3}]}`, 201, nil)
 	f.must("POST", "/v1/queues/q/messages", `{"body":4,"delay":"1m"}`, 201, nil)
 	f.must("POST", "/v1/queues/q/messages", `{"body":"bad","delay":"soon"}`, 400, nil)
@@ -83,6 +83,18 @@ func TestMetrics(t *testing.T) {
 	f.must("POST", recvURL, `{"max":2}`, 200, &got)
 	f.must("POST", "/v1/queues/q/ack", `{"lease":"`+got.Messages[0].Lease+`"}`, 200, nil)
 	f.must("POST", "/v1/queues/q/nack", `{"lease":"`+got.Messages[1].Lease+`","delay":"1m"}`, 200, nil)
+	// A terminate on t, and a queue d whose series go with it.
+	for _, q := range []string{"t", "d"} {
+		f.must("POST", "/v1/queues/"+q+"/messages", `{"body":1}`, 201, nil)
+		f.must("POST", "/v1/queues/"+q+"/receive", `{}`, 200, &got)
+		if q == "t" {
+			f.must("POST", "/v1/queues/t/nack", `{"lease":"`+got.Messages[0].Lease+`","terminate":true}`, 200, nil)
+		}
+	}
+	if v, ok := value(f.scrape(), "courier_queue_delivered_total", "queue", "d"); v != 1 || !ok {
+		t.Errorf("delivered from d before its delete: %v (present %v), want 1", v, ok)
+	}
+	f.must("DELETE", "/v1/queues/d", "", 204, nil)
 	f.must("PUT", "/v1/queues/p", `{}`, 200, nil)
 	f.must("POST", "/v1/queues/p/pause", "", 200, nil)
 	f.must("GET", "/nowhere", "", 404, nil)
@@ -129,14 +141,16 @@ func TestMetrics(t *testing.T) {
 		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "retried"}, 1},
 		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "released"}, 0},
 		{"courier_queue_nacked_total", []string{"queue", "gone", "outcome", "released"}, 1},
-		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 3},
+		{"courier_queue_nacked_total", []string{"queue", "t", "outcome", "dead_lettered"}, 1},
+
+		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 5},
 		{"courier_http_requests_total", []string{"route", sendRoute, "code", "400"}, 1},
 		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/ack", "code", "200"}, 1},
-		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "200"}, 1},
+		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "200"}, 3},
 		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "aborted"}, 1},
 		{"courier_http_requests_total", []string{"route", "unmatched", "code", "404"}, 1},
 		{"courier_http_requests_total", []string{"route", "unmatched", "code", "405"}, 1},
-		{"courier_http_request_duration_seconds", []string{"route", sendRoute}, 4},
+		{"courier_http_request_duration_seconds", []string{"route", sendRoute}, 6},
 		{"courier_http_request_duration_seconds", []string{"route", "POST /v1/tasks/{id}/cancel"}, 0},
 	} {
 		if v, ok := value(fams, c.name, c.labels...); !ok || v != c.want {
@@ -148,12 +162,15 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s missing", name)
 		}
 	}
+	if _, ok := value(fams, "courier_queue_delivered_total", "queue", "d"); ok {
+		t.Error("a deleted queue's deliveries are still served")
+	}
 	if fams["courier_store_wal_fsync_duration_seconds"] != nil {
 		t.Error("WAL fsyncs reported without a reporter")
 	}
-	// This scrape is counted by the next.
-	if v, _ := value(f.scrape(), "courier_http_requests_total", "route", "GET /metrics", "code", "200"); v != 1 {
-		t.Errorf("scrapes counted: %v, want 1", v)
+	// The scrapes so far are counted by the next.
+	if v, _ := value(f.scrape(), "courier_http_requests_total", "route", "GET /metrics", "code", "200"); v != 2 {
+		t.Errorf("scrapes counted: %v, want 2", v)
 	}
 }
 

@@ -19,10 +19,8 @@ type activity struct {
 	delivered *prometheus.CounterVec   // by queue
 	firstWait *prometheus.HistogramVec // by queue
 	nacked    *prometheus.CounterVec   // by queue and outcome
-	ticked    *prometheus.CounterVec   // by what
 
 	queues sync.Map // queue name → *queueCounters
-	tick   [4]prometheus.Counter
 }
 
 // queueCounters are one queue's series, resolved once.
@@ -47,19 +45,12 @@ func newActivity() *activity {
 			Namespace: namespace, Subsystem: "queue", Name: "nacked_total",
 			Help: "Nacks, releases and terminates this server applied since it started, by outcome: retried, released (attempt not counted), dead_lettered (the last attempt's nack, or a terminate), cancelled (a task whose cancel was requested).",
 		}, []string{"queue", "outcome"}),
-		ticked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "maintenance", Name: "messages_total",
-			Help: "Messages the time-driven maintenance this server ran handled since it started (in a cluster, the leader's), by what: promoted (delayed, now ready), lease_expired (made ready again), expired_dead_lettered (a lease expired at the last attempt), dropped (past the queue's retention).",
-		}, []string{"what"}),
-	}
-	for i, what := range []string{"promoted", "lease_expired", "expired_dead_lettered", "dropped"} {
-		a.tick[i] = a.ticked.WithLabelValues(what)
 	}
 	return a
 }
 
 func (a *activity) collectors() []prometheus.Collector {
-	return []prometheus.Collector{a.delivered, a.firstWait, a.nacked, a.ticked}
+	return []prometheus.Collector{a.delivered, a.firstWait, a.nacked}
 }
 
 func (a *activity) of(queue string) *queueCounters {
@@ -93,11 +84,12 @@ func (m *Metrics) GaveBack(queue string, o broker.GiveBackOutcome) {
 	}
 }
 
-// Ticked counts the messages one maintenance tick handled.
-func (m *Metrics) Ticked(res store.TickResult) {
-	for i, n := range []int{res.Promoted, res.Expired, res.DeadLettered, res.Dropped} {
-		if n > 0 {
-			m.act.tick[i].Add(float64(n))
-		}
-	}
+// QueueDeleted drops the series of a deleted queue, so that short-lived
+// queues do not pile up series. (A receive or nack still under way may
+// bring them back, once.)
+func (m *Metrics) QueueDeleted(queue string) {
+	m.act.queues.Delete(queue)
+	m.act.delivered.DeleteLabelValues(queue)
+	m.act.firstWait.DeleteLabelValues(queue)
+	m.act.nacked.DeletePartialMatch(prometheus.Labels{"queue": queue})
 }

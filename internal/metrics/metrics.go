@@ -9,7 +9,7 @@
 // counter add, a histogram observation and one allocation per request. The embedded store's WAL fsync latencies, the
 // floor of every answer, come from the store's own histogram.
 //
-// The broker's activity (deliveries, nacks by outcome, maintenance) is
+// The broker's activity (deliveries and their first waits, nacks by outcome, deleted queues) is
 // counted as it happens, through the broker's Observer interface.
 //
 // Layout: metrics.go (New, the registry and the HTTP handler), queues.go

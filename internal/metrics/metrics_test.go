@@ -51,45 +51,69 @@ func TestScrapeWithoutQueues(t *testing.T) {
 	}
 }
 
-// countingQueues lists one queue and counts its listings.
-type countingQueues struct{ lists atomic.Int32 }
+// countingQueues lists one queue, or fails when told to, and counts its
+// listings.
+type countingQueues struct {
+	lists atomic.Int32
+	fail  atomic.Bool
+}
 
 func (c *countingQueues) ListQueues(context.Context) ([]store.Queue, error) {
 	c.lists.Add(1)
+	if c.fail.Load() {
+		return nil, errors.New("disk on fire")
+	}
 	return []store.Queue{{Name: "q", Stats: store.Stats{Ready: 7}}}, nil
 }
 func (c *countingQueues) Now() time.Time { return time.Now() }
 
-// TestQueueListShared: scrapes within QueueListEvery share one listing
-// (even when they come together); with a negative QueueListEvery each
-// scrape lists.
+// TestQueueListShared: scrapes within QueueListEvery share one listing,
+// or one failure, even when they come together; with a negative
+// QueueListEvery each scrape lists, and a failure after a good listing
+// leaves the queue figures out.
 func TestQueueListShared(t *testing.T) {
 	for _, c := range []struct {
 		every time.Duration
+		fail  bool
 		want  int32
-	}{{time.Hour, 1}, {-1, 4}} {
+	}{{time.Hour, false, 1}, {time.Hour, true, 1}, {-1, false, 4}} {
 		m := New(Options{QueueListEvery: c.every})
 		q := &countingQueues{}
+		q.fail.Store(c.fail)
 		m.CollectQueues(q)
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				w := httptest.NewRecorder()
-				m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-				if !strings.Contains(w.Body.String(), `courier_queue_messages{queue="q",state="ready"} 7`) {
-					t.Errorf("scrape without the queue:\n%s", w.Body)
+				if body := scrape(m); strings.Contains(body, `courier_queue_messages{queue="q",state="ready"} 7`) == c.fail {
+					t.Errorf("QueueListEvery %v, failing %v: scrape:\n%s", c.every, c.fail, body)
 				}
 			})
 		}
 		wg.Wait()
 		if got := q.lists.Load(); got != c.want {
-			t.Errorf("QueueListEvery %v: %d listings for 4 scrapes, want %d", c.every, got, c.want)
+			t.Errorf("QueueListEvery %v, failing %v: %d listings for 4 scrapes, want %d", c.every, c.fail, got, c.want)
 		}
+	}
+	m := New(Options{QueueListEvery: -1})
+	q := &countingQueues{}
+	m.CollectQueues(q)
+	scrape(m)
+	q.fail.Store(true)
+	if body := scrape(m); strings.Contains(body, "courier_queue_messages") ||
+		!strings.Contains(body, "\ncourier_metrics_queue_list_failures_total 1\n") {
+		t.Errorf("a failed listing after a good one:\n%s", body)
 	}
 }
 
-// TestActivity: the broker's deliveries, give-backs by outcome and
-// maintenance ticks are counted as they are reported.
+func scrape(m *Metrics) string {
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	return w.Body.String()
+}
+
+// TestActivity: the broker's deliveries, first waits and give-backs by
+// outcome are counted as they are reported, and a deleted queue's series
+// go.
 func TestActivity(t *testing.T) {
 	m := New(Options{})
 	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
@@ -102,8 +126,9 @@ func TestActivity(t *testing.T) {
 	for _, o := range []broker.GiveBackOutcome{broker.Retried, broker.Retried, broker.Released, broker.DeadLettered, broker.Cancelled} {
 		m.GaveBack("a", o)
 	}
-	m.Ticked(store.TickResult{Promoted: 4, Expired: 3, DeadLettered: 2, Dropped: 1})
-	m.Ticked(store.TickResult{Promoted: 1})
+	m.Delivered("gone", now, []store.Message{msg(1, time.Second)})
+	m.GaveBack("gone", broker.Retried)
+	m.QueueDeleted("gone")
 	w := httptest.NewRecorder()
 	m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	for _, line := range []string{
@@ -121,13 +146,12 @@ func TestActivity(t *testing.T) {
 		`courier_queue_nacked_total{outcome="dead_lettered",queue="a"} 1`,
 		`courier_queue_nacked_total{outcome="cancelled",queue="a"} 1`,
 		`courier_queue_nacked_total{outcome="retried",queue="b"} 0`,
-		`courier_maintenance_messages_total{what="promoted"} 5`,
-		`courier_maintenance_messages_total{what="lease_expired"} 3`,
-		`courier_maintenance_messages_total{what="expired_dead_lettered"} 2`,
-		`courier_maintenance_messages_total{what="dropped"} 1`,
 	} {
 		if !strings.Contains(w.Body.String(), "\n"+line+"\n") {
 			t.Errorf("missing %s", line)
 		}
+	}
+	if strings.Contains(w.Body.String(), `queue="gone"`) {
+		t.Errorf("a deleted queue's series are still served:\n%s", w.Body)
 	}
 }

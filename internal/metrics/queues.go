@@ -27,8 +27,9 @@ type queueCollector struct {
 	every   time.Duration
 
 	mu       sync.Mutex // held while listing: a second scrape waits for the first's listing
-	listed   time.Time  // when cached was listed (wall clock)
+	listed   time.Time  // when cached (or err) was listed (wall clock); zero: never
 	cached   []store.Queue
+	err      error   // of the last listing: served like cached, so that a failing store is not asked again by every waiting scrape
 	failures float64 // listings that failed
 
 	messages, dead, age, paused, sent, acked, failed *prometheus.Desc
@@ -91,27 +92,23 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// list returns the queues, listed again if the last listing is older than
-// every.
+// list returns the queues, or the error of listing them, listed again if
+// the last listing is older than every.
 func (c *queueCollector) list() ([]store.Queue, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cached != nil && time.Since(c.listed) < c.every {
-		return c.cached, nil
+	if !c.listed.IsZero() && time.Since(c.listed) < c.every {
+		return c.cached, c.err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	qs, err := c.queues.ListQueues(ctx)
-	if err != nil {
+	c.cached, c.err = c.queues.ListQueues(ctx)
+	c.listed = time.Now()
+	if c.err != nil {
 		c.failures++
 		c.cached = nil
-		return nil, err
 	}
-	if qs == nil {
-		qs = []store.Queue{} // cached, though empty
-	}
-	c.cached, c.listed = qs, time.Now()
-	return qs, nil
+	return c.cached, c.err
 }
 
 func boolFloat(b bool) float64 {
