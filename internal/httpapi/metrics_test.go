@@ -95,6 +95,14 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("delivered from d before its delete: %v (present %v), want 1", v, ok)
 	}
 	f.must("DELETE", "/v1/queues/d", "", 204, nil)
+	// A message of r nacked to come back at once, and delivered again.
+	f.must("POST", "/v1/queues/r/messages", `{"body":1}`, 201, nil)
+	f.must("POST", "/v1/queues/r/receive", `{}`, 200, &got)
+	f.must("POST", "/v1/queues/r/nack", `{"lease":"`+got.Messages[0].Lease+`","delay":"0s"}`, 200, nil)
+	f.must("POST", "/v1/queues/r/receive", `{}`, 200, &got)
+	if len(got.Messages) != 1 {
+		t.Fatalf("the nacked message was not delivered again: %+v", got)
+	}
 	f.must("PUT", "/v1/queues/p", `{}`, 200, nil)
 	f.must("POST", "/v1/queues/p/pause", "", 200, nil)
 	f.must("GET", "/nowhere", "", 404, nil)
@@ -136,6 +144,10 @@ func TestMetrics(t *testing.T) {
 		{"courier_queue_dead_lettered_messages", []string{"queue", "q"}, 0},
 		{"courier_queue_delivered_total", []string{"queue", "q"}, 2},
 		{"courier_queue_delivered_total", []string{"queue", "gone"}, 1},
+		{"courier_queue_redelivered_total", []string{"queue", "q"}, 0},
+		{"courier_queue_delivered_total", []string{"queue", "r"}, 2},
+		{"courier_queue_redelivered_total", []string{"queue", "r"}, 1},
+		{"courier_queue_first_delivery_seconds", []string{"queue", "r"}, 1},
 		{"courier_queue_first_delivery_seconds", []string{"queue", "q"}, 2},
 		{"courier_queue_first_delivery_seconds", []string{"queue", "gone"}, 1},
 		{"courier_queue_nacked_total", []string{"queue", "q", "outcome", "retried"}, 1},
@@ -143,14 +155,14 @@ func TestMetrics(t *testing.T) {
 		{"courier_queue_nacked_total", []string{"queue", "gone", "outcome", "released"}, 1},
 		{"courier_queue_nacked_total", []string{"queue", "t", "outcome", "dead_lettered"}, 1},
 
-		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 5},
+		{"courier_http_requests_total", []string{"route", sendRoute, "code", "201"}, 6},
 		{"courier_http_requests_total", []string{"route", sendRoute, "code", "400"}, 1},
 		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/ack", "code", "200"}, 1},
-		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "200"}, 3},
+		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "200"}, 5},
 		{"courier_http_requests_total", []string{"route", "POST /v1/queues/{queue}/receive", "code", "aborted"}, 1},
 		{"courier_http_requests_total", []string{"route", "unmatched", "code", "404"}, 1},
 		{"courier_http_requests_total", []string{"route", "unmatched", "code", "405"}, 1},
-		{"courier_http_request_duration_seconds", []string{"route", sendRoute}, 6},
+		{"courier_http_request_duration_seconds", []string{"route", sendRoute}, 7},
 		{"courier_http_request_duration_seconds", []string{"route", "POST /v1/tasks/{id}/cancel"}, 0},
 	} {
 		if v, ok := value(fams, c.name, c.labels...); !ok || v != c.want {

@@ -17,6 +17,7 @@ var _ broker.Observer = (*Metrics)(nil)
 // restarts), these are the node's own since it started.
 type activity struct {
 	delivered *prometheus.CounterVec   // by queue
+	again     *prometheus.CounterVec   // by queue: attempt > 1
 	firstWait *prometheus.HistogramVec // by queue
 	nacked    *prometheus.CounterVec   // by queue and outcome
 
@@ -26,6 +27,7 @@ type activity struct {
 // queueCounters are one queue's series, resolved once.
 type queueCounters struct {
 	delivered prometheus.Counter
+	again     prometheus.Counter
 	firstWait prometheus.Observer
 	nacked    [broker.Cancelled + 1]prometheus.Counter
 }
@@ -35,6 +37,10 @@ func newActivity() *activity {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "queue", Name: "delivered_total",
 			Help: "Messages this server's receives handed out (every delivery, redeliveries included), since it started.",
+		}, []string{"queue"}),
+		again: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "queue", Name: "redelivered_total",
+			Help: "Deliveries of messages delivered before (attempt above 1: after a nack, or a lease that expired unacked), since this server started.",
 		}, []string{"queue"}),
 		firstWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "queue", Name: "first_delivery_seconds",
@@ -50,14 +56,15 @@ func newActivity() *activity {
 }
 
 func (a *activity) collectors() []prometheus.Collector {
-	return []prometheus.Collector{a.delivered, a.firstWait, a.nacked}
+	return []prometheus.Collector{a.delivered, a.again, a.firstWait, a.nacked}
 }
 
 func (a *activity) of(queue string) *queueCounters {
 	if c, ok := a.queues.Load(queue); ok {
 		return c.(*queueCounters)
 	}
-	c := &queueCounters{delivered: a.delivered.WithLabelValues(queue), firstWait: a.firstWait.WithLabelValues(queue)}
+	c := &queueCounters{delivered: a.delivered.WithLabelValues(queue), again: a.again.WithLabelValues(queue),
+		firstWait: a.firstWait.WithLabelValues(queue)}
 	for o := range c.nacked {
 		c.nacked[o] = a.nacked.WithLabelValues(queue, broker.GiveBackOutcome(o).String())
 	}
@@ -65,15 +72,22 @@ func (a *activity) of(queue string) *queueCounters {
 	return got.(*queueCounters)
 }
 
-// Delivered counts the messages handed out from queue at now, and how
-// long each first delivery's message had waited since its send.
+// Delivered counts the messages handed out from queue at now, those
+// delivered before, and how long each first delivery's message had waited
+// since its send.
 func (m *Metrics) Delivered(queue string, now time.Time, msgs []store.Message) {
 	c := m.act.of(queue)
 	c.delivered.Add(float64(len(msgs)))
+	again := 0
 	for i := range msgs {
 		if msgs[i].Attempt == 1 {
 			c.firstWait.Observe(max(now.Sub(msgs[i].SentAt), 0).Seconds())
+		} else {
+			again++
 		}
+	}
+	if again > 0 {
+		c.again.Add(float64(again))
 	}
 }
 
@@ -90,6 +104,7 @@ func (m *Metrics) GaveBack(queue string, o broker.GiveBackOutcome) {
 func (m *Metrics) QueueDeleted(queue string) {
 	m.act.queues.Delete(queue)
 	m.act.delivered.DeleteLabelValues(queue)
+	m.act.again.DeleteLabelValues(queue)
 	m.act.firstWait.DeleteLabelValues(queue)
 	m.act.nacked.DeletePartialMatch(prometheus.Labels{"queue": queue})
 }

@@ -134,6 +134,8 @@ func TestActivity(t *testing.T) {
 	for _, line := range []string{
 		`courier_queue_delivered_total{queue="a"} 5`,
 		`courier_queue_delivered_total{queue="b"} 1`,
+		`courier_queue_redelivered_total{queue="a"} 2`,
+		`courier_queue_redelivered_total{queue="b"} 0`,
 		`courier_queue_first_delivery_seconds_bucket{queue="a",le="0.001"} 1`,
 		`courier_queue_first_delivery_seconds_bucket{queue="a",le="0.005"} 2`,
 		`courier_queue_first_delivery_seconds_bucket{queue="a",le="10"} 2`,

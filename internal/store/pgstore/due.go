@@ -137,20 +137,23 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 		return res, err
 	}
 	for _, name := range names {
+		var r store.TickResult // of the attempt that committed: a retried one starts again
 		err := s.write(ctx, func(t *txn) error {
 			q, err := lockQueue(t, name)
 			if err != nil {
 				return err
 			}
-			r, err := due(t, q, now, p.Retry)
-			res.Promoted += r.Promoted
-			res.Expired += r.Expired
-			res.DeadLettered += r.DeadLettered
-			res.Dropped += r.Dropped
+			r, err = due(t, q, now, p.Retry)
 			return err
 		})
 		if err != nil && !errors.Is(err, store.ErrQueueNotFound) {
 			return res, err
+		}
+		if err == nil {
+			res.Promoted += r.Promoted
+			res.Expired += r.Expired
+			res.DeadLettered += r.DeadLettered
+			res.Dropped += r.Dropped
 		}
 	}
 	err = s.write(ctx, func(t *txn) error {
