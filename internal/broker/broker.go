@@ -67,7 +67,8 @@ type Options struct {
 	// nodes over PostgreSQL, where a notification is only a hint. Default 0:
 	// no fallback, the store's wake-ups are exact (the embedded store).
 	PollEvery time.Duration
-	// Observer is told of deliveries, give-backs and ticks; default none.
+	// Observer is told of deliveries, give-backs and deleted queues;
+	// default none.
 	Observer Observer
 }
 

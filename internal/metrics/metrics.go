@@ -6,10 +6,10 @@
 // scrapes, one listing serving the scrapes of a few seconds, so keeping
 // them costs the message path nothing between listings. Requests are
 // counted by route and status as they are answered: two map reads, a
-// counter add, a histogram observation and one allocation per request. The embedded store's WAL fsync latencies, the
-// floor of every answer, come from the store's own histogram.
-//
-// The broker's activity (deliveries and their first waits, nacks by outcome, deleted queues) is
+// counter add, a histogram observation and one allocation per request.
+// The embedded store's WAL fsync latencies, the floor of every answer,
+// come from the store's own histogram. The broker's activity (deliveries,
+// redeliveries and first waits, nacks by outcome, deleted queues) is
 // counted as it happens, through the broker's Observer interface.
 //
 // Layout: metrics.go (New, the registry and the HTTP handler), queues.go

@@ -29,7 +29,9 @@ type queueCollector struct {
 	mu       sync.Mutex // held while listing: a second scrape waits for the first's listing
 	listed   time.Time  // when cached (or err) was listed (wall clock); zero: never
 	cached   []store.Queue
-	err      error   // of the last listing: served like cached, so that a failing store is not asked again by every waiting scrape
+	// err is the last listing's, served like cached: a failing store is
+	// not asked again by each scrape that waited for the failure.
+	err      error
 	failures float64 // listings that failed
 
 	messages, dead, age, paused, sent, acked, failed *prometheus.Desc
@@ -59,7 +61,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect sends the queues' figures, from a listing at most every old,
+// Collect sends the queues' figures, from a listing at most c.every old,
 // or an invalid metric (which the handler logs, serving the rest) when
 // the store cannot list them. Ages are as of now, whatever the listing's.
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
