@@ -26,9 +26,9 @@ type queueCollector struct {
 	timeout time.Duration
 	every   time.Duration
 
-	mu       sync.Mutex // held while listing: a second scrape waits for the first's listing
-	listed   time.Time  // when cached (or err) was listed (wall clock); zero: never
-	cached   []store.Queue
+	mu     sync.Mutex // held while listing: a second scrape waits for the first's listing
+	listed time.Time  // when cached (or err) was listed (wall clock); zero: never
+	cached []store.Queue
 	// err is the last listing's, served like cached: a failing store is
 	// not asked again by each scrape that waited for the failure.
 	err      error
