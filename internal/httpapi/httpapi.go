@@ -199,6 +199,8 @@ func (a *api) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", cw.header.Get("Allow"))
 		writeErrorBody(w, http.StatusMethodNotAllowed, courier.CodeMethodNotAllowed,
 			r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+cw.header.Get("Allow"))
+	case http.StatusBadRequest: // a request target the mux refuses, such as "*" with a method other than OPTIONS
+		writeErrorBody(w, http.StatusBadRequest, courier.CodeInvalidArgument, "no endpoint serves the request target "+r.RequestURI)
 	default:
 		for k, v := range cw.header {
 			if k != "Content-Type" && k != "Content-Length" {
