@@ -67,8 +67,8 @@ type Options struct {
 	// nodes over PostgreSQL, where a notification is only a hint. Default 0:
 	// no fallback, the store's wake-ups are exact (the embedded store).
 	PollEvery time.Duration
-	// Observer is told of deliveries, give-backs and deleted queues;
-	// default none.
+	// Observer is told of deliveries, give-backs, due work and deleted
+	// queues; default none.
 	Observer Observer
 }
 
@@ -120,5 +120,7 @@ func (b *Broker) Ready(ctx context.Context) error { return b.st.Ready(ctx) }
 // windows end) and says when it is next needed.
 func (b *Broker) Tick(ctx context.Context) (store.TickResult, error) {
 	res, err := b.st.Tick(ctx, &store.TickParams{Now: b.clock.Now(), Retry: b.retry})
+	// What the queues that did not fail did is done, error or not.
+	b.obs.DueWork(store.TickResult{Promoted: res.Promoted, Expired: res.Expired, DeadLettered: res.DeadLettered, Dropped: res.Dropped})
 	return res, wrap("tick", err)
 }

@@ -306,6 +306,9 @@ func (b *Broker) lease(ctx context.Context, queue string, o ReceiveOptions, defe
 		p.Now = b.clock.Now()
 		res, err = b.st.Lease(ctx, p)
 	}
+	if err == nil && res.Due != (store.TickResult{}) {
+		b.obs.DueWork(res.Due)
+	}
 	return res, wrap("receive", err)
 }
 

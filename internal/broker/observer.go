@@ -19,6 +19,9 @@ type Observer interface {
 	GaveBack(queue string, outcome GiveBackOutcome)
 	// QueueDeleted: queue and its messages are gone.
 	QueueDeleted(queue string)
+	// DueWork: time-driven work done, by a receive before it leased (for
+	// its queue) or by a Tick (for every queue); NextDue is not set.
+	DueWork(res store.TickResult)
 }
 
 // GiveBackOutcome is what became of a message given back.
@@ -66,3 +69,4 @@ type nopObserver struct{}
 func (nopObserver) Delivered(string, time.Time, []store.Message) {}
 func (nopObserver) GaveBack(string, GiveBackOutcome)             {}
 func (nopObserver) QueueDeleted(string)                          {}
+func (nopObserver) DueWork(store.TickResult)                     {}

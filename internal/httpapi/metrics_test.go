@@ -214,3 +214,34 @@ func TestPanicAfterAnswerBegan(t *testing.T) {
 		t.Errorf("aborted answers counted: %v, want 1", v)
 	}
 }
+
+// TestMetricsDueWork: a lease that ended unacked, and a delayed message
+// come due, are counted once, whether a receive or the maintenance tick
+// finds them.
+func TestMetricsDueWork(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, Options{Metrics: metrics.New(metrics.Options{})})
+	f.must("PUT", "/v1/queues/x", `{"backoff":{"initial":"1h","max":"2h"}}`, 200, nil)
+	f.must("POST", "/v1/queues/x/messages", `{"body":1}`, 201, nil)
+	f.must("POST", "/v1/queues/x/receive", `{"visibility":"1s"}`, 200, nil)
+	f.must("POST", "/v1/queues/x/messages", `{"body":2,"delay":"1s"}`, 201, nil)
+	f.clk.Advance(2 * time.Second)
+	// The receive finds the first lease expired (retried in an hour) and
+	// the delayed message due, and takes that one.
+	var got struct{ Messages []struct{ Lease string } }
+	f.must("POST", "/v1/queues/x/receive", `{"max":10}`, 200, &got)
+	if len(got.Messages) != 1 {
+		t.Fatalf("second receive: %+v, want the delayed message", got)
+	}
+	f.must("POST", "/v1/queues/x/ack", `{"lease":"`+got.Messages[0].Lease+`"}`, 200, nil)
+	f.clk.Advance(2 * time.Hour)
+	if _, err := f.b.Tick(context.Background()); err != nil { // the retry comes due
+		t.Fatal(err)
+	}
+	fams := f.scrape()
+	for what, want := range map[string]float64{"lease_expired": 1, "promoted": 2, "expired_dead_lettered": 0, "dropped": 0} {
+		if v, _ := value(fams, "courier_due_messages_total", "what", what); v != want {
+			t.Errorf("due %s: %v, want %v", what, v, want)
+		}
+	}
+}

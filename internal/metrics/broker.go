@@ -20,6 +20,8 @@ type activity struct {
 	again     *prometheus.CounterVec   // by queue: attempt > 1
 	firstWait *prometheus.HistogramVec // by queue
 	nacked    *prometheus.CounterVec   // by queue and outcome
+	due       [4]prometheus.Counter    // promoted, lease_expired, expired_dead_lettered, dropped
+	dueVec    *prometheus.CounterVec
 
 	queues sync.Map // queue name → *queueCounters
 }
@@ -51,12 +53,19 @@ func newActivity() *activity {
 			Namespace: namespace, Subsystem: "queue", Name: "nacked_total",
 			Help: "Nacks, releases and terminates this server applied since it started, by outcome: retried, released (attempt not counted), dead_lettered (the last attempt's nack, or a terminate), cancelled (a task whose cancel was requested).",
 		}, []string{"queue", "outcome"}),
+		dueVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "due", Name: "messages_total",
+			Help: "Messages the time-driven work of this server handled since it started, whether a receive found them due before it leased or the maintenance loop did (in a cluster, every node's receives and the leader's loop): promoted (delayed, now ready), lease_expired (a lease ended unacked; retried), expired_dead_lettered (a lease ended unacked at the last attempt), dropped (past the queue's retention).",
+		}, []string{"what"}),
+	}
+	for i, what := range []string{"promoted", "lease_expired", "expired_dead_lettered", "dropped"} {
+		a.due[i] = a.dueVec.WithLabelValues(what)
 	}
 	return a
 }
 
 func (a *activity) collectors() []prometheus.Collector {
-	return []prometheus.Collector{a.delivered, a.again, a.firstWait, a.nacked}
+	return []prometheus.Collector{a.delivered, a.again, a.firstWait, a.nacked, a.dueVec}
 }
 
 func (a *activity) of(queue string) *queueCounters {
@@ -95,6 +104,15 @@ func (m *Metrics) Delivered(queue string, now time.Time, msgs []store.Message) {
 func (m *Metrics) GaveBack(queue string, o broker.GiveBackOutcome) {
 	if int(o) < len(queueCounters{}.nacked) {
 		m.act.of(queue).nacked[o].Inc()
+	}
+}
+
+// DueWork counts the messages time-driven work handled.
+func (m *Metrics) DueWork(res store.TickResult) {
+	for i, n := range []int{res.Promoted, res.Expired, res.DeadLettered, res.Dropped} {
+		if n > 0 {
+			m.act.due[i].Add(float64(n))
+		}
 	}
 }
 

@@ -129,6 +129,8 @@ func TestActivity(t *testing.T) {
 	m.Delivered("gone", now, []store.Message{msg(1, time.Second)})
 	m.GaveBack("gone", broker.Retried)
 	m.QueueDeleted("gone")
+	m.DueWork(store.TickResult{Promoted: 4, Expired: 3, DeadLettered: 2, Dropped: 1})
+	m.DueWork(store.TickResult{Promoted: 1})
 	w := httptest.NewRecorder()
 	m.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	for _, line := range []string{
@@ -148,6 +150,10 @@ func TestActivity(t *testing.T) {
 		`courier_queue_nacked_total{outcome="dead_lettered",queue="a"} 1`,
 		`courier_queue_nacked_total{outcome="cancelled",queue="a"} 1`,
 		`courier_queue_nacked_total{outcome="retried",queue="b"} 0`,
+		`courier_due_messages_total{what="promoted"} 5`,
+		`courier_due_messages_total{what="lease_expired"} 3`,
+		`courier_due_messages_total{what="expired_dead_lettered"} 2`,
+		`courier_due_messages_total{what="dropped"} 1`,
 	} {
 		if !strings.Contains(w.Body.String(), "\n"+line+"\n") {
 			t.Errorf("missing %s", line)

@@ -462,6 +462,10 @@ type LeaseResult struct {
 	// (LeaseParams.DeferSync): pass it to SyncDeferrer.WaitSynced before
 	// answering anything that depends on it.
 	SyncMark uint64
+	// Due is the queue's due work this lease did before leasing, as Tick
+	// counts it (NextDue unset): expired leases, delayed messages come due,
+	// retention. What a lease does here a later Tick does not count again.
+	Due TickResult
 }
 
 // NackResult says what happened to a nacked message.

@@ -85,19 +85,23 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 				return err
 			}
 		}
-		if _, err := t.due(w, p.Retry, leaseDueLimit); err != nil {
+		d, err := t.due(w, p.Retry, leaseDueLimit)
+		if err != nil {
 			return err
 		}
+		res.Due = store.TickResult{Promoted: d.promoted, Expired: d.expired, DeadLettered: d.dead, Dropped: d.dropped}
 		if !w.rec.Paused {
 			vis := p.Visibility
 			if vis == 0 {
 				vis = w.rec.Config.VisibilityTimeout
 			}
+			t.leaseDropped = 0
 			msgs, err := t.lease(w, p.Max, p.MaxBytes, vis)
 			if err != nil {
 				return err
 			}
 			res.Messages = msgs
+			res.Due.Dropped += t.leaseDropped
 		}
 		t.deferSync = p.DeferSync && len(res.Messages) == 0
 		if len(res.Messages) > 0 {
@@ -106,7 +110,6 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 			// of a burn-down's CPU). Tick's nextDue moves the cursors on.
 			return nil
 		}
-		var err error
 		res.NextDue, err = t.nextDue(w)
 		return err
 	})
@@ -128,6 +131,7 @@ func (t *txn) lease(w *qwork, max, maxBytes int, vis time.Duration) ([]store.Mes
 		var dropped int
 		var err error
 		out, dropped, err = t.leaseScan(w, out, max, &budget, vis)
+		t.leaseDropped += dropped
 		// Dropping an expired group head made its next member ready, which
 		// this scan's snapshot does not hold: scan again while that happens.
 		if err != nil || dropped == 0 || len(out) >= max || budget <= 0 {

@@ -116,6 +116,9 @@ type txn struct {
 	taskReads []cachedRead
 	// handed are the waiting receives this txn leased messages for (handoff.go).
 	handed []handed
+	// leaseDropped counts the messages past retention its leases dropped
+	// as they met them (Lease reports them as due work).
+	leaseDropped int
 	// changedMsgs, when not nil, collects the seqs whose records the txn
 	// wrote or deleted (see Ack).
 	changedMsgs map[uint64]struct{}

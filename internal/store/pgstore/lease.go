@@ -76,7 +76,7 @@ func (s *Store) leaseFull(ctx context.Context, p *store.LeaseParams, now time.Ti
 			reset = s.hints.begin(p.Queue)
 		}
 		if reset != nil {
-			if _, err := due(t, q, now, p.Retry); err != nil {
+			if res.Due, err = due(t, q, now, p.Retry); err != nil {
 				return err
 			}
 		}

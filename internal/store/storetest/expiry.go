@@ -44,6 +44,30 @@ func testExpiry(t *testing.T, newStore newStoreFunc) {
 		e.leaseNone("q")
 	})
 
+	t.Run("DueWorkCountedOnce", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, newStore)
+		e.createQueue("q", expiryConfig())
+		ids := e.sendText("q", "1")
+		later := msg("2")
+		later.NotBefore = base.Add(time.Second)
+		e.send("q", later)
+		e.leaseOne("q", ids[0])
+		// At +10s the lease has expired and the delayed message is due:
+		// each is counted once, by the lease that did it or by a Tick.
+		e.set(base.Add(10 * time.Second))
+		res := e.leaseResult("q", 10, 0)
+		tick := e.tick()
+		due := store.TickResult{Promoted: res.Due.Promoted + tick.Promoted, Expired: res.Due.Expired + tick.Expired,
+			DeadLettered: res.Due.DeadLettered + tick.DeadLettered, Dropped: res.Due.Dropped + tick.Dropped}
+		if due != (store.TickResult{Promoted: 1, Expired: 1}) || !res.Due.NextDue.IsZero() {
+			t.Errorf("lease's due work %+v and tick's %+v: want one promotion and one expiry in all", res.Due, tick)
+		}
+		if again := e.leaseResult("q", 10, 0).Due; again != (store.TickResult{}) {
+			t.Errorf("a lease after that reports due work %+v, want none", again)
+		}
+	})
+
 	t.Run("RetryCountsFromExpiry", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, newStore)

@@ -159,7 +159,7 @@ func (s *memStore) Lease(_ context.Context, p *store.LeaseParams) (store.LeaseRe
 	if p.Acks != nil {
 		res.Acked = s.ack(q, p.Queue, p.Acks, p.AckResults, p.Now)
 	}
-	s.due(q, p.Now, p.Retry, &store.TickResult{})
+	s.due(q, p.Now, p.Retry, &res.Due)
 	if !q.q.Paused {
 		// group → its head: the member in flight if any (a redriven older
 		// member may not overtake it), else the first by send order.
