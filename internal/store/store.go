@@ -465,6 +465,7 @@ type LeaseResult struct {
 	// Due is the queue's due work this lease did before leasing, as Tick
 	// counts it (NextDue unset): expired leases, delayed messages come due,
 	// retention. What a lease does here a later Tick does not count again.
+	// With DeferSync, it is reported before that work is durable.
 	Due TickResult
 }
 

@@ -99,7 +99,10 @@ func expire(t *txn, q store.Queue, now time.Time, retry store.RetryFunc, r *stor
 			continue
 		}
 		r.Expired++
-		ids, readyAt, delayed = append(ids, m.id), append(readyAt, us(m.leaseExp.Add(delay))), append(delayed, true)
+		// A retry already due is ready at once, not delayed, so that it is
+		// not counted as promoted too (as on the embedded store).
+		at := us(m.leaseExp.Add(delay))
+		ids, readyAt, delayed = append(ids, m.id), append(readyAt, at), append(delayed, at.After(now))
 		if m.isTask {
 			if err := retryTask(t, m.id, now, reasonLeaseExpired); err != nil {
 				return err

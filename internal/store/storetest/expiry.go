@@ -46,25 +46,54 @@ func testExpiry(t *testing.T, newStore newStoreFunc) {
 
 	t.Run("DueWorkCountedOnce", func(t *testing.T) {
 		t.Parallel()
-		e := setup(t, newStore)
-		e.createQueue("q", expiryConfig())
-		ids := e.sendText("q", "1")
-		later := msg("2")
-		later.NotBefore = base.Add(time.Second)
-		e.send("q", later)
-		e.leaseOne("q", ids[0])
-		// At +10s the lease has expired and the delayed message is due:
-		// each is counted once, by the lease that did it or by a Tick.
-		e.set(base.Add(10 * time.Second))
-		res := e.leaseResult("q", 10, 0)
-		tick := e.tick()
-		due := store.TickResult{Promoted: res.Due.Promoted + tick.Promoted, Expired: res.Due.Expired + tick.Expired,
-			DeadLettered: res.Due.DeadLettered + tick.DeadLettered, Dropped: res.Due.Dropped + tick.Dropped}
-		if due != (store.TickResult{Promoted: 1, Expired: 1}) || !res.Due.NextDue.IsZero() {
-			t.Errorf("lease's due work %+v and tick's %+v: want one promotion and one expiry in all", res.Due, tick)
-		}
-		if again := e.leaseResult("q", 10, 0).Due; again != (store.TickResult{}) {
-			t.Errorf("a lease after that reports due work %+v, want none", again)
+		for _, c := range []struct {
+			name string
+			at   time.Duration // when the leases and the Tick run
+			want store.TickResult
+		}{
+			// At +10s the lease has expired (retried at +15s) and the
+			// delayed message is due.
+			{"expiry and promotion", 10 * time.Second, store.TickResult{Promoted: 1, Expired: 1}},
+			// At +20s the retry is due too: it is ready at once, an expiry
+			// and not also a promotion.
+			{"expiry past its retry", 20 * time.Second, store.TickResult{Promoted: 1, Expired: 1}},
+			// Past retention (1h), neither is left.
+			{"past retention", 2 * time.Hour, store.TickResult{Promoted: 1, Expired: 1, Dropped: 2}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				e := setup(t, newStore)
+				cfg := expiryConfig()
+				cfg.Retention = time.Hour
+				e.createQueue("q", cfg)
+				ids := e.sendText("q", "1")
+				later := msg("2")
+				later.NotBefore = base.Add(time.Second)
+				e.send("q", later)
+				e.leaseOne("q", ids[0])
+				e.set(base.Add(c.at))
+				// Each piece of due work is counted once, by whichever
+				// lease or Tick did it.
+				var sum store.TickResult
+				add := func(r store.TickResult) {
+					sum.Promoted += r.Promoted
+					sum.Expired += r.Expired
+					sum.DeadLettered += r.DeadLettered
+					sum.Dropped += r.Dropped
+				}
+				for range 2 {
+					res := e.leaseResult("q", 10, 0)
+					if !res.Due.NextDue.IsZero() {
+						t.Errorf("a lease's Due has NextDue %v, want zero", res.Due.NextDue)
+					}
+					add(res.Due)
+				}
+				tick := e.tick()
+				tick.NextDue = time.Time{}
+				add(tick)
+				if sum != c.want {
+					t.Errorf("due work counted %+v, want %+v", sum, c.want)
+				}
+			})
 		}
 	})
 

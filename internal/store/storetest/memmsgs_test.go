@@ -73,7 +73,8 @@ func (s *memStore) due(q *memQueue, now time.Time, retry store.RetryFunc, r *sto
 			r.DeadLettered++
 			continue
 		}
-		m.lease, m.readyAt, m.delayed = "", m.leaseExp.Add(delay), true
+		m.lease, m.readyAt = "", m.leaseExp.Add(delay)
+		m.delayed = m.readyAt.After(now) // a retry already due is not promoted too
 		s.taskRetried(m, now, "lease expired")
 		r.Expired++
 		s.signal(q.q.Name)
