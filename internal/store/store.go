@@ -484,6 +484,14 @@ type TickResult struct {
 	NextDue                                  time.Time // zero if nothing is scheduled
 }
 
+// Add adds o's counts to r's (not NextDue).
+func (r *TickResult) Add(o TickResult) {
+	r.Promoted += o.Promoted
+	r.Expired += o.Expired
+	r.DeadLettered += o.DeadLettered
+	r.Dropped += o.Dropped
+}
+
 // Parameters of the verbs. Now is the caller's clock.
 type (
 	CreateQueueParams struct {

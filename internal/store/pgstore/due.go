@@ -153,10 +153,7 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 			return res, err
 		}
 		if err == nil {
-			res.Promoted += r.Promoted
-			res.Expired += r.Expired
-			res.DeadLettered += r.DeadLettered
-			res.Dropped += r.Dropped
+			res.Add(r)
 		}
 	}
 	err = s.write(ctx, func(t *txn) error {
