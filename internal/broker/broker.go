@@ -121,8 +121,6 @@ func (b *Broker) Ready(ctx context.Context) error { return b.st.Ready(ctx) }
 func (b *Broker) Tick(ctx context.Context) (store.TickResult, error) {
 	res, err := b.st.Tick(ctx, &store.TickParams{Now: b.clock.Now(), Retry: b.retry})
 	// What the queues that did not fail did is done, error or not.
-	var done store.TickResult
-	done.Add(res)
-	b.obs.DueWork(done)
+	b.obs.DueWork(res)
 	return res, wrap("tick", err)
 }

@@ -20,7 +20,7 @@ type Observer interface {
 	// QueueDeleted: queue and its messages are gone.
 	QueueDeleted(queue string)
 	// DueWork: time-driven work done, by a receive before it leased (for
-	// its queue) or by a Tick (for every queue); NextDue is not set.
+	// its queue) or by a Tick (for every queue); NextDue means nothing here.
 	DueWork(res store.TickResult)
 }
 

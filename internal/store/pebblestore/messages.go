@@ -89,7 +89,7 @@ func (s *Store) Lease(ctx context.Context, p *store.LeaseParams) (store.LeaseRes
 		if err != nil {
 			return err
 		}
-		res.Due = store.TickResult{Promoted: d.promoted, Expired: d.expired, DeadLettered: d.dead, Dropped: d.dropped}
+		res.Due = d.counts()
 		if !w.rec.Paused {
 			vis := p.Visibility
 			if vis == 0 {

@@ -22,6 +22,11 @@ type dueResult struct {
 
 func (d dueResult) total() int { return d.promoted + d.expired + d.dead + d.dropped + d.forgotten }
 
+// counts is d as Tick and Lease report it.
+func (d dueResult) counts() store.TickResult {
+	return store.TickResult{Promoted: d.promoted, Expired: d.expired, DeadLettered: d.dead, Dropped: d.dropped}
+}
+
 // due promotes delayed messages whose time has come and releases expired
 // leases (retried at once or dead-lettered), at most limit of each.
 func (t *txn) due(w *qwork, retry store.RetryFunc, limit int) (dueResult, error) {
@@ -193,10 +198,7 @@ func (s *Store) Tick(ctx context.Context, p *store.TickParams) (store.TickResult
 				errs = append(errs, fmt.Errorf("queue %q: %w", name, err))
 				break
 			}
-			res.Promoted += r.promoted
-			res.Expired += r.expired
-			res.DeadLettered += r.dead
-			res.Dropped += r.dropped
+			res.Add(r.counts())
 			if !next.IsZero() && (res.NextDue.IsZero() || next.Before(res.NextDue)) {
 				res.NextDue = next
 			}
